@@ -1,1 +1,4 @@
+mod data;
+mod pyrandom;
+
 fn main() {}

@@ -6,8 +6,34 @@
 //! microcontroller.
 #![no_std]
 #![forbid(unsafe_code)]
+// The notebook's names are the documentation: C, W1, W2, dW1, ... keep their capitals.
+#![allow(non_snake_case)]
 
+pub mod error;
 pub mod float;
+pub mod infer;
+pub mod atomic;
+pub mod batchnorm;
+pub mod cross_entropy;
+pub mod linear;
 pub mod math;
+pub mod model;
+pub mod rng;
+pub mod train;
 
+pub use error::Error;
 pub use float::Float;
+pub use model::{Dims, Params, ParamsMut, ParamsRef, PARAM_NAMES};
+pub use rng::Rng;
+
+/// Every token id must be < `vocab`.
+pub(crate) fn check_tokens(tokens: &[u8], vocab: usize) -> Result<(), Error> {
+    match tokens.iter().position(|&t| t as usize >= vocab) {
+        Some(index) => Err(Error::TokenOutOfRange {
+            index,
+            token: tokens[index],
+            vocab,
+        }),
+        None => Ok(()),
+    }
+}
