@@ -7,12 +7,42 @@
 //! zeroed buffer (llm.c's convention), so a tensor used twice (`dcounts`, `dbndiff`) needs no
 //! special case.
 
+// Index loops mirror the notebook's tensor expressions; iterators would hide the axes.
+#![allow(clippy::needless_range_loop)]
+
 use crate::error::Error;
 use crate::float::Float;
 use crate::model::Params;
 
 /// The batchnorm epsilon of the notebook: `bnvar_inv = (bnvar + 1e-5)**-0.5`.
 pub const BN_EPS: f64 = 1e-5;
+
+/// The forward pass's intermediates in the order they are computed.
+/// [`AtomicTape::forward_from`] recomputes everything from a stage on (the finite-difference
+/// tests perturb one intermediate and recompute what follows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Emb,
+    Embcat,
+    Hprebn,
+    Bnmeani,
+    Bndiff,
+    Bndiff2,
+    Bnvar,
+    BnvarInv,
+    Bnraw,
+    Hpreact,
+    H,
+    Logits,
+    LogitMaxes,
+    NormLogits,
+    Counts,
+    CountsSum,
+    CountsSumInv,
+    Probs,
+    Logprobs,
+    Loss,
+}
 
 /// One tensor per named intermediate of the notebook's forward pass (and, in [`AtomicGrads`], its
 /// gradient). `(1, H)` row vectors of the notebook are stored as `[F; H]`, `(N, 1)` columns as `[F; N]`.
@@ -105,8 +135,15 @@ pub struct AtomicGrads<
     pub dparams: Params<F, V, T, E, TE, H>,
 }
 
-impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>
-    AtomicTape<F, N, V, T, E, TE, H>
+impl<
+        F: Float,
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > AtomicTape<F, N, V, T, E, TE, H>
 {
     /// All zeros; [`AtomicTape::forward`] overwrites every field.
     pub const ZERO: Self = AtomicTape {
@@ -143,152 +180,212 @@ impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, c
         Xb: &[[u8; T]; N],
         Yb: &[u8; N],
     ) -> Result<F, Error> {
+        self.forward_from(Stage::Emb, params, Xb, Yb)
+    }
+
+    /// The forward pass from `from` on: the intermediates before `from` are taken as they are in
+    /// `self` (so one can be perturbed), the rest recomputed. Returns the loss.
+    pub fn forward_from(
+        &mut self,
+        from: Stage,
+        params: &Params<F, V, T, E, TE, H>,
+        Xb: &[[u8; T]; N],
+        Yb: &[u8; N],
+    ) -> Result<F, Error> {
         check_batch::<N, V, T>(Xb, Yb)?;
         let P = params;
+        let run = |stage: Stage| from <= stage;
         let n = F::from_usize(N);
-        // emb = C[Xb]
-        for k in 0..N {
-            for t in 0..T {
-                self.emb[k][t] = P.C[Xb[k][t] as usize];
-            }
-        }
-        // embcat = emb.view(emb.shape[0], -1)
-        for k in 0..N {
-            for t in 0..T {
-                for e in 0..E {
-                    self.embcat[k][t * E + e] = self.emb[k][t][e];
+        if run(Stage::Emb) {
+            // emb = C[Xb]
+            for k in 0..N {
+                for t in 0..T {
+                    self.emb[k][t] = P.C[Xb[k][t] as usize];
                 }
             }
         }
-        // hprebn = embcat @ W1 + b1
-        for k in 0..N {
-            for j in 0..H {
-                let mut acc = F::ZERO;
-                for i in 0..TE {
-                    acc += self.embcat[k][i] * P.W1[i][j];
+        if run(Stage::Embcat) {
+            // embcat = emb.view(emb.shape[0], -1)
+            for k in 0..N {
+                for t in 0..T {
+                    for e in 0..E {
+                        self.embcat[k][t * E + e] = self.emb[k][t][e];
+                    }
                 }
-                self.hprebn[k][j] = acc + P.b1[j];
             }
         }
-        // bnmeani = 1/n * hprebn.sum(0, keepdim=True)   (sum over the batch, per feature)
-        for j in 0..H {
-            let mut sum = F::ZERO;
+        if run(Stage::Hprebn) {
+            // hprebn = embcat @ W1 + b1
             for k in 0..N {
-                sum += self.hprebn[k][j];
-            }
-            self.bnmeani[j] = F::ONE / n * sum;
-        }
-        // bndiff = hprebn - bnmeani
-        for k in 0..N {
-            for j in 0..H {
-                self.bndiff[k][j] = self.hprebn[k][j] - self.bnmeani[j];
-            }
-        }
-        // bndiff2 = bndiff**2
-        for k in 0..N {
-            for j in 0..H {
-                self.bndiff2[k][j] = self.bndiff[k][j] * self.bndiff[k][j];
-            }
-        }
-        // bnvar = 1/(n-1) * bndiff2.sum(0, keepdim=True)   (Bessel: divide by n - 1)
-        for j in 0..H {
-            let mut sum = F::ZERO;
-            for k in 0..N {
-                sum += self.bndiff2[k][j];
-            }
-            self.bnvar[j] = F::ONE / (n - F::ONE) * sum;
-        }
-        // bnvar_inv = (bnvar + 1e-5)**-0.5
-        for j in 0..H {
-            self.bnvar_inv[j] = F::ONE / (self.bnvar[j] + F::from_f64(BN_EPS)).sqrt();
-        }
-        // bnraw = bndiff * bnvar_inv
-        for k in 0..N {
-            for j in 0..H {
-                self.bnraw[k][j] = self.bndiff[k][j] * self.bnvar_inv[j];
-            }
-        }
-        // hpreact = bngain * bnraw + bnbias
-        for k in 0..N {
-            for j in 0..H {
-                self.hpreact[k][j] = P.bngain[j] * self.bnraw[k][j] + P.bnbias[j];
-            }
-        }
-        // h = torch.tanh(hpreact)
-        for k in 0..N {
-            for j in 0..H {
-                self.h[k][j] = self.hpreact[k][j].tanh();
-            }
-        }
-        // logits = h @ W2 + b2
-        for k in 0..N {
-            for v in 0..V {
-                let mut acc = F::ZERO;
                 for j in 0..H {
-                    acc += self.h[k][j] * P.W2[j][v];
-                }
-                self.logits[k][v] = acc + P.b2[v];
-            }
-        }
-        // logit_maxes = logits.max(1, keepdim=True).values   (max over the classes, per example)
-        for k in 0..N {
-            let mut best = 0;
-            for v in 1..V {
-                if self.logits[k][v] > self.logits[k][best] {
-                    best = v;
+                    let mut acc = F::ZERO;
+                    for i in 0..TE {
+                        acc += self.embcat[k][i] * P.W1[i][j];
+                    }
+                    self.hprebn[k][j] = acc + P.b1[j];
                 }
             }
-            self.logit_argmax[k] = best;
-            self.logit_maxes[k] = self.logits[k][best];
         }
-        // norm_logits = logits - logit_maxes
-        for k in 0..N {
-            for v in 0..V {
-                self.norm_logits[k][v] = self.logits[k][v] - self.logit_maxes[k];
+        if run(Stage::Bnmeani) {
+            // bnmeani = 1/n * hprebn.sum(0, keepdim=True)   (sum over the batch, per feature)
+            for j in 0..H {
+                let mut sum = F::ZERO;
+                for k in 0..N {
+                    sum += self.hprebn[k][j];
+                }
+                self.bnmeani[j] = F::ONE / n * sum;
             }
         }
-        // counts = norm_logits.exp()
-        for k in 0..N {
-            for v in 0..V {
-                self.counts[k][v] = self.norm_logits[k][v].exp();
+        if run(Stage::Bndiff) {
+            // bndiff = hprebn - bnmeani
+            for k in 0..N {
+                for j in 0..H {
+                    self.bndiff[k][j] = self.hprebn[k][j] - self.bnmeani[j];
+                }
             }
         }
-        // counts_sum = counts.sum(1, keepdims=True)   (sum over the classes, per example)
-        for k in 0..N {
+        if run(Stage::Bndiff2) {
+            // bndiff2 = bndiff**2
+            for k in 0..N {
+                for j in 0..H {
+                    self.bndiff2[k][j] = self.bndiff[k][j] * self.bndiff[k][j];
+                }
+            }
+        }
+        if run(Stage::Bnvar) {
+            // bnvar = 1/(n-1) * bndiff2.sum(0, keepdim=True)   (Bessel: divide by n - 1)
+            for j in 0..H {
+                let mut sum = F::ZERO;
+                for k in 0..N {
+                    sum += self.bndiff2[k][j];
+                }
+                self.bnvar[j] = F::ONE / (n - F::ONE) * sum;
+            }
+        }
+        if run(Stage::BnvarInv) {
+            // bnvar_inv = (bnvar + 1e-5)**-0.5
+            for j in 0..H {
+                self.bnvar_inv[j] = F::ONE / (self.bnvar[j] + F::from_f64(BN_EPS)).sqrt();
+            }
+        }
+        if run(Stage::Bnraw) {
+            // bnraw = bndiff * bnvar_inv
+            for k in 0..N {
+                for j in 0..H {
+                    self.bnraw[k][j] = self.bndiff[k][j] * self.bnvar_inv[j];
+                }
+            }
+        }
+        if run(Stage::Hpreact) {
+            // hpreact = bngain * bnraw + bnbias
+            for k in 0..N {
+                for j in 0..H {
+                    self.hpreact[k][j] = P.bngain[j] * self.bnraw[k][j] + P.bnbias[j];
+                }
+            }
+        }
+        if run(Stage::H) {
+            // h = torch.tanh(hpreact)
+            for k in 0..N {
+                for j in 0..H {
+                    self.h[k][j] = self.hpreact[k][j].tanh();
+                }
+            }
+        }
+        if run(Stage::Logits) {
+            // logits = h @ W2 + b2
+            for k in 0..N {
+                for v in 0..V {
+                    let mut acc = F::ZERO;
+                    for j in 0..H {
+                        acc += self.h[k][j] * P.W2[j][v];
+                    }
+                    self.logits[k][v] = acc + P.b2[v];
+                }
+            }
+        }
+        if run(Stage::LogitMaxes) {
+            // logit_maxes = logits.max(1, keepdim=True).values   (max over the classes, per example)
+            for k in 0..N {
+                let mut best = 0;
+                for v in 1..V {
+                    if self.logits[k][v] > self.logits[k][best] {
+                        best = v;
+                    }
+                }
+                self.logit_argmax[k] = best;
+                self.logit_maxes[k] = self.logits[k][best];
+            }
+        }
+        if run(Stage::NormLogits) {
+            // norm_logits = logits - logit_maxes
+            for k in 0..N {
+                for v in 0..V {
+                    self.norm_logits[k][v] = self.logits[k][v] - self.logit_maxes[k];
+                }
+            }
+        }
+        if run(Stage::Counts) {
+            // counts = norm_logits.exp()
+            for k in 0..N {
+                for v in 0..V {
+                    self.counts[k][v] = self.norm_logits[k][v].exp();
+                }
+            }
+        }
+        if run(Stage::CountsSum) {
+            // counts_sum = counts.sum(1, keepdims=True)   (sum over the classes, per example)
+            for k in 0..N {
+                let mut sum = F::ZERO;
+                for v in 0..V {
+                    sum += self.counts[k][v];
+                }
+                self.counts_sum[k] = sum;
+            }
+        }
+        if run(Stage::CountsSumInv) {
+            // counts_sum_inv = counts_sum**-1
+            for k in 0..N {
+                self.counts_sum_inv[k] = F::ONE / self.counts_sum[k];
+            }
+        }
+        if run(Stage::Probs) {
+            // probs = counts * counts_sum_inv
+            for k in 0..N {
+                for v in 0..V {
+                    self.probs[k][v] = self.counts[k][v] * self.counts_sum_inv[k];
+                }
+            }
+        }
+        if run(Stage::Logprobs) {
+            // logprobs = probs.log()
+            for k in 0..N {
+                for v in 0..V {
+                    self.logprobs[k][v] = self.probs[k][v].ln();
+                }
+            }
+        }
+        if run(Stage::Loss) {
+            // loss = -logprobs[range(n), Yb].mean()
             let mut sum = F::ZERO;
-            for v in 0..V {
-                sum += self.counts[k][v];
+            for k in 0..N {
+                sum += self.logprobs[k][Yb[k] as usize];
             }
-            self.counts_sum[k] = sum;
+            self.loss = -(sum / n);
         }
-        // counts_sum_inv = counts_sum**-1
-        for k in 0..N {
-            self.counts_sum_inv[k] = F::ONE / self.counts_sum[k];
-        }
-        // probs = counts * counts_sum_inv
-        for k in 0..N {
-            for v in 0..V {
-                self.probs[k][v] = self.counts[k][v] * self.counts_sum_inv[k];
-            }
-        }
-        // logprobs = probs.log()
-        for k in 0..N {
-            for v in 0..V {
-                self.logprobs[k][v] = self.probs[k][v].ln();
-            }
-        }
-        // loss = -logprobs[range(n), Yb].mean()
-        let mut sum = F::ZERO;
-        for k in 0..N {
-            sum += self.logprobs[k][Yb[k] as usize];
-        }
-        self.loss = -(sum / n);
         Ok(self.loss)
     }
 }
 
-impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>
-    AtomicGrads<F, N, V, T, E, TE, H>
+impl<
+        F: Float,
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > AtomicGrads<F, N, V, T, E, TE, H>
 {
     /// All zeros: the state [`AtomicGrads::backward`] expects (it accumulates with `+=`).
     pub const ZERO: Self = AtomicGrads {

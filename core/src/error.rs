@@ -51,7 +51,9 @@ impl fmt::Display for Error {
                 f,
                 "token {token} at position {index} is out of range for a vocabulary of {vocab}"
             ),
-            Error::DimsMismatch => f.write_str("the buffers passed together have different dimensions"),
+            Error::DimsMismatch => {
+                f.write_str("the buffers passed together have different dimensions")
+            }
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
         }
     }

@@ -40,7 +40,12 @@ impl<'a> BnCalibration<'a> {
 
     /// Adds the rows of `x` ((rows, T) token ids). `hprebn` is scratch of at least H values; rows
     /// are processed `hprebn.len() / H` at a time (two passes per chunk, then one merge).
-    pub fn add_rows<F: Float>(&mut self, params: ParamsRef<'_, F>, x: &[u8], hprebn: &mut [F]) -> Result<(), Error> {
+    pub fn add_rows<F: Float>(
+        &mut self,
+        params: ParamsRef<'_, F>,
+        x: &[u8],
+        hprebn: &mut [F],
+    ) -> Result<(), Error> {
         let dims = params.dims();
         let hidden = dims.hidden;
         if self.mean.len() != hidden {
@@ -58,7 +63,15 @@ impl<'a> BnCalibration<'a> {
         for xc in x.chunks(chunk_rows * dims.context) {
             let rows = xc.len() / dims.context;
             let buf = &mut hprebn[..rows * hidden];
-            embed_linear_forward(buf, xc, params.C, params.W1, params.b1, dims.context, dims.embedding);
+            embed_linear_forward(
+                buf,
+                xc,
+                params.C,
+                params.W1,
+                params.b1,
+                dims.context,
+                dims.embedding,
+            );
             // Chunk statistics by two passes, then the pairwise merge into the running ones.
             let nb = rows as f64;
             let na = self.count as f64;
@@ -178,7 +191,11 @@ impl<'a, F: Float> Inference<'a, F> {
         logits: &'a mut [F],
     ) -> Result<Self, Error> {
         let dims = params.dims();
-        for (what, len) in [("bnmean", bnmean.len()), ("bnvar", bnvar.len()), ("bnvar_inv", bnvar_inv.len())] {
+        for (what, len) in [
+            ("bnmean", bnmean.len()),
+            ("bnvar", bnvar.len()),
+            ("bnvar_inv", bnvar_inv.len()),
+        ] {
             if len != dims.hidden {
                 return Err(Error::LengthMismatch {
                     what,
@@ -279,7 +296,9 @@ impl<'a, F: Float> Inference<'a, F> {
         // The context is the last T tokens of '.'*T + out[..len].
         let mut context = [0u8; 64];
         if dims.context > context.len() {
-            return Err(Error::InvalidArgument("context longer than 64 when sampling"));
+            return Err(Error::InvalidArgument(
+                "context longer than 64 when sampling",
+            ));
         }
         while len < out.len() {
             let ctx = &mut context[..dims.context];
@@ -303,7 +322,12 @@ impl<'a, F: Float> Inference<'a, F> {
 /// the CDF at `u` in [0, 1). Overwrites `logits` with the unnormalised probabilities.
 ///
 /// Errors: temperature not finite and > 0, a NaN logit, `u` outside [0, 1), more than 256 classes.
-pub fn sample_from_logits<F: Float>(logits: &mut [F], temperature: F, top_k: usize, u: f64) -> Result<u8, Error> {
+pub fn sample_from_logits<F: Float>(
+    logits: &mut [F],
+    temperature: F,
+    top_k: usize,
+    u: f64,
+) -> Result<u8, Error> {
     if !(temperature > F::ZERO && temperature.is_finite()) {
         return Err(Error::InvalidArgument("temperature must be finite and > 0"));
     }

@@ -9,12 +9,13 @@
 // The notebook's names are the documentation: C, W1, W2, dW1, ... keep their capitals.
 #![allow(non_snake_case)]
 
-pub mod error;
-pub mod float;
-pub mod infer;
 pub mod atomic;
 pub mod batchnorm;
 pub mod cross_entropy;
+pub mod error;
+pub mod float;
+pub mod gradcheck;
+pub mod infer;
 pub mod linear;
 pub mod math;
 pub mod model;

@@ -304,8 +304,14 @@ impl<'a, F: Float> ParamsMut<'a, F> {
 /// a `static`.
 #[allow(non_snake_case)]
 #[derive(Clone, Debug)]
-pub struct Params<F, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>
-{
+pub struct Params<
+    F,
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+> {
     /// (V, E)
     pub C: [[F; E]; V],
     /// (T*E, H)

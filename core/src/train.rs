@@ -10,7 +10,9 @@
 //! (dh needs the old W2, dhprebn the old bngain, dembcat the old W1, dW1 the old C), and the
 //! arithmetic is the same for both sinks, so both give bit-identical parameters.
 
-use crate::batchnorm::{batchnorm_backward, batchnorm_forward, scale_shift_tanh_forward, tanh_backward};
+use crate::batchnorm::{
+    batchnorm_backward, batchnorm_forward, scale_shift_tanh_forward, tanh_backward,
+};
 use crate::cross_entropy::{cross_entropy_backward, cross_entropy_forward};
 use crate::error::Error;
 use crate::float::Float;
@@ -162,8 +164,15 @@ pub struct Activations<
     pub dh_col: [F; N],
 }
 
-impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>
-    Activations<F, N, V, T, E, TE, H>
+impl<
+        F: Float,
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > Activations<F, N, V, T, E, TE, H>
 {
     const CHECK: () = assert!(N >= 2 && TE == T * E, "N >= 2 and TE == T * E");
 
@@ -225,8 +234,15 @@ pub struct TrainState<
     pub acts: Activations<F, N, V, T, E, TE, H>,
 }
 
-impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>
-    TrainState<F, N, V, T, E, TE, H>
+impl<
+        F: Float,
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > TrainState<F, N, V, T, E, TE, H>
 {
     pub const ZERO: Self = TrainState {
         params: Params::ZERO,
@@ -237,7 +253,14 @@ impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, c
     /// forward, backward, `p -= lr * grad`. `xb` (N, T), `yb` (N). Returns the loss (before the update).
     pub fn step(&mut self, xb: &[u8], yb: &[u8], lr: F) -> Result<F, Error> {
         let mut grads = self.grads.view_mut();
-        train_step(&mut self.params.view_mut(), &mut grads, &mut self.acts.view_mut(), xb, yb, lr)
+        train_step(
+            &mut self.params.view_mut(),
+            &mut grads,
+            &mut self.acts.view_mut(),
+            xb,
+            yb,
+            lr,
+        )
     }
 }
 
@@ -256,8 +279,15 @@ pub struct InPlaceTrainState<
     pub acts: Activations<F, N, V, T, E, TE, H>,
 }
 
-impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>
-    InPlaceTrainState<F, N, V, T, E, TE, H>
+impl<
+        F: Float,
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > InPlaceTrainState<F, N, V, T, E, TE, H>
 {
     pub const ZERO: Self = InPlaceTrainState {
         params: Params::ZERO,
@@ -266,12 +296,23 @@ impl<F: Float, const N: usize, const V: usize, const T: usize, const E: usize, c
 
     /// forward and the in-place backward/update. Returns the loss (before the update).
     pub fn step(&mut self, xb: &[u8], yb: &[u8], lr: F) -> Result<F, Error> {
-        train_step_in_place(&mut self.params.view_mut(), &mut self.acts.view_mut(), xb, yb, lr)
+        train_step_in_place(
+            &mut self.params.view_mut(),
+            &mut self.acts.view_mut(),
+            xb,
+            yb,
+            lr,
+        )
     }
 }
 
 /// Checks the batch against the activations: `xb` (n, T), `yb` (n), ids < V.
-fn check_batch<F: Float>(dims: &Dims, acts: &ActsMut<'_, F>, xb: &[u8], yb: &[u8]) -> Result<(), Error> {
+fn check_batch<F: Float>(
+    dims: &Dims,
+    acts: &ActsMut<'_, F>,
+    xb: &[u8],
+    yb: &[u8],
+) -> Result<(), Error> {
     if acts.dims != *dims {
         return Err(Error::DimsMismatch);
     }
@@ -298,16 +339,34 @@ fn check_batch<F: Float>(dims: &Dims, acts: &ActsMut<'_, F>, xb: &[u8], yb: &[u8
 ///
 /// `xb` (n, T) and `yb` (n) token ids, n = `acts.n()`. Errors: dims of `params` and `acts`
 /// differ, wrong lengths, a token id >= V.
-pub fn forward<F: Float>(params: ParamsRef<'_, F>, acts: &mut ActsMut<'_, F>, xb: &[u8], yb: &[u8]) -> Result<F, Error> {
+pub fn forward<F: Float>(
+    params: ParamsRef<'_, F>,
+    acts: &mut ActsMut<'_, F>,
+    xb: &[u8],
+    yb: &[u8],
+) -> Result<F, Error> {
     let dims = params.dims();
     check_batch(&dims, acts, xb, yb)?;
     Ok(forward_unchecked(params, acts, xb, yb))
 }
 
-fn forward_unchecked<F: Float>(p: ParamsRef<'_, F>, acts: &mut ActsMut<'_, F>, xb: &[u8], yb: &[u8]) -> F {
+fn forward_unchecked<F: Float>(
+    p: ParamsRef<'_, F>,
+    acts: &mut ActsMut<'_, F>,
+    xb: &[u8],
+    yb: &[u8],
+) -> F {
     let dims = p.dims();
     // hprebn = C[Xb].view(n, -1) @ W1 + b1   (into the bnraw buffer)
-    embed_linear_forward(acts.bnraw, xb, p.C, p.W1, p.b1, dims.context, dims.embedding);
+    embed_linear_forward(
+        acts.bnraw,
+        xb,
+        p.C,
+        p.W1,
+        p.b1,
+        dims.context,
+        dims.embedding,
+    );
     // bnmeani, bnvar_inv, bnraw
     batchnorm_forward(acts.bnraw, acts.bnmeani, acts.bnvar_inv);
     // h = tanh(bngain * bnraw + bnbias)
@@ -376,7 +435,11 @@ impl<F: Float> GradSink<F> for ApplySgd<'_, '_, F> {
         self.params.as_ref()
     }
     fn emit(&mut self, tensor: Tensor, offset: usize, grad: &[F]) {
-        sgd_row(&mut tensor_mut(self.params, tensor)[offset..][..grad.len()], grad, self.lr);
+        sgd_row(
+            &mut tensor_mut(self.params, tensor)[offset..][..grad.len()],
+            grad,
+            self.lr,
+        );
     }
 }
 
@@ -384,12 +447,20 @@ impl<F: Float> GradSink<F> for ApplySgd<'_, '_, F> {
 #[inline(always)]
 fn sgd_row<F: Float>(p: &mut [F], grad: &[F], lr: F) {
     for (p, &g) in p.iter_mut().zip(grad) {
-        *p = *p - lr * g;
+        #[allow(clippy::assign_op_pattern)] // spelled out: this exact expression is the contract
+        {
+            *p = *p - lr * g;
+        }
     }
 }
 
 /// The fused backward. Consumes the activations of [`forward`] (overwrites h and probs).
-fn backward_into<F: Float, S: GradSink<F>>(sink: &mut S, acts: &mut ActsMut<'_, F>, xb: &[u8], yb: &[u8]) {
+fn backward_into<F: Float, S: GradSink<F>>(
+    sink: &mut S,
+    acts: &mut ActsMut<'_, F>,
+    xb: &[u8],
+    yb: &[u8],
+) {
     let dims = acts.dims;
     let (v, hidden, e, t_len) = (dims.vocab, dims.hidden, dims.embedding, dims.context);
 
@@ -424,7 +495,14 @@ fn backward_into<F: Float, S: GradSink<F>>(sink: &mut S, acts: &mut ActsMut<'_, 
     // forward: hpreact = bngain * bnraw + bnbias, and the batchnorm above it (fused)
     {
         let p = sink.params();
-        batchnorm_backward(acts.h, acts.dbngain, acts.dbnbias, acts.bnraw, acts.bnvar_inv, p.bngain);
+        batchnorm_backward(
+            acts.h,
+            acts.dbngain,
+            acts.dbnbias,
+            acts.bnraw,
+            acts.bnvar_inv,
+            p.bngain,
+        );
     }
     sink.emit(Tensor::bngain, 0, acts.dbngain);
     sink.emit(Tensor::bnbias, 0, acts.dbnbias);
@@ -434,7 +512,11 @@ fn backward_into<F: Float, S: GradSink<F>>(sink: &mut S, acts: &mut ActsMut<'_, 
     // dembcat = dhprebn @ W1.T   (old W1)
     {
         let W1 = sink.params().W1;
-        for (de_row, dh_row) in acts.dembcat.chunks_exact_mut(t_len * e).zip(dhprebn.chunks_exact(hidden)) {
+        for (de_row, dh_row) in acts
+            .dembcat
+            .chunks_exact_mut(t_len * e)
+            .zip(dhprebn.chunks_exact(hidden))
+        {
             for (i, de) in de_row.iter_mut().enumerate() {
                 *de = dot(dh_row, &W1[i * hidden..][..hidden]);
             }
@@ -459,7 +541,10 @@ fn backward_into<F: Float, S: GradSink<F>>(sink: &mut S, acts: &mut ActsMut<'_, 
     // forward: emb = C[Xb]: dC[ix] = sum of demb[k, t] over the (k, t) with Xb[k, t] == ix
     for ix in 0..v {
         acts.acc_e.fill(F::ZERO);
-        for (x, de_row) in xb.chunks_exact(t_len).zip(acts.dembcat.chunks_exact(t_len * e)) {
+        for (x, de_row) in xb
+            .chunks_exact(t_len)
+            .zip(acts.dembcat.chunks_exact(t_len * e))
+        {
             for (t, &tok) in x.iter().enumerate() {
                 if tok as usize == ix {
                     for (acc, &d) in acts.acc_e.iter_mut().zip(&de_row[t * e..][..e]) {
@@ -498,7 +583,11 @@ pub fn backward<F: Float>(
 }
 
 /// SGD: `p = p - lr * grad` for every parameter.
-pub fn sgd_update<F: Float>(params: &mut ParamsMut<'_, F>, grads: ParamsRef<'_, F>, lr: F) -> Result<(), Error> {
+pub fn sgd_update<F: Float>(
+    params: &mut ParamsMut<'_, F>,
+    grads: ParamsRef<'_, F>,
+    lr: F,
+) -> Result<(), Error> {
     if params.dims() != grads.dims() {
         return Err(Error::DimsMismatch);
     }
