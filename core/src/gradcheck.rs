@@ -427,3 +427,81 @@ pub fn table<
     }
     Ok(out)
 }
+
+/// The error measure of the finite-difference check: `|g - fd| / max(|g|, |fd|, FD_FLOOR)`.
+/// The floor makes it absolute (1e-10 at a tolerance of 1e-6) for gradients that are zero up to
+/// rounding (see [`VANISHING`]).
+pub const FD_FLOOR: f64 = 1e-4;
+
+/// The worst finite-difference error over some coordinates of one tensor.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FdResult {
+    /// `|g - fd| / max(|g|, |fd|, FD_FLOOR)`, NaN if any was NaN.
+    pub rel_err: f64,
+    pub index: usize,
+    pub analytic: f64,
+    pub finite_difference: f64,
+}
+
+/// Checks the gradient of `row` at the coordinates `indices` against Ridders' finite differences
+/// of the loss: `tape` is scratch, `reference` the forward pass of `params` on (`Xb`, `Yb`) and
+/// `grads` its backward. `params` is restored before returning.
+#[allow(clippy::too_many_arguments)]
+pub fn finite_difference_check<const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>(
+    row: &Row<f64, N, V, T, E, TE, H>,
+    indices: impl IntoIterator<Item = usize>,
+    params: &mut Params<f64, V, T, E, TE, H>,
+    Xb: &[[u8; T]; N],
+    Yb: &[u8; N],
+    reference: &AtomicTape<f64, N, V, T, E, TE, H>,
+    grads: &AtomicGrads<f64, N, V, T, E, TE, H>,
+    tape: &mut AtomicTape<f64, N, V, T, E, TE, H>,
+) -> Result<FdResult, crate::Error> {
+    let g = (row.grad)(grads);
+    let mut worst = FdResult::default();
+    for i in indices {
+        let x = match row.site {
+            Site::Tape(get, _) => {
+                tape.clone_from(reference);
+                get(tape)[i]
+            }
+            Site::Param(get) => get(params)[i],
+        };
+        let mut failed = None;
+        let mut loss_at = |delta: f64| -> f64 {
+            tape.clone_from(reference);
+            let loss = match row.site {
+                Site::Tape(get, from) => {
+                    get(tape)[i] += delta;
+                    tape.forward_from(from, params, Xb, Yb)
+                }
+                Site::Param(get) => {
+                    get(params)[i] = x + delta;
+                    let loss = tape.forward(params, Xb, Yb);
+                    get(params)[i] = x;
+                    loss
+                }
+            };
+            loss.unwrap_or_else(|e| {
+                failed = Some(e);
+                f64::NAN
+            })
+        };
+        // bndiff2 enters only through its column's sum: its scale is bnvar's, not its own.
+        let scale = if row.name == "bndiff2" { reference.bnvar[i % H] } else { x };
+        let fd = ridders(&mut loss_at, start_step(row.name, scale));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let err = (g[i] - fd).abs() / g[i].abs().max(fd.abs()).max(FD_FLOOR);
+        if err > worst.rel_err || err.is_nan() {
+            worst = FdResult {
+                rel_err: err,
+                index: i,
+                analytic: g[i],
+                finite_difference: fd,
+            };
+        }
+    }
+    Ok(worst)
+}

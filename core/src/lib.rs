@@ -20,6 +20,7 @@ pub mod linear;
 pub mod math;
 pub mod model;
 pub mod rng;
+pub mod safetensors;
 pub mod train;
 
 pub use error::Error;

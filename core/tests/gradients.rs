@@ -16,12 +16,11 @@ mod common;
 
 use common::{notebook_params, random_batch, with_big_stack};
 use makemore_core::atomic::{AtomicGrads, AtomicTape};
-use makemore_core::gradcheck::{ridders, rows, start_step, Site};
+use makemore_core::gradcheck::{finite_difference_check, ridders, rows, start_step, FD_FLOOR};
 use makemore_core::rng::{Rng, SplitMix64};
 use proptest::prelude::*;
 
 const REL_TOL: f64 = 1e-6;
-const FLOOR: f64 = 1e-4;
 
 type Tape<
     const N: usize,
@@ -64,8 +63,7 @@ fn check_against_finite_differences<
     let mut failures = Vec::new();
     let mut pick = SplitMix64(seed ^ 0xfd);
     for row in rows::<f64, N, V, T, E, TE, H>() {
-        let g = (row.grad)(&grads).to_vec();
-        let len = g.len();
+        let len = (row.grad)(&grads).len();
         let idxs: Vec<usize> = if len <= max_per_tensor {
             (0..len).collect()
         } else {
@@ -73,43 +71,8 @@ fn check_against_finite_differences<
                 .map(|_| (pick.next_u64() % len as u64) as usize)
                 .collect()
         };
-        let mut worst = (0.0f64, 0usize, 0.0, 0.0);
-        for &i in &idxs {
-            let x = match row.site {
-                Site::Tape(get, _) => {
-                    tape.clone_from(&reference);
-                    get(&mut tape)[i]
-                }
-                Site::Param(get) => get(&mut params)[i],
-            };
-            let mut loss_at = |delta: f64| -> f64 {
-                tape.clone_from(&reference);
-                match row.site {
-                    Site::Tape(get, from) => {
-                        get(&mut tape)[i] += delta;
-                        tape.forward_from(from, &params, &xb, &yb).unwrap()
-                    }
-                    Site::Param(get) => {
-                        let x = get(&mut params)[i];
-                        get(&mut params)[i] = x + delta;
-                        let loss = tape.forward(&params, &xb, &yb).unwrap();
-                        get(&mut params)[i] = x;
-                        loss
-                    }
-                }
-            };
-            // bndiff2 enters only through its column's sum: its scale is bnvar's, not its own.
-            let scale = if row.name == "bndiff2" {
-                reference.bnvar[i % H]
-            } else {
-                x
-            };
-            let fd = ridders(&mut loss_at, start_step(row.name, scale));
-            let err = (g[i] - fd).abs() / g[i].abs().max(fd.abs()).max(FLOOR);
-            if err > worst.0 || err.is_nan() {
-                worst = (err, i, g[i], fd);
-            }
-        }
+        let worst = finite_difference_check(&row, idxs, &mut params, &xb, &yb, &reference, &grads, &mut tape).unwrap();
+        let worst = (worst.rel_err, worst.index, worst.analytic, worst.finite_difference);
         if !(worst.0 <= REL_TOL) {
             failures.push(format!(
                 "{:15} worst rel err {:.3e} at [{}]: analytic {:e}, finite difference {:e}",
@@ -180,7 +143,7 @@ fn finite_difference_check_catches_a_wrong_gradient() {
         tape.forward(&p, &xb, &yb).unwrap()
     };
     let fd = ridders(&mut f, start_step("b2", params.b2[0]));
-    let rel = |g: f64| (g - fd).abs() / g.abs().max(fd.abs()).max(FLOOR);
+    let rel = |g: f64| (g - fd).abs() / g.abs().max(fd.abs()).max(FD_FLOOR);
     assert!(rel(grads.dparams.b2[0]) <= REL_TOL);
     assert!(rel(grads.dparams.b2[0] * (1.0 + 1e-5)) > REL_TOL);
 }
