@@ -9,7 +9,6 @@
 //! ```
 //!
 //! followed by `build_dataset` with a context of `block_size` tokens.
-#![allow(dead_code)]
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -156,6 +155,17 @@ impl Vocab {
             words.iter().enumerate().map(|(i, w)| (i + 1, w.as_str())),
             None,
         )
+    }
+
+    /// The vocabulary stored in a checkpoint: its symbols in id order, '.' first, the rest
+    /// sorted and distinct, at most [`MAX_VOCAB`].
+    pub fn from_symbols(symbols: &str) -> Option<Vocab> {
+        let symbols: Vec<char> = symbols.chars().collect();
+        let ok = symbols.first() == Some(&END)
+            && symbols.len() <= MAX_VOCAB
+            && symbols[1..].windows(2).all(|w| w[0] < w[1])
+            && !symbols[1..].contains(&END);
+        ok.then_some(Vocab { symbols })
     }
 
     /// Number of symbols, including '.'.

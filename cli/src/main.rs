@@ -1,4 +1,158 @@
-mod data;
-mod pyrandom;
+//! `makemore`: the notebook "makemore part 4: becoming a backprop ninja" end to end on names.txt:
+//! train (Exercise 4), calibrate batchnorm, evaluate, sample, and check gradients.
 
-fn main() {}
+mod checkpoint;
+mod data;
+mod dataset;
+mod gradcheck;
+mod model;
+mod plot;
+mod pyrandom;
+mod run;
+mod sample;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Train, evaluate and sample the MLP of makemore part 4 (backprop ninja).
+///
+/// With no command, trains the notebook's Exercise 4 model on data/names.txt.
+#[derive(Parser, Debug)]
+#[command(name = "makemore", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model (the default command).
+    Train(TrainArgs),
+    /// Sample names from a checkpoint.
+    Sample(SampleArgs),
+    /// Loss of a checkpoint on the train/val/test splits.
+    Eval(EvalArgs),
+    /// The notebook's gradient check: hand-written gradients against f64 and finite differences.
+    Gradcheck(GradcheckArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Word list, one word per line.
+    #[arg(long, default_value = "data/names.txt")]
+    pub input: PathBuf,
+    /// Directory for the checkpoint, metrics and loss curve.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// SGD steps.
+    #[arg(long, default_value_t = 200_000)]
+    pub steps: u64,
+    /// Examples per minibatch (2..=65536).
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Embedding size per character, n_embd (1..=256).
+    #[arg(long, default_value_t = 10)]
+    pub embedding: usize,
+    /// Hidden units, n_hidden (1..=4096).
+    #[arg(long, default_value_t = 200)]
+    pub hidden: usize,
+    /// Context length in characters, block_size (1..=16).
+    #[arg(long, default_value_t = 3)]
+    pub context: usize,
+    /// Learning rate before the decay step.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f32,
+    /// From this step on the learning rate is lr / 10.
+    #[arg(long, default_value_t = 100_000)]
+    pub lr_decay_step: u64,
+    /// Seed of the initialisation and the minibatch stream (the data split is always Python's
+    /// random.seed(42) shuffle).
+    #[arg(long, default_value_t = 2147483647)]
+    pub seed: u64,
+    /// Continue the run in <out>/model.safetensors.
+    #[arg(long)]
+    pub resume: bool,
+    /// Save <out>/model.safetensors every N steps (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Names to sample at the end.
+    #[arg(long, default_value_t = 20)]
+    pub samples: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    #[arg(long, default_value = "out/model.safetensors")]
+    pub checkpoint: PathBuf,
+    /// Word list; gives the vocabulary when the checkpoint has none and the provenance of names.
+    #[arg(long, default_value = "data/names.txt")]
+    pub input: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    pub count: usize,
+    #[arg(long, default_value_t = 2147483657)]
+    pub seed: u64,
+    /// Softmax temperature (> 0).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Sample only among the k most likely characters (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Start every name with these characters.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[arg(long, default_value = "out/model.safetensors")]
+    pub checkpoint: PathBuf,
+    #[arg(long, default_value = "data/names.txt")]
+    pub input: PathBuf,
+    /// train, val, test or all.
+    #[arg(long, default_value = "all", value_parser = ["train", "val", "test", "all"])]
+    pub split: String,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print {"train": .., "val": .., "test": ..} only.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    #[arg(long, default_value = "data/names.txt")]
+    pub input: PathBuf,
+    /// Seed of the initialisation and the batch.
+    #[arg(long, default_value_t = 2147483647)]
+    pub seed: u64,
+    /// Coordinates per tensor checked by finite differences.
+    #[arg(long, default_value_t = 32)]
+    pub fd_samples: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run::train(&cli.train),
+        Some(Command::Train(a)) => run::train(&a),
+        Some(Command::Sample(a)) => sample::sample(&a),
+        Some(Command::Eval(a)) => run::eval(&a),
+        Some(Command::Gradcheck(a)) => run::gradcheck(&a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

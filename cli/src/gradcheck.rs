@@ -1,0 +1,83 @@
+//! `gradcheck`: the notebook's comparison table for its 26 tensors on a batch of names at the
+//! notebook's initialisation (Exercise-1 model: E=10, H=64, T=3, batch 32, V=27).
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use makemore_core::atomic::{AtomicGrads, AtomicTape};
+use makemore_core::gradcheck::{finite_difference_check, rows, table, TableStorage};
+use makemore_core::Params;
+use rand_core::Rng as _;
+
+use crate::dataset::Dataset;
+use crate::run::{batch_rng, below, init_rng, CoreRng};
+use crate::GradcheckArgs;
+
+/// Largest relative error allowed against finite differences (f64).
+const FD_TOL: f64 = 1e-6;
+
+pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
+    let ds = Dataset::load(&a.input, 3)?;
+    if ds.vocab.len() != 27 {
+        bail!(
+            "{}: gradcheck runs the notebook's model with a vocabulary of 27; this file has {}",
+            a.input.display(),
+            ds.vocab.len()
+        );
+    }
+    let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
+    params.view_mut().init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
+    let mut xb = [[0u8; 3]; 32];
+    let mut yb = [0u8; 32];
+    let mut rng = batch_rng(a.seed, 0);
+    for k in 0..32 {
+        let i = below(&mut rng, ds.train.len() as u64) as usize;
+        xb[k].copy_from_slice(ds.train.row(i));
+        yb[k] = ds.train.y[i];
+    }
+    let mut storage = Box::new(TableStorage::<32, 27, 3, 10, 30, 64>::ZERO);
+    let table_rows = table(&params, &xb, &yb, &mut storage)?;
+
+    let mut tape = Box::new(AtomicTape::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
+    let mut reference = Box::new(AtomicTape::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
+    let loss = reference.forward(&params, &xb, &yb)?;
+    let mut grads = Box::new(AtomicGrads::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
+    grads.backward(&reference, &params, &xb, &yb)?;
+    let mut pick = batch_rng(a.seed, 1);
+    println!("loss at init (f64): {loss:.4}");
+    println!(
+        "{:15} | {:^24} | {:^35} | {:^17}",
+        "tensor", "atomic f32 vs f64", "fused f32 vs atomic f32", "f64 vs finite diff"
+    );
+    println!("{:15} | {:5} | {:16} | {:5} | {:5} | {:19} | {:17}", "", "appr.", "maxdiff", "exact", "appr.", "maxdiff", "max rel err");
+    let mut failed = Vec::new();
+    for (r, row) in table_rows.iter().zip(rows::<f64, 32, 27, 3, 10, 30, 64>()) {
+        let len = (row.grad)(&grads).len();
+        let idx: Vec<usize> = if len <= a.fd_samples {
+            (0..len).collect()
+        } else {
+            (0..a.fd_samples).map(|_| below(&mut pick, len as u64) as usize).collect()
+        };
+        let fd = finite_difference_check(&row, idx, &mut params, &xb, &yb, &reference, &grads, &mut tape)?;
+        let fused = match r.fused_vs_atomic_f32 {
+            Some(c) => format!("{:5} | {:5} | {:<19e}", c.exact, c.approximate, c.maxdiff),
+            None => format!("{:5} | {:5} | {:19}", "-", "-", "-"),
+        };
+        println!(
+            "{:15} | {:5} | {:<16e} | {fused} | {:.3e}",
+            r.name, r.atomic_f32_vs_f64.approximate, r.atomic_f32_vs_f64.maxdiff, fd.rel_err
+        );
+        let fd_ok = fd.rel_err <= FD_TOL;
+        if !r.ok() || !fd_ok {
+            failed.push(r.name);
+        }
+    }
+    let _ = pick.next_u64();
+    if failed.is_empty() {
+        println!("all 26 tensors agree");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: gradients disagree for: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}

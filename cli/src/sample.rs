@@ -1,0 +1,87 @@
+//! `sample`: names drawn from a checkpoint, each from its own PCG stream (seed, index).
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use makemore_core::ParamsRef;
+use rand_core::Rng as _;
+use rand_pcg::Pcg64;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{read_words, split_words, Vocab, DEFAULT_SPLIT_SEED};
+use crate::dataset::Provenance;
+use crate::model::InferBuffers;
+use crate::SampleArgs;
+
+/// Longest name drawn (characters, prefix included).
+pub const MAX_NAME: usize = 256;
+
+/// The PCG stream of the `index`-th name: names do not depend on each other or on threads.
+fn name_rng(seed: u64, index: u64) -> Pcg64 {
+    Pcg64::new(((seed as u128) << 64) | index as u128, 0x2545_f491_4f6c_dd1d)
+}
+
+/// Draws `count` names.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_names(
+    params: ParamsRef<'_, f32>,
+    bnmean: &[f32],
+    bnvar: &[f32],
+    vocab: &Vocab,
+    count: usize,
+    seed: u64,
+    temperature: f32,
+    top_k: usize,
+    prefix: &str,
+) -> Result<Vec<String>> {
+    let prefix: Vec<u8> = prefix
+        .chars()
+        .map(|c| vocab.encode(c).filter(|&t| t != 0).with_context(|| format!("--prefix: {c:?} is not in the vocabulary")))
+        .collect::<Result<_>>()?;
+    if !(temperature.is_finite() && temperature > 0.0) {
+        bail!("--temperature {temperature} must be a finite number > 0");
+    }
+    let mut buf = InferBuffers::new(params.dims(), 1);
+    let mut inf = buf.inference(params, bnmean, bnvar)?;
+    let mut out = [0u8; MAX_NAME];
+    let mut names = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut rng = name_rng(seed, i as u64);
+        let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let len = inf.sample_name(&prefix, temperature, top_k, uniform, &mut out)?;
+        names.push(out[..len].iter().map(|&t| vocab.decode(t).unwrap_or('?')).collect());
+    }
+    Ok(names)
+}
+
+pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
+    let ck = Checkpoint::load(&a.checkpoint)?;
+    // the data gives provenance, and the vocabulary when the checkpoint has none
+    let words = read_words(&a.input);
+    let vocab = match (&ck.vocab, &words) {
+        (Some(v), _) => v.clone(),
+        (None, Ok(w)) => Vocab::from_words(&w.words)?,
+        (None, Err(e)) => bail!("{}: the checkpoint has no vocabulary and the word list is unreadable: {e}", a.checkpoint.display()),
+    };
+    if vocab.len() != ck.dims.vocab {
+        bail!("{}: the checkpoint has {} symbols, the vocabulary {}", a.checkpoint.display(), ck.dims.vocab, vocab.len());
+    }
+    let p = ck.params_ref();
+    let (bnmean, bnvar) = match &ck.bn {
+        Some(bn) => bn.clone(),
+        None => bail!("{}: the checkpoint has no calibrated batchnorm statistics (bnmean, bnvar); finish training or run `makemore eval` first", a.checkpoint.display()),
+    };
+    let t0 = std::time::Instant::now();
+    let names = sample_names(p, &bnmean, &bnvar, &vocab, a.count, a.seed, a.temperature, a.top_k, &a.prefix)?;
+    let prov = words.ok().map(|w| Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED)));
+    let mut out = String::new();
+    for name in &names {
+        match &prov {
+            Some(p) => out.push_str(&format!("{name}\t{}\n", p.of(name))),
+            None => out.push_str(&format!("{name}\n")),
+        }
+    }
+    print!("{out}");
+    eprintln!("sampled {} names in {:.3} s", names.len(), t0.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
