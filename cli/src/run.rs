@@ -89,8 +89,11 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         ds.val.len(),
         ds.test.len()
     );
-    if ds.train.len() < 1 {
-        bail!("{}: the training split is empty; the file needs more words", a.input.display());
+    if ds.train.is_empty() {
+        bail!(
+            "{}: the training split is empty; the file needs more words",
+            a.input.display()
+        );
     }
     let dims = Dims {
         vocab: ds.vocab.len(),
@@ -98,12 +101,14 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         embedding: a.embedding,
         hidden: a.hidden,
     };
-    fs::create_dir_all(&a.out).with_context(|| format!("cannot create output directory {}", a.out.display()))?;
+    fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create output directory {}", a.out.display()))?;
     let ckpt_path = a.out.join("model.safetensors");
 
     // parameters and run state: fresh, or from the checkpoint
     let (mut params, mut run) = if a.resume {
-        let ck = Checkpoint::load(&ckpt_path).context("--resume needs the checkpoint of an earlier run")?;
+        let ck = Checkpoint::load(&ckpt_path)
+            .context("--resume needs the checkpoint of an earlier run")?;
         if ck.dims != dims {
             bail!(
                 "{}: the checkpoint's model {:?} differs from the flags' {:?}; pass the same --embedding/--hidden/--context",
@@ -113,10 +118,17 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
             );
         }
         if ck.vocab.as_ref() != Some(&ds.vocab) {
-            bail!("{}: the checkpoint's vocabulary differs from {}'s", ckpt_path.display(), a.input.display());
+            bail!(
+                "{}: the checkpoint's vocabulary differs from {}'s",
+                ckpt_path.display(),
+                a.input.display()
+            );
         }
         let Some(run) = ck.run else {
-            bail!("{}: the checkpoint has no training state to resume", ckpt_path.display());
+            bail!(
+                "{}: the checkpoint has no training state to resume",
+                ckpt_path.display()
+            );
         };
         if run.batch_size != a.batch_size || run.seed != a.seed {
             bail!(
@@ -127,7 +139,13 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
             );
         }
         println!("resuming from step {} of {}", run.step, ckpt_path.display());
-        (ck.params, RunState { steps: a.steps, ..run })
+        (
+            ck.params,
+            RunState {
+                steps: a.steps,
+                ..run
+            },
+        )
     } else {
         let mut params = vec![0f32; dims.num_params()];
         ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
@@ -181,7 +199,11 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
             xb[k * dims.context..][..dims.context].copy_from_slice(ds.train.row(i));
             yb[k] = ds.train.y[i];
         }
-        let lr = if step < run.lr_decay_step { run.lr } else { run.lr / 10.0 };
+        let lr = if step < run.lr_decay_step {
+            run.lr
+        } else {
+            run.lr / 10.0
+        };
         let loss = {
             let mut p = ParamsMut::from_flat(dims, &mut params)?;
             let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
@@ -240,7 +262,10 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     println!("train loss {:.4}", losses[0]);
     println!("val loss   {:.4}", losses[1]);
     println!("test loss  {:.4}", losses[2]);
-    println!("(batchnorm calibration and evaluation: {:.3} s)", eval_seconds);
+    println!(
+        "(batchnorm calibration and evaluation: {:.3} s)",
+        eval_seconds
+    );
 
     save(&params, &run, Some((bnmean.clone(), bnvar.clone())))?;
 
@@ -261,7 +286,10 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         "threads": threads,
         "isa": "scalar",
     });
-    crate::checkpoint::write_atomic(&a.out.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    crate::checkpoint::write_atomic(
+        &a.out.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
     write_csv(&a.out.join("loss.csv"), &curve).context("writing loss.csv")?;
     write_svg(
         &a.out.join("loss.svg"),
@@ -274,13 +302,18 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     // samples
     if a.samples > 0 {
         let prov = Provenance::new(&ds.split);
-        let names = crate::sample::sample_names(p, &bnmean, &bnvar, &ds.vocab, a.samples, 2147483657, 1.0, 0, "")?;
+        let names = crate::sample::sample_names(
+            p, &bnmean, &bnvar, &ds.vocab, a.samples, 2147483657, 1.0, 0, "",
+        )?;
         println!("samples:");
         for name in names {
             println!("{name:20} {}", prov.of(&name));
         }
     }
-    println!("wrote {}, metrics.json, loss.csv, loss.svg", ckpt_path.display());
+    println!(
+        "wrote {}, metrics.json, loss.csv, loss.svg",
+        ckpt_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -291,7 +324,11 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
     let ds = Dataset::load(&a.input, ck.dims.context)?;
     if let Some(v) = &ck.vocab {
         if *v != ds.vocab {
-            bail!("{}: the checkpoint's vocabulary differs from {}'s", a.checkpoint.display(), a.input.display());
+            bail!(
+                "{}: the checkpoint's vocabulary differs from {}'s",
+                a.checkpoint.display(),
+                a.input.display()
+            );
         }
     } else if ds.vocab.len() != ck.dims.vocab {
         bail!(
@@ -308,7 +345,11 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
         Some(bn) => bn.clone(),
         None => calibrate(p, &ds.train.x)?,
     };
-    let splits: Vec<&str> = if a.split == "all" { vec!["train", "val", "test"] } else { vec![a.split.as_str()] };
+    let splits: Vec<&str> = if a.split == "all" {
+        vec!["train", "val", "test"]
+    } else {
+        vec![a.split.as_str()]
+    };
     let mut out = serde_json::Map::new();
     for s in splits {
         let e = ds.examples(s);

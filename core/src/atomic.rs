@@ -14,8 +14,7 @@ use crate::error::Error;
 use crate::float::Float;
 use crate::model::Params;
 
-/// The batchnorm epsilon of the notebook: `bnvar_inv = (bnvar + 1e-5)**-0.5`.
-pub const BN_EPS: f64 = 1e-5;
+use crate::BN_EPS;
 
 /// The forward pass's intermediates in the order they are computed.
 /// [`AtomicTape::forward_from`] recomputes everything from a stage on (the finite-difference

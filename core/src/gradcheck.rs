@@ -447,7 +447,14 @@ pub struct FdResult {
 /// of the loss: `tape` is scratch, `reference` the forward pass of `params` on (`Xb`, `Yb`) and
 /// `grads` its backward. `params` is restored before returning.
 #[allow(clippy::too_many_arguments)]
-pub fn finite_difference_check<const N: usize, const V: usize, const T: usize, const E: usize, const TE: usize, const H: usize>(
+pub fn finite_difference_check<
+    const N: usize,
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
     row: &Row<f64, N, V, T, E, TE, H>,
     indices: impl IntoIterator<Item = usize>,
     params: &mut Params<f64, V, T, E, TE, H>,
@@ -460,6 +467,11 @@ pub fn finite_difference_check<const N: usize, const V: usize, const T: usize, c
     let g = (row.grad)(grads);
     let mut worst = FdResult::default();
     for i in indices {
+        if i >= g.len() {
+            return Err(crate::Error::InvalidArgument(
+                "finite-difference index out of range",
+            ));
+        }
         let x = match row.site {
             Site::Tape(get, _) => {
                 tape.clone_from(reference);
@@ -488,7 +500,11 @@ pub fn finite_difference_check<const N: usize, const V: usize, const T: usize, c
             })
         };
         // bndiff2 enters only through its column's sum: its scale is bnvar's, not its own.
-        let scale = if row.name == "bndiff2" { reference.bnvar[i % H] } else { x };
+        let scale = if row.name == "bndiff2" {
+            reference.bnvar[i % H]
+        } else {
+            x
+        };
         let fd = ridders(&mut loss_at, start_step(row.name, scale));
         if let Some(e) = failed {
             return Err(e);

@@ -10,19 +10,21 @@
 #![allow(non_snake_case)]
 
 pub mod atomic;
-pub mod batchnorm;
-pub mod cross_entropy;
+// The kernels take raw slices; their callers (train, infer) check every length first.
+pub(crate) mod batchnorm;
+pub(crate) mod cross_entropy;
 pub mod error;
 pub mod float;
 pub mod gradcheck;
 pub mod infer;
-pub mod linear;
+pub(crate) mod linear;
 pub mod math;
 pub mod model;
 pub mod rng;
 pub mod safetensors;
 pub mod train;
 
+pub use batchnorm::BN_EPS;
 pub use error::Error;
 pub use float::Float;
 pub use model::{Dims, Params, ParamsMut, ParamsRef, PARAM_NAMES};

@@ -48,8 +48,17 @@ impl Dims {
         {
             return Err(Error::InvalidDims);
         }
-        // Guard the products used for lengths below (each factor < 2^16 keeps them far from overflow).
+        // Every length below (and a batch of up to 65536 rows of them) must fit in usize, also
+        // on 32-bit targets.
         if self.context > 1 << 16 || self.embedding > 1 << 16 || self.hidden > 1 << 16 {
+            return Err(Error::InvalidDims);
+        }
+        let te = self.context as u128 * self.embedding as u128;
+        let params = self.vocab as u128 * self.embedding as u128
+            + te * self.hidden as u128
+            + self.hidden as u128 * (self.vocab as u128 + 3)
+            + self.vocab as u128;
+        if params > (usize::MAX >> 17) as u128 {
             return Err(Error::InvalidDims);
         }
         Ok(*self)

@@ -71,8 +71,23 @@ fn check_against_finite_differences<
                 .map(|_| (pick.next_u64() % len as u64) as usize)
                 .collect()
         };
-        let worst = finite_difference_check(&row, idxs, &mut params, &xb, &yb, &reference, &grads, &mut tape).unwrap();
-        let worst = (worst.rel_err, worst.index, worst.analytic, worst.finite_difference);
+        let worst = finite_difference_check(
+            &row,
+            idxs,
+            &mut params,
+            &xb,
+            &yb,
+            &reference,
+            &grads,
+            &mut tape,
+        )
+        .unwrap();
+        let worst = (
+            worst.rel_err,
+            worst.index,
+            worst.analytic,
+            worst.finite_difference,
+        );
         if !(worst.0 <= REL_TOL) {
             failures.push(format!(
                 "{:15} worst rel err {:.3e} at [{}]: analytic {:e}, finite difference {:e}",
