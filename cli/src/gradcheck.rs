@@ -26,7 +26,9 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
         );
     }
     let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
-    params.view_mut().init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
+    params
+        .view_mut()
+        .init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
     let mut xb = [[0u8; 3]; 32];
     let mut yb = [0u8; 32];
     let mut rng = batch_rng(a.seed, 0);
@@ -49,22 +51,36 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
         "{:15} | {:^24} | {:^35} | {:^17}",
         "tensor", "atomic f32 vs f64", "fused f32 vs atomic f32", "f64 vs finite diff"
     );
-    println!("{:15} | {:5} | {:16} | {:5} | {:5} | {:19} | {:17}", "", "appr.", "maxdiff", "exact", "appr.", "maxdiff", "max rel err");
+    println!(
+        "{:15} | {:5} | {:16} | {:5} | {:5} | {:19} | {:17}",
+        "", "appr.", "maxdiff", "exact", "appr.", "maxdiff", "max rel err"
+    );
     let mut failed = Vec::new();
     for (r, row) in table_rows.iter().zip(rows::<f64, 32, 27, 3, 10, 30, 64>()) {
         let len = (row.grad)(&grads).len();
         let idx: Vec<usize> = if len <= a.fd_samples {
             (0..len).collect()
         } else {
-            (0..a.fd_samples).map(|_| below(&mut pick, len as u64) as usize).collect()
+            (0..a.fd_samples)
+                .map(|_| below(&mut pick, len as u64) as usize)
+                .collect()
         };
-        let fd = finite_difference_check(&row, idx, &mut params, &xb, &yb, &reference, &grads, &mut tape)?;
+        let fd = finite_difference_check(
+            &row,
+            idx,
+            &mut params,
+            &xb,
+            &yb,
+            &reference,
+            &grads,
+            &mut tape,
+        )?;
         let fused = match r.fused_vs_atomic_f32 {
-            Some(c) => format!("{:5} | {:5} | {:<19e}", c.exact, c.approximate, c.maxdiff),
+            Some(c) => format!("{:5} | {:5} | {:<19.3e}", c.exact, c.approximate, c.maxdiff),
             None => format!("{:5} | {:5} | {:19}", "-", "-", "-"),
         };
         println!(
-            "{:15} | {:5} | {:<16e} | {fused} | {:.3e}",
+            "{:15} | {:5} | {:<16.3e} | {fused} | {:.3e}",
             r.name, r.atomic_f32_vs_f64.approximate, r.atomic_f32_vs_f64.maxdiff, fd.rel_err
         );
         let fd_ok = fd.rel_err <= FD_TOL;
