@@ -51,7 +51,13 @@ impl Checkpoint {
         let d = self.dims;
         let mut meta: Vec<(&str, String)> = vec![
             ("format", FORMAT.into()),
-            ("vocab", self.vocab.as_ref().map(|v| v.symbols().iter().collect()).unwrap_or_default()),
+            (
+                "vocab",
+                self.vocab
+                    .as_ref()
+                    .map(|v| v.symbols().iter().collect())
+                    .unwrap_or_default(),
+            ),
             ("context", d.context.to_string()),
             ("embedding", d.embedding.to_string()),
             ("hidden", d.hidden.to_string()),
@@ -70,7 +76,8 @@ impl Checkpoint {
         let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let bn = self.bn.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice()));
         let mut out = vec![0u8; saved_model_len(d, bn.is_some(), &meta)];
-        let n = save_model(&mut out, self.params_ref(), bn, &meta).context("encoding the checkpoint")?;
+        let n = save_model(&mut out, self.params_ref(), bn, &meta)
+            .context("encoding the checkpoint")?;
         out.truncate(n);
         Ok(out)
     }
@@ -86,7 +93,9 @@ impl Checkpoint {
             Ok(st.metadata(key, &mut buf).map_err(bad)?.map(str::to_owned))
         };
         let context = match meta("context")? {
-            Some(c) => Some(c.parse::<usize>().with_context(|| format!("{}: metadata context {c:?} is not a number", what.display()))?),
+            Some(c) => Some(c.parse::<usize>().with_context(|| {
+                format!("{}: metadata context {c:?} is not a number", what.display())
+            })?),
             None => None,
         };
         let dims = read_dims(&st, context).map_err(bad)?;
@@ -99,18 +108,28 @@ impl Checkpoint {
         };
         let vocab = match meta("vocab")? {
             Some(s) => Some(Vocab::from_symbols(&s).with_context(|| {
-                format!("{}: metadata vocab {s:?} is not '.' followed by sorted distinct symbols", what.display())
+                format!(
+                    "{}: metadata vocab {s:?} is not '.' followed by sorted distinct symbols",
+                    what.display()
+                )
             })?),
             None => None,
         };
         if let Some(v) = &vocab {
             if v.len() != dims.vocab {
-                bail!("{}: metadata vocab has {} symbols but C has {} rows", what.display(), v.len(), dims.vocab);
+                bail!(
+                    "{}: metadata vocab has {} symbols but C has {} rows",
+                    what.display(),
+                    v.len(),
+                    dims.vocab
+                );
             }
         }
         let num = |key: &str| -> Result<Option<u64>> {
             match meta(key)? {
-                Some(s) => Ok(Some(s.parse().with_context(|| format!("{}: metadata {key} {s:?} is not a number", what.display()))?)),
+                Some(s) => Ok(Some(s.parse().with_context(|| {
+                    format!("{}: metadata {key} {s:?} is not a number", what.display())
+                })?)),
                 None => Ok(None),
             }
         };
@@ -155,9 +174,18 @@ impl Checkpoint {
 /// Replaces `path` with `bytes` atomically (temp file, fsync, rename, fsync dir). On error the
 /// previous file is untouched and the temporary file removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().context("checkpoint path has no file name")?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .context("checkpoint path has no file name")?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -171,7 +199,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {} (is the directory writable and the disk not full?)", path.display()));
+        return Err(e).with_context(|| {
+            format!(
+                "cannot write {} (is the directory writable and the disk not full?)",
+                path.display()
+            )
+        });
     }
     Ok(())
 }

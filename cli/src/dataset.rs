@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::data::{build_examples, read_words, split_words, Examples, Split, Vocab, DEFAULT_SPLIT_SEED};
+use crate::data::{
+    build_examples, read_words, split_words, Examples, Split, Vocab, DEFAULT_SPLIT_SEED,
+};
 
 pub struct Dataset {
     pub vocab: Vocab,
@@ -24,7 +26,8 @@ impl Dataset {
     pub fn load(path: &Path, context: usize) -> Result<Dataset> {
         let words = read_words(path)?;
         let vocab = Vocab::from_words(&words.words)?;
-        let (count, duplicates, blank_lines) = (words.words.len(), words.duplicates, words.blank_lines);
+        let (count, duplicates, blank_lines) =
+            (words.words.len(), words.duplicates, words.blank_lines);
         let split = split_words(words.words, DEFAULT_SPLIT_SEED);
         let train = build_examples(&split.train, &vocab, context);
         let val = build_examples(&split.val, &vocab, context);

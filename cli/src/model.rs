@@ -56,12 +56,25 @@ impl InferBuffers {
         bnmean: &'a [f32],
         bnvar: &[f32],
     ) -> Result<Inference<'a, f32>> {
-        Ok(Inference::new(params, bnmean, bnvar, &mut self.bnvar_inv, &mut self.h, &mut self.logits)?)
+        Ok(Inference::new(
+            params,
+            bnmean,
+            bnvar,
+            &mut self.bnvar_inv,
+            &mut self.h,
+            &mut self.logits,
+        )?)
     }
 }
 
 /// Mean cross-entropy over a split with calibrated batchnorm.
-pub fn split_loss(params: ParamsRef<'_, f32>, bnmean: &[f32], bnvar: &[f32], x: &[u8], y: &[u8]) -> Result<f64> {
+pub fn split_loss(
+    params: ParamsRef<'_, f32>,
+    bnmean: &[f32],
+    bnvar: &[f32],
+    x: &[u8],
+    y: &[u8],
+) -> Result<f64> {
     if y.is_empty() {
         return Ok(f64::NAN);
     }

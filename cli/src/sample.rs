@@ -18,7 +18,10 @@ pub const MAX_NAME: usize = 256;
 
 /// The PCG stream of the `index`-th name: names do not depend on each other or on threads.
 fn name_rng(seed: u64, index: u64) -> Pcg64 {
-    Pcg64::new(((seed as u128) << 64) | index as u128, 0x2545_f491_4f6c_dd1d)
+    Pcg64::new(
+        ((seed as u128) << 64) | index as u128,
+        0x2545_f491_4f6c_dd1d,
+    )
 }
 
 /// Draws `count` names.
@@ -36,7 +39,12 @@ pub fn sample_names(
 ) -> Result<Vec<String>> {
     let prefix: Vec<u8> = prefix
         .chars()
-        .map(|c| vocab.encode(c).filter(|&t| t != 0).with_context(|| format!("--prefix: {c:?} is not in the vocabulary")))
+        .map(|c| {
+            vocab
+                .encode(c)
+                .filter(|&t| t != 0)
+                .with_context(|| format!("--prefix: {c:?} is not in the vocabulary"))
+        })
         .collect::<Result<_>>()?;
     if !(temperature.is_finite() && temperature > 0.0) {
         bail!("--temperature {temperature} must be a finite number > 0");
@@ -49,7 +57,12 @@ pub fn sample_names(
         let mut rng = name_rng(seed, i as u64);
         let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
         let len = inf.sample_name(&prefix, temperature, top_k, uniform, &mut out)?;
-        names.push(out[..len].iter().map(|&t| vocab.decode(t).unwrap_or('?')).collect());
+        names.push(
+            out[..len]
+                .iter()
+                .map(|&t| vocab.decode(t).unwrap_or('?'))
+                .collect(),
+        );
     }
     Ok(names)
 }
@@ -61,10 +74,18 @@ pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
     let vocab = match (&ck.vocab, &words) {
         (Some(v), _) => v.clone(),
         (None, Ok(w)) => Vocab::from_words(&w.words)?,
-        (None, Err(e)) => bail!("{}: the checkpoint has no vocabulary and the word list is unreadable: {e}", a.checkpoint.display()),
+        (None, Err(e)) => bail!(
+            "{}: the checkpoint has no vocabulary and the word list is unreadable: {e}",
+            a.checkpoint.display()
+        ),
     };
     if vocab.len() != ck.dims.vocab {
-        bail!("{}: the checkpoint has {} symbols, the vocabulary {}", a.checkpoint.display(), ck.dims.vocab, vocab.len());
+        bail!(
+            "{}: the checkpoint has {} symbols, the vocabulary {}",
+            a.checkpoint.display(),
+            ck.dims.vocab,
+            vocab.len()
+        );
     }
     let p = ck.params_ref();
     let (bnmean, bnvar) = match &ck.bn {
@@ -72,8 +93,20 @@ pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
         None => bail!("{}: the checkpoint has no calibrated batchnorm statistics (bnmean, bnvar); finish training or run `makemore eval` first", a.checkpoint.display()),
     };
     let t0 = std::time::Instant::now();
-    let names = sample_names(p, &bnmean, &bnvar, &vocab, a.count, a.seed, a.temperature, a.top_k, &a.prefix)?;
-    let prov = words.ok().map(|w| Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED)));
+    let names = sample_names(
+        p,
+        &bnmean,
+        &bnvar,
+        &vocab,
+        a.count,
+        a.seed,
+        a.temperature,
+        a.top_k,
+        &a.prefix,
+    )?;
+    let prov = words
+        .ok()
+        .map(|w| Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED)));
     let mut out = String::new();
     for name in &names {
         match &prov {
@@ -82,6 +115,10 @@ pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
         }
     }
     print!("{out}");
-    eprintln!("sampled {} names in {:.3} s", names.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "sampled {} names in {:.3} s",
+        names.len(),
+        t0.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
