@@ -193,8 +193,11 @@ pub const POSITIVE: [&str; 6] = [
 
 /// The first step of Ridders' method for a value of tensor `name` whose scale is `x`.
 pub fn start_step(name: &str, x: f64) -> f64 {
-    if POSITIVE.contains(&name) {
-        0.1 * x.abs()
+    if name == "bnvar" || name == "bndiff2" {
+        // bnvar enters as (bnvar + eps)**-0.5: its scale is bnvar + eps
+        0.01 * (x.abs() + crate::BN_EPS)
+    } else if POSITIVE.contains(&name) {
+        0.01 * x.abs()
     } else {
         1e-3 * x.abs().max(0.1)
     }
