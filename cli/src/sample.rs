@@ -114,7 +114,12 @@ pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
             None => out.push_str(&format!("{name}\n")),
         }
     }
-    print!("{out}");
+    // A closed pipe (`makemore sample | head`) ends the output quietly instead of panicking.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(out.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        other => other.context("writing the names to stdout")?,
+    }
     eprintln!(
         "sampled {} names in {:.3} s",
         names.len(),
