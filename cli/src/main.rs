@@ -146,7 +146,7 @@ fn main() -> ExitCode {
         Some(Command::Train(a)) => run::train(&a),
         Some(Command::Sample(a)) => sample::sample(&a),
         Some(Command::Eval(a)) => run::eval(&a),
-        Some(Command::Gradcheck(a)) => run::gradcheck(&a),
+        Some(Command::Gradcheck(a)) => gradcheck::gradcheck(&a),
     };
     match result {
         Ok(code) => code,

@@ -16,7 +16,7 @@ use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
 use crate::model::{calibrate, check_range, split_loss, BATCH, CONTEXT, EMBEDDING, HIDDEN};
 use crate::plot::{write_csv, write_svg, CurvePoint};
-use crate::{EvalArgs, GradcheckArgs, TrainArgs};
+use crate::{EvalArgs, TrainArgs};
 
 /// Adapts a PCG generator to the core's random source.
 pub struct CoreRng<'a>(pub &'a mut Pcg64);
@@ -339,7 +339,6 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
             ds.vocab.len()
         );
     }
-    let _ = threads(a.threads);
     let p = ck.params_ref();
     let (bnmean, bnvar) = match &ck.bn {
         Some(bn) => bn.clone(),
@@ -363,9 +362,4 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
         println!("{}", serde_json::Value::Object(out));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `gradcheck`: the notebook's comparison table at its initialisation on a batch of names.
-pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
-    crate::gradcheck::gradcheck(a)
 }
