@@ -82,6 +82,10 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Instruction set: auto, scalar, avx2, avx512 or neon (default: $MAKEMORE_ISA, else auto,
+    /// the fastest this CPU runs).
+    #[arg(long)]
+    pub isa: Option<String>,
     /// Names to sample at the end.
     #[arg(long, default_value_t = 20)]
     pub samples: usize,
@@ -122,6 +126,9 @@ pub struct EvalArgs {
     pub split: String,
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Instruction set: auto, scalar, avx2, avx512 or neon (default: $MAKEMORE_ISA, else auto).
+    #[arg(long)]
+    pub isa: Option<String>,
     /// Print {"train": .., "val": .., "test": ..} only.
     #[arg(long)]
     pub json: bool,

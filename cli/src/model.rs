@@ -1,7 +1,9 @@
 //! The model as the CLI holds it: flat `Vec`s sized at run time, viewed through the core.
 
 use anyhow::{bail, Result};
+use makemore_core::eval::{scratch_len, Evaluator};
 use makemore_core::infer::{BnCalibration, Inference};
+use makemore_core::simd::{Isa, Kernels};
 use makemore_core::{Dims, ParamsRef};
 
 /// Sizes the CLI accepts. The core's kernels take sizes at run time (its fixed-size arrays are
@@ -22,13 +24,37 @@ pub fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result
 /// Rows evaluated at a time in calibration and evaluation.
 pub const EVAL_ROWS: usize = 256;
 
+/// The kernels `--isa` (or, without the flag, the `MAKEMORE_ISA` variable) asks for: `auto`
+/// (the default) is the fastest this CPU runs; a named path the CPU lacks is an error.
+pub fn kernels(flag: Option<&str>) -> Result<Kernels> {
+    let env = std::env::var("MAKEMORE_ISA").ok();
+    let (name, from) = match (flag, env.as_deref()) {
+        (Some(f), _) => (f, "--isa"),
+        (None, Some(e)) if !e.is_empty() => (e, "MAKEMORE_ISA"),
+        _ => ("auto", "--isa"),
+    };
+    if name == "auto" {
+        return Ok(Kernels::best());
+    }
+    let Some(isa) = Isa::parse(name) else {
+        bail!("{from} {name}: unknown instruction set; use auto, scalar, avx2, avx512 or neon");
+    };
+    Kernels::new(isa).map_err(|e| anyhow::anyhow!("{from} {name}: {e}"))
+}
+
 /// Calibrates batchnorm over `x` (rows of T tokens): mean and Bessel variance of hprebn.
-pub fn calibrate(params: ParamsRef<'_, f32>, x: &[u8]) -> Result<(Vec<f32>, Vec<f32>)> {
-    let h = params.dims().hidden;
+pub fn calibrate(
+    k: &Kernels,
+    params: ParamsRef<'_, f32>,
+    x: &[u8],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let dims = params.dims();
+    let h = dims.hidden;
     let (mut mean, mut m2) = (vec![0f64; h], vec![0f64; h]);
     let mut acc = BnCalibration::new(&mut mean, &mut m2)?;
-    let mut scratch = vec![0f32; EVAL_ROWS * h];
-    acc.add_rows(params, x, &mut scratch)?;
+    let mut scratch = vec![0f32; scratch_len(&dims, EVAL_ROWS)];
+    let mut sums = vec![0f64; 2 * h];
+    Evaluator::new(*k, params, EVAL_ROWS, &mut scratch)?.calibrate(&mut acc, x, &mut sums)?;
     let (mut bnmean, mut bnvar) = (vec![0f32; h], vec![0f32; h]);
     acc.finish(&mut bnmean, &mut bnvar)?;
     Ok((bnmean, bnvar))
@@ -69,6 +95,7 @@ impl InferBuffers {
 
 /// Mean cross-entropy over a split with calibrated batchnorm.
 pub fn split_loss(
+    k: &Kernels,
     params: ParamsRef<'_, f32>,
     bnmean: &[f32],
     bnvar: &[f32],
@@ -78,7 +105,7 @@ pub fn split_loss(
     if y.is_empty() {
         return Ok(f64::NAN);
     }
-    let mut buf = InferBuffers::new(params.dims(), EVAL_ROWS);
-    let mut inf = buf.inference(params, bnmean, bnvar)?;
-    Ok(inf.loss_sum(x, y)? / y.len() as f64)
+    let mut scratch = vec![0f32; scratch_len(&params.dims(), EVAL_ROWS)];
+    let mut ev = Evaluator::new(*k, params, EVAL_ROWS, &mut scratch)?;
+    Ok(ev.loss_sum(bnmean, bnvar, x, y)? / y.len() as f64)
 }

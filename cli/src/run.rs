@@ -7,14 +7,16 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use makemore_core::train::{train_step_in_place, ActsMut};
+use makemore_core::train::ActsMut;
 use makemore_core::{Dims, ParamsMut};
 use rand_core::Rng as _;
 use rand_pcg::Pcg64;
 
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
-use crate::model::{calibrate, check_range, split_loss, BATCH, CONTEXT, EMBEDDING, HIDDEN};
+use crate::model::{
+    calibrate, check_range, kernels, split_loss, BATCH, CONTEXT, EMBEDDING, HIDDEN,
+};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::{EvalArgs, TrainArgs};
 
@@ -67,6 +69,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         bail!("--lr {} must be a finite number > 0", a.lr);
     }
     let threads = threads(a.threads);
+    let k = kernels(a.isa.as_deref())?;
     let ds = Dataset::load(&a.input, a.context)?;
     println!(
         "{}: {} words ({} duplicates kept, {} blank lines skipped), vocabulary of {}",
@@ -160,9 +163,12 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         (params, run)
     };
     println!("parameters: {}", dims.num_params());
+    println!("instruction set: {}", k.isa());
 
     let n = a.batch_size;
     let mut acts_buf = vec![0f32; ActsMut::<f32>::flat_len(&dims, n)];
+    let mut grads_buf = vec![0f32; dims.num_params()];
+    let mut w2t = vec![0f32; dims.vocab * dims.hidden];
     let mut xb = vec![0u8; n * dims.context];
     let mut yb = vec![0u8; n];
     let mut curve = Vec::new();
@@ -206,8 +212,9 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         };
         let loss = {
             let mut p = ParamsMut::from_flat(dims, &mut params)?;
+            let mut g = ParamsMut::from_flat(dims, &mut grads_buf)?;
             let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
-            train_step_in_place(&mut p, &mut acts, &xb, &yb, lr)?
+            k.train_step(&mut p, &mut g, &mut acts, &mut w2t, &xb, &yb, lr)?
         };
         if !loss.is_finite() {
             bail!(
@@ -253,10 +260,10 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     // batchnorm calibration and evaluation
     let t1 = Instant::now();
     let p = makemore_core::ParamsRef::from_flat(dims, &params)?;
-    let (bnmean, bnvar) = calibrate(p, &ds.train.x)?;
+    let (bnmean, bnvar) = calibrate(&k, p, &ds.train.x)?;
     let losses: Vec<f64> = [&ds.train, &ds.val, &ds.test]
         .iter()
-        .map(|e| split_loss(p, &bnmean, &bnvar, &e.x, &e.y))
+        .map(|e| split_loss(&k, p, &bnmean, &bnvar, &e.x, &e.y))
         .collect::<Result<_>>()?;
     let eval_seconds = t1.elapsed().as_secs_f64();
     println!("train loss {:.4}", losses[0]);
@@ -284,7 +291,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         "steps_per_second": trained as f64 / train_seconds.max(1e-9),
         "eval_seconds": eval_seconds,
         "threads": threads,
-        "isa": "scalar",
+        "isa": k.isa().name(),
     });
     crate::checkpoint::write_atomic(
         &a.out.join("metrics.json"),
@@ -320,6 +327,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
 /// `eval`: loss of each split with the checkpoint's calibrated batchnorm (calibrating over the
 /// training split if the checkpoint has no statistics).
 pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
+    let k = kernels(a.isa.as_deref())?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let ds = Dataset::load(&a.input, ck.dims.context)?;
     if let Some(v) = &ck.vocab {
@@ -342,7 +350,7 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
     let p = ck.params_ref();
     let (bnmean, bnvar) = match &ck.bn {
         Some(bn) => bn.clone(),
-        None => calibrate(p, &ds.train.x)?,
+        None => calibrate(&k, p, &ds.train.x)?,
     };
     let splits: Vec<&str> = if a.split == "all" {
         vec!["train", "val", "test"]
@@ -352,7 +360,7 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
     let mut out = serde_json::Map::new();
     for s in splits {
         let e = ds.examples(s);
-        let loss = split_loss(p, &bnmean, &bnvar, &e.x, &e.y)?;
+        let loss = split_loss(&k, p, &bnmean, &bnvar, &e.x, &e.y)?;
         if !a.json {
             println!("{s:5} loss {loss:.4} ({} examples)", e.len());
         }

@@ -26,6 +26,8 @@ pub enum Error {
     DimsMismatch,
     /// An argument outside its domain (named), e.g. a temperature <= 0 or a NaN probability.
     InvalidArgument(&'static str),
+    /// A forced instruction set (`--isa`, `MAKEMORE_ISA`) that this CPU or build cannot run.
+    IsaUnavailable { isa: &'static str },
 }
 
 impl fmt::Display for Error {
@@ -55,6 +57,11 @@ impl fmt::Display for Error {
                 f.write_str("the buffers passed together have different dimensions")
             }
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
+            Error::IsaUnavailable { isa } => write!(
+                f,
+                "instruction set {isa} is not available on this CPU (or not enabled in this \
+                 build): choose another with --isa or MAKEMORE_ISA (auto picks the best)"
+            ),
         }
     }
 }

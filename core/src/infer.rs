@@ -96,6 +96,51 @@ impl<'a> BnCalibration<'a> {
         Ok(())
     }
 
+    /// Adds rows whose hprebn (rows, H) is already computed (by [`crate::eval::Evaluator`]);
+    /// `sums` is f64 scratch of at least 2*H. Same two-pass-then-merge as [`Self::add_rows`],
+    /// with the loops running along rows so they vectorise.
+    pub fn add_hprebn(&mut self, hprebn: &[f32], sums: &mut [f64]) -> Result<(), Error> {
+        let hidden = self.mean.len();
+        if !hprebn.len().is_multiple_of(hidden) || sums.len() < 2 * hidden {
+            return Err(Error::LengthMismatch {
+                what: "hprebn rows / sums scratch",
+                expected: 2 * hidden,
+                got: sums.len(),
+            });
+        }
+        let rows = hprebn.len() / hidden;
+        if rows == 0 {
+            return Ok(());
+        }
+        let (mean_b, m2_b) = sums[..2 * hidden].split_at_mut(hidden);
+        mean_b.fill(0.0);
+        for row in hprebn.chunks_exact(hidden) {
+            for (s, &x) in mean_b.iter_mut().zip(row) {
+                *s += x as f64;
+            }
+        }
+        let nb = rows as f64;
+        for s in mean_b.iter_mut() {
+            *s /= nb;
+        }
+        m2_b.fill(0.0);
+        for row in hprebn.chunks_exact(hidden) {
+            for ((s, &m), &x) in m2_b.iter_mut().zip(mean_b.iter()).zip(row) {
+                let d = x as f64 - m;
+                *s += d * d;
+            }
+        }
+        let na = self.count as f64;
+        let n = na + nb;
+        for j in 0..hidden {
+            let delta = mean_b[j] - self.mean[j];
+            self.mean[j] += delta * nb / n;
+            self.m2[j] += m2_b[j] + delta * delta * na * nb / n;
+        }
+        self.count += rows as u64;
+        Ok(())
+    }
+
     /// Merges another accumulator's rows into this one (Chan's update; call in a fixed order for
     /// results independent of how the rows were split).
     pub fn merge(&mut self, other: &BnCalibration<'_>) -> Result<(), Error> {
@@ -143,8 +188,8 @@ impl<'a> BnCalibration<'a> {
 }
 
 /// `x` holds whole rows of T ids < V; `y` (if given) one id < V per row.
-fn check_rows(dims: &Dims, x: &[u8], y: Option<&[u8]>) -> Result<usize, Error> {
-    if x.len() % dims.context != 0 {
+pub(crate) fn check_rows(dims: &Dims, x: &[u8], y: Option<&[u8]>) -> Result<usize, Error> {
+    if !x.len().is_multiple_of(dims.context) {
         return Err(Error::LengthMismatch {
             what: "X (rows of T tokens)",
             expected: x.len() / dims.context * dims.context,

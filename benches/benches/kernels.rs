@@ -1,0 +1,311 @@
+//! Every kernel at the Exercise-4 shapes (batch 32, T=3, E=10, H=200, V=27) and the whole
+//! training step, scalar vs each vector path of this CPU side by side.
+//!
+//! `cargo bench -p benches --bench kernels`; `MAKEMORE_ISA=avx2` times scalar and that path only.
+//! Throughput: products report FLOP/s as "elem/s" (2 per multiply-add), the other kernels
+//! elements/s. Inputs come from a fixed seed; each path's result is checked against the scalar
+//! one once before it is timed.
+
+use benches::{check_close, paths, Data, StepState, BATCH};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use makemore_core::model::Dims;
+use makemore_core::simd::Kernels;
+use std::hint::black_box;
+
+const D: Dims = Dims::EXERCISE4;
+
+/// Times `run` on every path; `inputs` builds fresh inputs (not timed), `run` returns the output
+/// that is checked against scalar (`rel` = tolerance relative to the output's largest value,
+/// 0 = the same bits).
+fn bench<I>(
+    c: &mut Criterion,
+    name: &str,
+    throughput: u64,
+    rel: f32,
+    inputs: impl Fn() -> I,
+    run: impl Fn(&Kernels, &mut I),
+    output: impl Fn(&I) -> Vec<f32>,
+) {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(throughput));
+    let mut scalar_out: Option<Vec<f32>> = None;
+    for k in paths() {
+        let mut once = inputs();
+        run(&k, &mut once);
+        let out = output(&once);
+        match &scalar_out {
+            None => scalar_out = Some(out),
+            Some(want) => check_close(name, k.isa(), &out, want, rel),
+        }
+        group.bench_function(k.isa().name(), |b| {
+            b.iter_batched_ref(
+                &inputs,
+                |i| {
+                    run(&k, i);
+                    black_box(&*i);
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn kernels(c: &mut Criterion) {
+    let (n, v, t, e, h) = (BATCH, D.vocab, D.context, D.embedding, D.hidden);
+    let te = t * e;
+    let mut data = Data::new(1);
+    let xb = data.tokens(n * t, v);
+    let yb = data.tokens(n, v);
+    let cmat = data.vec(v * e, 1.0);
+    let embcat = data.vec(n * te, 1.0);
+    let w1 = data.vec(te * h, 0.3);
+    let b1 = data.vec(h, 0.1);
+    let hprebn = data.vec(n * h, 2.0);
+    let hmat = data.vec(n * h, 1.0);
+    let w2 = data.vec(h * v, 0.1);
+    let w2t = data.vec(v * h, 0.1);
+    let b2 = data.vec(v, 0.1);
+    let logits = data.vec(n * v, 3.0);
+    let dlogits = data.vec(n * v, 0.03);
+    let bngain = data.vec(h, 1.0);
+    let bnbias = data.vec(h, 0.1);
+    let bnvar_inv = data.vec(h, 1.0);
+    let dmat = data.vec(n * h, 0.01);
+    let params = data.vec(D.num_params(), 0.3);
+    let grads = data.vec(D.num_params(), 0.01);
+    let flop = |m: usize, k: usize, p: usize| (2 * m * k * p) as u64;
+
+    let x = hprebn.clone();
+    bench(
+        c,
+        "exp",
+        (n * h) as u64,
+        0.0,
+        || vec![0f32; n * h],
+        |k, out| {
+            k.exp(out, &x);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "tanh",
+        (n * h) as u64,
+        0.0,
+        || vec![0f32; n * h],
+        |k, out| {
+            k.tanh(out, &x);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "embed_gather",
+        (n * te) as u64,
+        0.0,
+        || vec![0f32; n * te],
+        |k, out| {
+            k.embed_gather(out, &xb, &cmat, e);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "linear_forward hprebn",
+        flop(n, te, h),
+        1e-5,
+        || vec![0f32; n * h],
+        |k, out| {
+            k.linear_forward(out, &embcat, &w1, &b1, h);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "batchnorm_forward",
+        (n * h) as u64,
+        0.0,
+        || (hprebn.clone(), vec![0f32; h], vec![0f32; h]),
+        |k, (x, m, i)| {
+            k.batchnorm_forward(x, m, i);
+        },
+        |(x, _, _)| x.to_vec(),
+    );
+    bench(
+        c,
+        "scale_shift_tanh_forward",
+        (n * h) as u64,
+        0.0,
+        || vec![0f32; n * h],
+        |k, out| {
+            k.scale_shift_tanh_forward(out, &hprebn, &bngain, &bnbias);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "linear_forward logits",
+        flop(n, h, v),
+        1e-5,
+        || vec![0f32; n * v],
+        |k, out| {
+            k.linear_forward(out, &hmat, &w2, &b2, v);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "cross_entropy_forward",
+        (n * v) as u64,
+        1e-6,
+        || logits.clone(),
+        |k, x| {
+            k.cross_entropy_forward(x, &yb);
+        },
+        |x| x.to_vec(),
+    );
+    bench(
+        c,
+        "cross_entropy_backward",
+        (n * v) as u64,
+        0.0,
+        || logits.clone(),
+        |k, x| {
+            k.cross_entropy_backward(x, &yb);
+        },
+        |x| x.to_vec(),
+    );
+    bench(
+        c,
+        "matmul_tn dW2",
+        flop(h, n, v),
+        1e-5,
+        || vec![0f32; h * v],
+        |k, out| {
+            k.matmul_tn(out, &hmat, &dlogits, h, v);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "bias_backward db2",
+        (n * v) as u64,
+        0.0,
+        || vec![0f32; v],
+        |k, out| {
+            k.bias_backward(out, &dlogits);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "transpose W2",
+        (h * v) as u64,
+        0.0,
+        || vec![0f32; v * h],
+        |k, out| {
+            k.transpose(out, &w2, v);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "linear_tanh_backward dh",
+        flop(n, v, h),
+        1e-5,
+        || hmat.clone(),
+        |k, x| {
+            k.linear_tanh_backward(x, &dlogits, &w2t, h);
+        },
+        |x| x.to_vec(),
+    );
+    bench(
+        c,
+        "batchnorm_backward",
+        (n * h) as u64,
+        0.0,
+        || (dmat.clone(), vec![0f32; h], vec![0f32; h]),
+        |k, (d, g, b)| {
+            k.batchnorm_backward(d, g, b, &hmat, &bnvar_inv, &bngain);
+        },
+        |(d, _, _)| d.to_vec(),
+    );
+    bench(
+        c,
+        "matmul_tn dW1",
+        flop(te, n, h),
+        1e-5,
+        || vec![0f32; te * h],
+        |k, out| {
+            k.matmul_tn(out, &embcat, &dmat, te, h);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "bias_backward db1",
+        (n * h) as u64,
+        0.0,
+        || vec![0f32; h],
+        |k, out| {
+            k.bias_backward(out, &dmat);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "matmul_nt dembcat",
+        flop(n, h, te),
+        1e-5,
+        || vec![0f32; n * te],
+        |k, out| {
+            k.matmul_nt(out, &dmat, &w1, h);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "embed_scatter_add",
+        (n * te) as u64,
+        0.0,
+        || vec![0f32; v * e],
+        |k, out| {
+            k.embed_scatter_add(out, &embcat, &xb);
+        },
+        |out| out.to_vec(),
+    );
+    bench(
+        c,
+        "sgd",
+        D.num_params() as u64,
+        0.0,
+        || params.clone(),
+        |k, p| {
+            k.sgd(p, &grads, 0.1);
+        },
+        |p| p.to_vec(),
+    );
+}
+
+/// The whole step: forward, backward, SGD (about 2.2 MFLOP).
+fn train_step(c: &mut Criterion) {
+    let flop = {
+        let (n, v, te, h) = (BATCH, D.vocab, D.embcat(), D.hidden);
+        2 * (2 * n * te * h + 3 * n * h * v + n * te * h) as u64
+    };
+    bench(
+        c,
+        "train_step",
+        flop,
+        1e-4,
+        || StepState::new(D, BATCH, 7),
+        |k, s| {
+            s.step(k, 0.1);
+        },
+        |s| s.params.clone(),
+    );
+}
+
+criterion_group!(benches, kernels, train_step);
+criterion_main!(benches);

@@ -1,0 +1,132 @@
+//! Fast f32 evaluation over whole data sets on any [`Kernels`] path: batchnorm calibration and
+//! the loss with calibrated statistics.
+//!
+//! The first layer goes through per-position tables `table[t] = C @ W1[t*E..(t+1)*E]` (T, V, H):
+//! a row's `hprebn = b1 + table[0][x0] + ... + table[T-1][x(T-1)]`, T vector adds instead of
+//! T*E multiply-adds per hidden unit (the tables cost V*T*E*H multiply-adds once). This is the
+//! same function summed in another order, so results differ from [`crate::infer`] by rounding
+//! (measured on the notebook's run: losses agree to 1e-6).
+
+use crate::error::Error;
+use crate::infer::BnCalibration;
+use crate::model::{Dims, ParamsRef};
+use crate::simd::Kernels;
+
+/// Values of scratch [`Evaluator::new`] needs for `rows` rows at a time: table (T*V*H),
+/// h (rows*H), logits (rows*V), bnvar_inv (H), column sums (2*H as f64 is separate).
+pub const fn scratch_len(dims: &Dims, rows: usize) -> usize {
+    dims.context * dims.vocab * dims.hidden + rows * dims.hidden + rows * dims.vocab + dims.hidden
+}
+
+/// The model's first-layer tables and scratch for evaluating `rows` rows at a time.
+#[derive(Debug)]
+pub struct Evaluator<'a> {
+    kernels: Kernels,
+    params: ParamsRef<'a, f32>,
+    table: &'a mut [f32],
+    h: &'a mut [f32],
+    logits: &'a mut [f32],
+    bnvar_inv: &'a mut [f32],
+    rows: usize,
+}
+
+impl<'a> Evaluator<'a> {
+    /// Builds the tables. `scratch` must hold exactly [`scratch_len`]`(dims, rows)` values.
+    pub fn new(
+        kernels: Kernels,
+        params: ParamsRef<'a, f32>,
+        rows: usize,
+        scratch: &'a mut [f32],
+    ) -> Result<Self, Error> {
+        let dims = params.dims();
+        if rows == 0 || scratch.len() != scratch_len(&dims, rows) {
+            return Err(Error::LengthMismatch {
+                what: "evaluation scratch",
+                expected: scratch_len(&dims, rows.max(1)),
+                got: scratch.len(),
+            });
+        }
+        let (t, v, e, hd) = (dims.context, dims.vocab, dims.embedding, dims.hidden);
+        let (table, rest) = scratch.split_at_mut(t * v * hd);
+        let (h, rest) = rest.split_at_mut(rows * hd);
+        let (logits, bnvar_inv) = rest.split_at_mut(rows * v);
+        // table[t] = C @ W1[t*E..(t+1)*E]   (V, H) per position
+        for (pos, tab) in table.chunks_exact_mut(v * hd).enumerate() {
+            kernels.linear_forward(tab, params.C, &params.W1[pos * e * hd..][..e * hd], &[], hd);
+        }
+        Ok(Evaluator {
+            kernels,
+            params,
+            table,
+            h,
+            logits,
+            bnvar_inv,
+            rows,
+        })
+    }
+
+    /// hprebn of the rows of `x` (at most `self.rows`) into `self.h`.
+    fn hprebn(&mut self, x: &[u8]) -> usize {
+        let dims = self.params.dims();
+        let rows = x.len() / dims.context;
+        self.kernels.embed_table_forward(
+            &mut self.h[..rows * dims.hidden],
+            x,
+            self.table,
+            self.params.b1,
+            dims.vocab,
+        );
+        rows
+    }
+
+    /// Adds the rows of `x` (rows, T) to a calibration. `sums` is f64 scratch of 2*H.
+    pub fn calibrate(
+        &mut self,
+        acc: &mut BnCalibration<'_>,
+        x: &[u8],
+        sums: &mut [f64],
+    ) -> Result<(), Error> {
+        let dims = self.params.dims();
+        crate::infer::check_rows(&dims, x, None)?;
+        for xc in x.chunks(self.rows * dims.context) {
+            let rows = self.hprebn(xc);
+            acc.add_hprebn(&self.h[..rows * dims.hidden], sums)?;
+        }
+        Ok(())
+    }
+
+    /// The sum (not the mean) of the cross-entropy over the rows of `x` (rows, T) and `y` with
+    /// the calibrated `bnmean`, `bnvar` (H), accumulated in f64 per block of rows.
+    pub fn loss_sum(
+        &mut self,
+        bnmean: &[f32],
+        bnvar: &[f32],
+        x: &[u8],
+        y: &[u8],
+    ) -> Result<f64, Error> {
+        let dims = self.params.dims();
+        crate::infer::check_rows(&dims, x, Some(y))?;
+        for (what, len) in [("bnmean", bnmean.len()), ("bnvar", bnvar.len())] {
+            if len != dims.hidden {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected: dims.hidden,
+                    got: len,
+                });
+            }
+        }
+        crate::batchnorm::bnvar_inv_from_bnvar(self.bnvar_inv, bnvar);
+        let p = self.params;
+        let k = self.kernels;
+        let mut sum = 0.0;
+        for (xc, yc) in x.chunks(self.rows * dims.context).zip(y.chunks(self.rows)) {
+            let rows = self.hprebn(xc);
+            let h = &mut self.h[..rows * dims.hidden];
+            k.batchnorm_tanh_inference(h, bnmean, self.bnvar_inv, p.bngain, p.bnbias);
+            let logits = &mut self.logits[..rows * dims.vocab];
+            k.linear_forward(logits, h, p.W2, p.b2, dims.vocab);
+            sum += k.cross_entropy_forward(logits, yc) as f64 * rows as f64;
+        }
+        Ok(sum)
+    }
+}

@@ -1,0 +1,756 @@
+//! The vector kernels, written once for every instruction set through [`Simd`].
+//!
+//! Every function is `#[inline(always)]` and generic: it is compiled inside the
+//! `#[target_feature]` entry points of `mod.rs`, so each path gets its own instructions. Rows are
+//! row-major and vectors run along the contiguous last axis; a row whose width is not a multiple
+//! of the lane count ends with one partial vector (masked load and store), so no kernel reads or
+//! writes outside its slices. The elementwise kernels do exactly the scalar code's operations in
+//! the same order (no FMA), so they give the same bits; the products use FMA.
+
+use super::Simd;
+use crate::math::ln_f32;
+use crate::model::ParamsMut;
+use crate::train::ActsMut;
+
+// ---------------------------------------------------------------- helpers
+
+/// Loads `x.len() <= LANES` values (the rest 0).
+#[inline(always)]
+fn ld<S: Simd>(s: S, x: &[f32]) -> S::V {
+    if x.len() == S::LANES {
+        s.load(x)
+    } else {
+        s.load_tail(x, 0.0)
+    }
+}
+
+/// Stores the first `out.len() <= LANES` lanes.
+#[inline(always)]
+fn st<S: Simd>(s: S, out: &mut [f32], v: S::V) {
+    if out.len() == S::LANES {
+        s.store(out, v)
+    } else {
+        s.store_tail(out, v)
+    }
+}
+
+/// `(offset, width)` of the vectors covering a row of `m`: full ones, then one partial.
+#[inline(always)]
+fn columns<S: Simd>(m: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..m)
+        .step_by(S::LANES)
+        .map(move |c| (c, (m - c).min(S::LANES)))
+}
+
+// Closures that call vector operations are avoided on purpose: a closure does not inherit
+// `#[inline(always)]`, and LLVM does not inline the intrinsics inside it, so every operation
+// would become a call. Loops are written out instead.
+
+// ---------------------------------------------------------------- exp, tanh
+
+/// [`crate::math::exp_f32`], lane by lane, the same operations in the same order.
+#[inline(always)]
+pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
+    const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
+    const SHIFT: f32 = 12_582_912.0;
+    const P0: f32 = f32::from_bits(0x3950_6967);
+    const P1: f32 = f32::from_bits(0x3ab7_43ce);
+    const P2: f32 = f32::from_bits(0x3c08_8908);
+    const P3: f32 = f32::from_bits(0x3d2a_a9c1);
+    const P4: f32 = f32::from_bits(0x3e2a_aaaa);
+    const P5: f32 = 0.5;
+    // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
+    let x = s.select(s.gt(x, s.splat(89.0)), s.splat(89.0), x);
+    let x = s.select(s.lt(x, s.splat(-104.0)), s.splat(-104.0), x);
+    let kf = s.sub(
+        s.add(s.mul(x, s.splat(LOG2E)), s.splat(SHIFT)),
+        s.splat(SHIFT),
+    );
+    let r = s.sub(
+        s.sub(x, s.mul(kf, s.splat(LN2_HI))),
+        s.mul(kf, s.splat(LN2_LO)),
+    );
+    let z = s.mul(r, r);
+    let p = s.add(s.mul(s.splat(P0), r), s.splat(P1));
+    let p = s.add(s.mul(p, r), s.splat(P2));
+    let p = s.add(s.mul(p, r), s.splat(P3));
+    let p = s.add(s.mul(p, r), s.splat(P4));
+    let p = s.add(s.mul(p, r), s.splat(P5));
+    let e = s.add(s.add(s.mul(p, z), r), s.splat(1.0));
+    // k1 = k >> 1 (floor division) and k - k1, as exact integral floats
+    let k1 = s.floor(s.mul(kf, s.splat(0.5)));
+    let k2 = s.sub(kf, k1);
+    s.mul(s.mul(e, s.pow2i(k1)), s.pow2i(k2))
+}
+
+/// [`crate::math::tanh_f32`], lane by lane, the same operations in the same order.
+#[inline(always)]
+pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
+    const T0: f32 = f32::from_bits(0xbbba_f0ea);
+    const T1: f32 = f32::from_bits(0x3ca9_134e);
+    const T2: f32 = f32::from_bits(0xbd5c_1e2d);
+    const T3: f32 = f32::from_bits(0x3e08_8393);
+    const T4: f32 = f32::from_bits(0xbeaa_aa99);
+    let a = s.abs(x);
+    let z = s.mul(a, a);
+    let p = s.add(s.mul(s.splat(T0), z), s.splat(T1));
+    let p = s.add(s.mul(p, z), s.splat(T2));
+    let p = s.add(s.mul(p, z), s.splat(T3));
+    let p = s.add(s.mul(p, z), s.splat(T4));
+    let small = s.add(s.mul(s.mul(p, z), a), a);
+    let ac = s.select(s.gt(a, s.splat(9.5)), s.splat(9.5), a);
+    let e = exp_v(s, s.add(ac, ac));
+    let big = s.sub(s.splat(1.0), s.div(s.splat(2.0), s.add(e, s.splat(1.0))));
+    let t = s.select(s.lt(a, s.splat(0.625)), small, big);
+    s.or_sign(t, x)
+}
+
+#[inline(always)]
+pub fn exp<S: Simd>(s: S, out: &mut [f32], x: &[f32]) {
+    let x = &x[..out.len()];
+    for (c, w) in columns::<S>(out.len()) {
+        let v = exp_v(s, ld(s, &x[c..][..w]));
+        st(s, &mut out[c..][..w], v);
+    }
+}
+
+#[inline(always)]
+pub fn tanh<S: Simd>(s: S, out: &mut [f32], x: &[f32]) {
+    let x = &x[..out.len()];
+    for (c, w) in columns::<S>(out.len()) {
+        let v = tanh_v(s, ld(s, &x[c..][..w]));
+        st(s, &mut out[c..][..w], v);
+    }
+}
+
+// ---------------------------------------------------------------- embedding
+
+#[inline(always)]
+pub fn embed_gather<S: Simd>(s: S, embcat: &mut [f32], xb: &[u8], C: &[f32], embedding: usize) {
+    for (emb, &ix) in embcat.chunks_exact_mut(embedding).zip(xb) {
+        let row = &C[ix as usize * embedding..][..embedding];
+        for (c, w) in columns::<S>(embedding) {
+            st(s, &mut emb[c..][..w], ld(s, &row[c..][..w]));
+        }
+    }
+}
+
+#[inline(always)]
+pub fn embed_scatter_add<S: Simd>(s: S, dC: &mut [f32], dembcat: &[f32], xb: &[u8]) {
+    let e = dembcat.len() / xb.len().max(1);
+    dC.fill(0.0);
+    for (&ix, demb) in xb.iter().zip(dembcat.chunks_exact(e)) {
+        let row = &mut dC[ix as usize * e..][..e];
+        for (c, w) in columns::<S>(e) {
+            let v = s.add(ld(s, &row[c..][..w]), ld(s, &demb[c..][..w]));
+            st(s, &mut row[c..][..w], v);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- products
+
+/// The register-blocked core of every product with a long shared axis: `R` output rows by a
+/// strip of `Q` vectors starting at column `col`, `width` columns wide (`FULL`: all `Q` vectors
+/// are full; else the last one has `width - (Q-1)*LANES` lanes).
+///
+/// `acc[r] = init[r] + sum_kk a(kk)[r] * b[kk, col..col+width]`, summed over `kk` in order with
+/// one FMA per term; `init` is `bias` (or 0). Then, if `TANH_BW`, `acc = (1 - o*o) * acc` with
+/// `o` the value already in `out` (h), and `acc` is stored into `out` rows `r` (stride `m`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_BW: bool>(
+    s: S,
+    out: &mut [f32],
+    m: usize,
+    col: usize,
+    width: usize,
+    bias: &[f32],
+    k: usize,
+    b: &[f32],
+    a: impl Fn(usize) -> [f32; R],
+) {
+    let l = S::LANES;
+    let last = width - (Q - 1) * l;
+    let mut acc = [[s.splat(0.0); Q]; R];
+    if !bias.is_empty() {
+        let bias = &bias[col..][..width];
+        for q in 0..Q {
+            let v = load_q::<S, Q, FULL>(s, bias, q, last);
+            for acc_r in acc.iter_mut() {
+                acc_r[q] = v;
+            }
+        }
+    }
+    for kk in 0..k {
+        let b_row = &b[kk * m + col..][..width];
+        let mut bv = [s.splat(0.0); Q];
+        for (q, v) in bv.iter_mut().enumerate() {
+            *v = load_q::<S, Q, FULL>(s, b_row, q, last);
+        }
+        let av = a(kk);
+        for (acc_r, &a_r) in acc.iter_mut().zip(av.iter()) {
+            let a_r = s.splat(a_r);
+            for (acc_rq, &b_q) in acc_r.iter_mut().zip(bv.iter()) {
+                *acc_rq = s.fma(a_r, b_q, *acc_rq);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        let out_row = &mut out[r * m + col..][..width];
+        for (q, &v) in acc_r.iter().enumerate() {
+            let v = if TANH_BW {
+                let o = load_q::<S, Q, FULL>(s, out_row, q, last);
+                s.mul(s.sub(s.splat(1.0), s.mul(o, o)), v)
+            } else {
+                v
+            };
+            if FULL || q + 1 < Q {
+                s.store(&mut out_row[q * l..], v);
+            } else {
+                s.store_tail(&mut out_row[q * l..][..last], v);
+            }
+        }
+    }
+}
+
+/// Vector `q` of a strip (the last one partial, `last` lanes, unless `FULL`).
+#[inline(always)]
+fn load_q<S: Simd, const Q: usize, const FULL: bool>(
+    s: S,
+    x: &[f32],
+    q: usize,
+    last: usize,
+) -> S::V {
+    if FULL || q + 1 < Q {
+        s.load(&x[q * S::LANES..])
+    } else {
+        s.load_tail(&x[q * S::LANES..][..last], 0.0)
+    }
+}
+
+/// All columns of `R` output rows (`out` starts at the first of them): strips of three full
+/// vectors, then what is left as one strip of up to three vectors with a partial last one.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_block<S: Simd, const R: usize, const TANH_BW: bool>(
+    s: S,
+    out: &mut [f32],
+    m: usize,
+    bias: &[f32],
+    k: usize,
+    b: &[f32],
+    a: impl Fn(usize) -> [f32; R] + Copy,
+) {
+    let l = S::LANES;
+    let (full, rem) = (m / l, m % l);
+    let mut c = 0;
+    while full - c >= 3 {
+        strip::<S, R, 3, true, TANH_BW>(s, out, m, c * l, 3 * l, bias, k, b, a);
+        c += 3;
+    }
+    let col = c * l;
+    match (full - c, rem) {
+        (0, 0) => {}
+        (0, _) => strip::<S, R, 1, false, TANH_BW>(s, out, m, col, rem, bias, k, b, a),
+        (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, out, m, col, l, bias, k, b, a),
+        (1, _) => strip::<S, R, 2, false, TANH_BW>(s, out, m, col, l + rem, bias, k, b, a),
+        (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, out, m, col, 2 * l, bias, k, b, a),
+        _ => strip::<S, R, 3, false, TANH_BW>(s, out, m, col, 2 * l + rem, bias, k, b, a),
+    }
+}
+
+/// `out (n, m) = a (n, k) @ b (k, m) [+ bias]`, or with `TANH_BW` the tanh backward applied to it.
+#[inline(always)]
+fn gemm_nn<S: Simd, const TANH_BW: bool>(
+    s: S,
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    bias: &[f32],
+    m: usize,
+) {
+    let k = b.len() / m;
+    let n = out.len() / m;
+    let mut i = 0;
+    while i + 4 <= n {
+        let rows: [&[f32]; 4] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
+        let at = move |kk: usize| -> [f32; 4] { core::array::from_fn(|r| rows[r][kk]) };
+        row_block::<S, 4, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, at);
+        i += 4;
+    }
+    while i < n {
+        let row = &a[i * k..][..k];
+        row_block::<S, 1, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, move |kk| [row[kk]]);
+        i += 1;
+    }
+}
+
+#[inline(always)]
+pub fn linear_forward<S: Simd>(
+    s: S,
+    out: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    bias: &[f32],
+    m: usize,
+) {
+    gemm_nn::<S, false>(s, out, a, b, bias, m);
+}
+
+#[inline(always)]
+pub fn linear_tanh_backward<S: Simd>(
+    s: S,
+    h_to_dhpreact: &mut [f32],
+    dout: &[f32],
+    wt: &[f32],
+    m: usize,
+) {
+    gemm_nn::<S, true>(s, h_to_dhpreact, dout, wt, &[], m);
+}
+
+#[inline(always)]
+pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize, m: usize) {
+    let n = b.len() / m;
+    let a = &a[..n * k];
+    let mut r = 0;
+    while r + 4 <= k {
+        let at = move |i: usize| -> [f32; 4] {
+            let col = &a[i * k + r..][..4];
+            [col[0], col[1], col[2], col[3]]
+        };
+        row_block::<S, 4, false>(s, &mut out[r * m..], m, &[], n, b, at);
+        r += 4;
+    }
+    while r < k {
+        row_block::<S, 1, false>(s, &mut out[r * m..], m, &[], n, b, move |i| [a[i * k + r]]);
+        r += 1;
+    }
+}
+
+/// `R` rows of `a` times `P` rows of `b`, dot products over `m`.
+#[inline(always)]
+fn dot_block<S: Simd, const R: usize, const P: usize>(
+    s: S,
+    a_rows: [&[f32]; R],
+    b_rows: [&[f32]; P],
+) -> [[f32; P]; R] {
+    let l = S::LANES;
+    let m = a_rows[0].len();
+    let mut acc = [[s.splat(0.0); P]; R];
+    let mut c = 0;
+    let mut av = [s.splat(0.0); R];
+    let mut bv = [s.splat(0.0); P];
+    while c + l <= m {
+        for (v, row) in av.iter_mut().zip(a_rows.iter()) {
+            *v = s.load(&row[c..]);
+        }
+        for (v, row) in bv.iter_mut().zip(b_rows.iter()) {
+            *v = s.load(&row[c..]);
+        }
+        for (acc_r, &a_r) in acc.iter_mut().zip(av.iter()) {
+            for (acc_rp, &b_p) in acc_r.iter_mut().zip(bv.iter()) {
+                *acc_rp = s.fma(a_r, b_p, *acc_rp);
+            }
+        }
+        c += l;
+    }
+    if c < m {
+        for (v, row) in av.iter_mut().zip(a_rows.iter()) {
+            *v = s.load_tail(&row[c..], 0.0);
+        }
+        for (v, row) in bv.iter_mut().zip(b_rows.iter()) {
+            *v = s.load_tail(&row[c..], 0.0);
+        }
+        for (acc_r, &a_r) in acc.iter_mut().zip(av.iter()) {
+            for (acc_rp, &b_p) in acc_r.iter_mut().zip(bv.iter()) {
+                *acc_rp = s.fma(a_r, b_p, *acc_rp);
+            }
+        }
+    }
+    let mut sums = [[0.0; P]; R];
+    for (sum_r, acc_r) in sums.iter_mut().zip(acc.iter()) {
+        for (sum, &v) in sum_r.iter_mut().zip(acc_r.iter()) {
+            *sum = s.reduce_add(v);
+        }
+    }
+    sums
+}
+
+#[inline(always)]
+pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize) {
+    let p = b.len() / m;
+    let n = out.len() / p;
+    let a_row = |i: usize| &a[i * m..][..m];
+    let b_row = |j: usize| &b[j * m..][..m];
+    let mut i = 0;
+    while i < n {
+        let rows = if i + 4 <= n { 4 } else { 1 };
+        let mut j = 0;
+        while j < p {
+            let cols = if j + 3 <= p { 3 } else { 1 };
+            match (rows, cols) {
+                (4, 3) => {
+                    let d = dot_block::<S, 4, 3>(
+                        s,
+                        core::array::from_fn(|r| a_row(i + r)),
+                        core::array::from_fn(|q| b_row(j + q)),
+                    );
+                    for (r, d_r) in d.iter().enumerate() {
+                        out[(i + r) * p + j..][..3].copy_from_slice(d_r);
+                    }
+                }
+                (4, _) => {
+                    let d =
+                        dot_block::<S, 4, 1>(s, core::array::from_fn(|r| a_row(i + r)), [b_row(j)]);
+                    for (r, d_r) in d.iter().enumerate() {
+                        out[(i + r) * p + j] = d_r[0];
+                    }
+                }
+                (_, 3) => {
+                    let d =
+                        dot_block::<S, 1, 3>(s, [a_row(i)], core::array::from_fn(|q| b_row(j + q)));
+                    out[i * p + j..][..3].copy_from_slice(&d[0]);
+                }
+                _ => {
+                    out[i * p + j] = dot_block::<S, 1, 1>(s, [a_row(i)], [b_row(j)])[0][0];
+                }
+            }
+            j += cols;
+        }
+        i += rows;
+    }
+}
+
+#[inline(always)]
+pub fn embed_table_forward<S: Simd>(
+    s: S,
+    hprebn: &mut [f32],
+    x: &[u8],
+    table: &[f32],
+    b1: &[f32],
+    vocab: usize,
+) {
+    let hidden = b1.len();
+    let rows = hprebn.len() / hidden;
+    let context = x.len() / rows.max(1);
+    for (row, xr) in hprebn.chunks_exact_mut(hidden).zip(x.chunks_exact(context)) {
+        for (c, w) in columns::<S>(hidden) {
+            let mut acc = ld(s, &b1[c..][..w]);
+            for (t, &ix) in xr.iter().enumerate() {
+                let entry = &table[(t * vocab + ix as usize) * hidden + c..][..w];
+                acc = s.add(acc, ld(s, entry));
+            }
+            st(s, &mut row[c..][..w], acc);
+        }
+    }
+}
+
+/// Plain loops: a (200, 27) transpose is a few thousand moves, and the compiler vectorises what
+/// it can inside the target-feature entry point.
+#[inline(always)]
+pub fn transpose<S: Simd>(_s: S, out: &mut [f32], a: &[f32], m: usize) {
+    let n = a.len() / m;
+    let out = &mut out[..n * m];
+    for (i, a_row) in a.chunks_exact(m).enumerate() {
+        for (j, &x) in a_row.iter().enumerate() {
+            out[j * n + i] = x;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- batchnorm, tanh
+
+#[inline(always)]
+pub fn batchnorm_forward<S: Simd>(
+    s: S,
+    hprebn_to_bnraw: &mut [f32],
+    bnmeani: &mut [f32],
+    bnvar_inv: &mut [f32],
+) {
+    let hidden = bnmeani.len();
+    let rows = hprebn_to_bnraw.len() / hidden;
+    let x = &mut hprebn_to_bnraw[..rows * hidden];
+    let n = rows as f32;
+    let inv_n = s.splat(1.0 / n);
+    let inv_n1 = s.splat(1.0 / (n - 1.0));
+    let eps = s.splat(crate::batchnorm::BN_EPS as f32);
+    for (c, w) in columns::<S>(hidden) {
+        // bnmeani = 1/n * hprebn.sum(0)
+        let mut sum = s.splat(0.0);
+        for row in x.chunks_exact(hidden) {
+            sum = s.add(sum, ld(s, &row[c..][..w]));
+        }
+        let mean = s.mul(inv_n, sum);
+        st(s, &mut bnmeani[c..][..w], mean);
+        // bndiff = hprebn - bnmeani; sum of bndiff**2
+        let mut sum2 = s.splat(0.0);
+        for row in x.chunks_exact_mut(hidden) {
+            let d = s.sub(ld(s, &row[c..][..w]), mean);
+            st(s, &mut row[c..][..w], d);
+            sum2 = s.add(sum2, s.mul(d, d));
+        }
+        // bnvar_inv = (bnvar + eps)**-0.5
+        let inv = s.div(s.splat(1.0), s.sqrt(s.add(s.mul(inv_n1, sum2), eps)));
+        st(s, &mut bnvar_inv[c..][..w], inv);
+        // bnraw = bndiff * bnvar_inv
+        for row in x.chunks_exact_mut(hidden) {
+            let v = s.mul(ld(s, &row[c..][..w]), inv);
+            st(s, &mut row[c..][..w], v);
+        }
+    }
+}
+
+#[inline(always)]
+pub fn scale_shift_tanh_forward<S: Simd>(
+    s: S,
+    h: &mut [f32],
+    bnraw: &[f32],
+    bngain: &[f32],
+    bnbias: &[f32],
+) {
+    let hidden = bngain.len();
+    for (c, w) in columns::<S>(hidden) {
+        let g = ld(s, &bngain[c..][..w]);
+        let b = ld(s, &bnbias[c..][..w]);
+        for (h_row, raw_row) in h.chunks_exact_mut(hidden).zip(bnraw.chunks_exact(hidden)) {
+            let v = tanh_v(s, s.add(s.mul(g, ld(s, &raw_row[c..][..w])), b));
+            st(s, &mut h_row[c..][..w], v);
+        }
+    }
+}
+
+#[inline(always)]
+pub fn tanh_backward<S: Simd>(s: S, dh_to_dhpreact: &mut [f32], h: &[f32]) {
+    let h = &h[..dh_to_dhpreact.len()];
+    for (c, w) in columns::<S>(h.len()) {
+        let hv = ld(s, &h[c..][..w]);
+        let d = ld(s, &dh_to_dhpreact[c..][..w]);
+        st(
+            s,
+            &mut dh_to_dhpreact[c..][..w],
+            s.mul(s.sub(s.splat(1.0), s.mul(hv, hv)), d),
+        );
+    }
+}
+
+#[inline(always)]
+pub fn batchnorm_backward<S: Simd>(
+    s: S,
+    dhpreact_to_dhprebn: &mut [f32],
+    dbngain: &mut [f32],
+    dbnbias: &mut [f32],
+    bnraw: &[f32],
+    bnvar_inv: &[f32],
+    bngain: &[f32],
+) {
+    let hidden = bngain.len();
+    let rows = dhpreact_to_dhprebn.len() / hidden;
+    let d = &mut dhpreact_to_dhprebn[..rows * hidden];
+    let n = rows as f32;
+    let n_over_n1 = s.splat(n / (n - 1.0));
+    let nv = s.splat(n);
+    for (c, w) in columns::<S>(hidden) {
+        // dbngain = (bnraw * dhpreact).sum(0); dbnbias = dhpreact.sum(0)
+        let mut g = s.splat(0.0);
+        let mut b = s.splat(0.0);
+        for (d_row, raw_row) in d.chunks_exact(hidden).zip(bnraw.chunks_exact(hidden)) {
+            let dv = ld(s, &d_row[c..][..w]);
+            g = s.add(g, s.mul(ld(s, &raw_row[c..][..w]), dv));
+            b = s.add(b, dv);
+        }
+        st(s, &mut dbngain[c..][..w], g);
+        st(s, &mut dbnbias[c..][..w], b);
+        // dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain)
+        let scale = s.div(
+            s.mul(ld(s, &bngain[c..][..w]), ld(s, &bnvar_inv[c..][..w])),
+            nv,
+        );
+        for (d_row, raw_row) in d.chunks_exact_mut(hidden).zip(bnraw.chunks_exact(hidden)) {
+            let dv = ld(s, &d_row[c..][..w]);
+            let rv = ld(s, &raw_row[c..][..w]);
+            let v = s.mul(
+                scale,
+                s.sub(s.sub(s.mul(nv, dv), b), s.mul(s.mul(n_over_n1, rv), g)),
+            );
+            st(s, &mut d_row[c..][..w], v);
+        }
+    }
+}
+
+#[inline(always)]
+pub fn bias_backward<S: Simd>(s: S, dbias: &mut [f32], dout: &[f32]) {
+    let m = dbias.len();
+    for (c, w) in columns::<S>(m) {
+        let mut sum = s.splat(0.0);
+        for row in dout.chunks_exact(m) {
+            sum = s.add(sum, ld(s, &row[c..][..w]));
+        }
+        st(s, &mut dbias[c..][..w], sum);
+    }
+}
+
+#[inline(always)]
+pub fn batchnorm_tanh_inference<S: Simd>(
+    s: S,
+    hprebn_to_h: &mut [f32],
+    bnmean: &[f32],
+    bnvar_inv: &[f32],
+    bngain: &[f32],
+    bnbias: &[f32],
+) {
+    let hidden = bngain.len();
+    for (c, w) in columns::<S>(hidden) {
+        let g = ld(s, &bngain[c..][..w]);
+        let mean = ld(s, &bnmean[c..][..w]);
+        let inv = ld(s, &bnvar_inv[c..][..w]);
+        let b = ld(s, &bnbias[c..][..w]);
+        for row in hprebn_to_h.chunks_exact_mut(hidden) {
+            let x = ld(s, &row[c..][..w]);
+            let v = tanh_v(s, s.add(s.mul(s.mul(g, s.sub(x, mean)), inv), b));
+            st(s, &mut row[c..][..w], v);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- cross-entropy
+
+#[inline(always)]
+pub fn cross_entropy_forward<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
+    let v = logits_to_probs.len() / yb.len();
+    let mut loss_sum = 0.0f32;
+    for (row, &y) in logits_to_probs.chunks_exact_mut(v).zip(yb) {
+        // logit_maxes = logits.max(1)   (max over the classes, per example)
+        let mut mx = s.splat(f32::NEG_INFINITY);
+        for (c, w) in columns::<S>(v) {
+            let x = if w == S::LANES {
+                s.load(&row[c..])
+            } else {
+                s.load_tail(&row[c..][..w], f32::NEG_INFINITY)
+            };
+            mx = s.max(mx, x);
+        }
+        let logit_max = s.reduce_max(mx);
+        let norm_logit_y = row[y as usize] - logit_max;
+        // counts = exp(norm_logits); counts_sum = counts.sum(1)
+        let mut sum = s.splat(0.0);
+        let max_v = s.splat(logit_max);
+        for (c, w) in columns::<S>(v) {
+            let p = exp_v(s, s.sub(ld(s, &row[c..][..w]), max_v));
+            st(s, &mut row[c..][..w], p);
+            sum = s.add(sum, s.keep_first(p, w));
+        }
+        let counts_sum = s.reduce_add(sum);
+        // probs = counts * counts_sum_inv
+        let inv = s.splat(1.0 / counts_sum);
+        for (c, w) in columns::<S>(v) {
+            let p = s.mul(ld(s, &row[c..][..w]), inv);
+            st(s, &mut row[c..][..w], p);
+        }
+        loss_sum += ln_f32(counts_sum) - norm_logit_y;
+    }
+    loss_sum / yb.len() as f32
+}
+
+#[inline(always)]
+pub fn cross_entropy_backward<S: Simd>(s: S, probs_to_dlogits: &mut [f32], yb: &[u8]) {
+    let v = probs_to_dlogits.len() / yb.len();
+    let inv_n = 1.0 / yb.len() as f32;
+    for (row, &y) in probs_to_dlogits.chunks_exact_mut(v).zip(yb) {
+        row[y as usize] -= 1.0;
+    }
+    let inv_n = s.splat(inv_n);
+    let all = &mut probs_to_dlogits[..v * yb.len()];
+    let mut chunks = all.chunks_exact_mut(S::LANES);
+    for c in &mut chunks {
+        let x = s.mul(s.load(c), inv_n);
+        s.store(c, x);
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let x = s.mul(s.load_tail(tail, 0.0), inv_n);
+        s.store_tail(tail, x);
+    }
+}
+
+// ---------------------------------------------------------------- SGD and the whole step
+
+#[inline(always)]
+pub fn sgd<S: Simd>(s: S, p: &mut [f32], grad: &[f32], lr: f32) {
+    let lr = s.splat(lr);
+    let grad = &grad[..p.len()];
+    for (c, w) in columns::<S>(p.len()) {
+        let v = s.sub(ld(s, &p[c..][..w]), s.mul(lr, ld(s, &grad[c..][..w])));
+        st(s, &mut p[c..][..w], v);
+    }
+}
+
+#[inline(always)]
+pub fn train_step_unchecked<S: Simd>(
+    s: S,
+    params: &mut ParamsMut<'_, f32>,
+    grads: &mut ParamsMut<'_, f32>,
+    acts: &mut ActsMut<'_, f32>,
+    w2t: &mut [f32],
+    xb: &[u8],
+    yb: &[u8],
+    lr: f32,
+) -> f32 {
+    let dims = params.dims();
+    let (v, te, hidden, e) = (dims.vocab, dims.embcat(), dims.hidden, dims.embedding);
+    let loss = {
+        let p = params.as_ref();
+        // ---- forward
+        // embcat = C[Xb].view(n, -1)   (kept in the dembcat buffer until dW1 is done)
+        embed_gather(s, acts.dembcat, xb, p.C, e);
+        // hprebn = embcat @ W1 + b1   (into the bnraw buffer)
+        linear_forward(s, acts.bnraw, acts.dembcat, p.W1, p.b1, hidden);
+        // bnmeani, bnvar_inv, bnraw
+        batchnorm_forward(s, acts.bnraw, acts.bnmeani, acts.bnvar_inv);
+        // h = tanh(bngain * bnraw + bnbias)
+        scale_shift_tanh_forward(s, acts.h, acts.bnraw, p.bngain, p.bnbias);
+        // logits = h @ W2 + b2; loss = cross_entropy(logits, Yb)   (probs in place)
+        linear_forward(s, acts.probs, acts.h, p.W2, p.b2, v);
+        let loss = cross_entropy_forward(s, acts.probs, yb);
+
+        // ---- backward
+        // dlogits = (probs - one_hot(Yb)) / n
+        cross_entropy_backward(s, acts.probs, yb);
+        // forward: logits = h @ W2 + b2  =>  dW2 = h.T @ dlogits, db2 = dlogits.sum(0)
+        matmul_tn(s, grads.W2, acts.h, acts.probs, hidden, v);
+        bias_backward(s, grads.b2, acts.probs);
+        // dh = dlogits @ W2.T, then forward h = tanh(hpreact): dhpreact = (1 - h**2) * dh
+        transpose(s, w2t, p.W2, v);
+        linear_tanh_backward(s, acts.h, acts.probs, w2t, hidden);
+        // forward: hpreact = bngain * bnraw + bnbias, and the batchnorm (fused): dhprebn
+        batchnorm_backward(
+            s,
+            acts.h,
+            grads.bngain,
+            grads.bnbias,
+            acts.bnraw,
+            acts.bnvar_inv,
+            p.bngain,
+        );
+        // forward: hprebn = embcat @ W1 + b1  =>  dW1 = embcat.T @ dhprebn, db1 = dhprebn.sum(0)
+        matmul_tn(s, grads.W1, acts.dembcat, acts.h, te, hidden);
+        bias_backward(s, grads.b1, acts.h);
+        // dembcat = dhprebn @ W1.T
+        matmul_nt(s, acts.dembcat, acts.h, p.W1, hidden);
+        loss
+    };
+    // forward: emb = C[Xb]  =>  dC[ix] += demb[k, t] for every Xb[k, t] == ix
+    embed_scatter_add(s, grads.C, acts.dembcat, xb);
+
+    // ---- update: p = p - lr * grad
+    for (p, g) in params
+        .tensors_mut()
+        .into_iter()
+        .zip(grads.as_ref().tensors())
+    {
+        sgd(s, p, g, lr);
+    }
+    loss
+}

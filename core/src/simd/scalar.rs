@@ -1,0 +1,179 @@
+//! The scalar path of [`super::Kernels`]: the portable reference every vector kernel is tested
+//! against. Where the crate already has the kernel (`linear.rs`, `batchnorm.rs`,
+//! `cross_entropy.rs`) this forwards to it; the others are the plain loops below.
+
+use crate::batchnorm;
+use crate::cross_entropy;
+use crate::linear::{axpy, dot};
+use crate::math::{exp_f32, tanh_f32};
+use crate::model::ParamsMut;
+use crate::train::ActsMut;
+
+pub fn exp(out: &mut [f32], x: &[f32]) {
+    let x = &x[..out.len()];
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = exp_f32(x);
+    }
+}
+
+pub fn tanh(out: &mut [f32], x: &[f32]) {
+    let x = &x[..out.len()];
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = tanh_f32(x);
+    }
+}
+
+pub fn embed_gather(embcat: &mut [f32], xb: &[u8], C: &[f32], embedding: usize) {
+    for (emb, &ix) in embcat.chunks_exact_mut(embedding).zip(xb) {
+        emb.copy_from_slice(&C[ix as usize * embedding..][..embedding]);
+    }
+}
+
+pub fn linear_forward(out: &mut [f32], a: &[f32], b: &[f32], bias: &[f32], m: usize) {
+    let k = b.len() / m;
+    for (row, a_row) in out.chunks_exact_mut(m).zip(a.chunks_exact(k)) {
+        if bias.is_empty() {
+            row.fill(0.0);
+        } else {
+            row.copy_from_slice(&bias[..m]);
+        }
+        for (kk, &a_ik) in a_row.iter().enumerate() {
+            axpy(row, a_ik, &b[kk * m..][..m]);
+        }
+    }
+}
+
+pub fn matmul_tn(out: &mut [f32], a: &[f32], b: &[f32], k: usize, m: usize) {
+    for (r, row) in out[..k * m].chunks_exact_mut(m).enumerate() {
+        row.fill(0.0);
+        for (a_row, b_row) in a.chunks_exact(k).zip(b.chunks_exact(m)) {
+            axpy(row, a_row[r], b_row);
+        }
+    }
+}
+
+pub fn matmul_nt(out: &mut [f32], a: &[f32], b: &[f32], m: usize) {
+    let p = b.len() / m;
+    for (row, a_row) in out.chunks_exact_mut(p).zip(a.chunks_exact(m)) {
+        for (o, b_row) in row.iter_mut().zip(b.chunks_exact(m)) {
+            *o = dot(a_row, b_row);
+        }
+    }
+}
+
+pub fn linear_tanh_backward(h_to_dhpreact: &mut [f32], dout: &[f32], wt: &[f32], m: usize) {
+    let k = wt.len() / m;
+    for (h_row, d_row) in h_to_dhpreact.chunks_exact_mut(m).zip(dout.chunks_exact(k)) {
+        for (j, h) in h_row.iter_mut().enumerate() {
+            let mut dh = 0.0;
+            for (kk, &d) in d_row.iter().enumerate() {
+                dh += d * wt[kk * m + j];
+            }
+            *h = batchnorm::tanh_backward(*h, dh);
+        }
+    }
+}
+
+pub fn embed_table_forward(hprebn: &mut [f32], x: &[u8], table: &[f32], b1: &[f32], vocab: usize) {
+    let hidden = b1.len();
+    let rows = hprebn.len() / hidden;
+    let context = x.len() / rows.max(1);
+    for (row, xr) in hprebn.chunks_exact_mut(hidden).zip(x.chunks_exact(context)) {
+        row.copy_from_slice(b1);
+        for (t, &ix) in xr.iter().enumerate() {
+            let entry = &table[(t * vocab + ix as usize) * hidden..][..hidden];
+            for (o, &e) in row.iter_mut().zip(entry) {
+                *o += e;
+            }
+        }
+    }
+}
+
+pub fn transpose(out: &mut [f32], a: &[f32], m: usize) {
+    let n = a.len() / m;
+    for (i, a_row) in a.chunks_exact(m).enumerate() {
+        for (j, &x) in a_row.iter().enumerate() {
+            out[j * n + i] = x;
+        }
+    }
+}
+
+pub fn batchnorm_forward(hprebn_to_bnraw: &mut [f32], bnmeani: &mut [f32], bnvar_inv: &mut [f32]) {
+    batchnorm::batchnorm_forward(hprebn_to_bnraw, bnmeani, bnvar_inv);
+}
+
+pub fn scale_shift_tanh_forward(h: &mut [f32], bnraw: &[f32], bngain: &[f32], bnbias: &[f32]) {
+    batchnorm::scale_shift_tanh_forward(h, bnraw, bngain, bnbias);
+}
+
+pub fn tanh_backward(dh_to_dhpreact: &mut [f32], h: &[f32]) {
+    for (d, &h) in dh_to_dhpreact.iter_mut().zip(h) {
+        *d = batchnorm::tanh_backward(h, *d);
+    }
+}
+
+pub fn batchnorm_backward(
+    dhpreact_to_dhprebn: &mut [f32],
+    dbngain: &mut [f32],
+    dbnbias: &mut [f32],
+    bnraw: &[f32],
+    bnvar_inv: &[f32],
+    bngain: &[f32],
+) {
+    batchnorm::batchnorm_backward(
+        dhpreact_to_dhprebn,
+        dbngain,
+        dbnbias,
+        bnraw,
+        bnvar_inv,
+        bngain,
+    );
+}
+
+pub fn bias_backward(dbias: &mut [f32], dout: &[f32]) {
+    crate::linear::bias_backward(dbias, dout);
+}
+
+pub fn cross_entropy_forward(logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
+    cross_entropy::cross_entropy_forward(logits_to_probs, yb)
+}
+
+pub fn cross_entropy_backward(probs_to_dlogits: &mut [f32], yb: &[u8]) {
+    cross_entropy::cross_entropy_backward(probs_to_dlogits, yb);
+}
+
+pub fn embed_scatter_add(dC: &mut [f32], dembcat: &[f32], xb: &[u8]) {
+    let e = dembcat.len() / xb.len().max(1);
+    dC.fill(0.0);
+    for (&ix, demb) in xb.iter().zip(dembcat.chunks_exact(e)) {
+        for (acc, &d) in dC[ix as usize * e..][..e].iter_mut().zip(demb) {
+            *acc += d;
+        }
+    }
+}
+
+pub fn sgd(p: &mut [f32], grad: &[f32], lr: f32) {
+    crate::train::sgd_row(p, grad, lr);
+}
+
+pub fn train_step_unchecked(
+    params: &mut ParamsMut<'_, f32>,
+    grads: &mut ParamsMut<'_, f32>,
+    acts: &mut ActsMut<'_, f32>,
+    _w2t: &mut [f32],
+    xb: &[u8],
+    yb: &[u8],
+    lr: f32,
+) -> f32 {
+    crate::train::train_step_unchecked(params, grads, acts, xb, yb, lr)
+}
+
+pub fn batchnorm_tanh_inference(
+    hprebn_to_h: &mut [f32],
+    bnmean: &[f32],
+    bnvar_inv: &[f32],
+    bngain: &[f32],
+    bnbias: &[f32],
+) {
+    batchnorm::batchnorm_tanh_inference(hprebn_to_h, bnmean, bnvar_inv, bngain, bnbias);
+}
