@@ -73,6 +73,8 @@ pub fn exit(ok: bool) -> ! {
 
 // Symbols of cortex-m-rt's link.x and of our link/<board>-<ram>.x.
 extern "C" {
+    static __vector_table: u32;
+    static __sidata: u32;
     static __sdata: u32;
     static __edata: u32;
     static __sbss: u32;
@@ -124,9 +126,11 @@ pub fn repaint_stack() {
     }
 }
 
-/// The RAM the linker gave each part.
+/// The flash and RAM the linker gave each part.
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryLayout {
+    /// vector table, .text, .rodata and the initial values of .data
+    pub flash: usize,
     pub data: usize,
     pub bss: usize,
     pub stack: usize,
@@ -136,8 +140,11 @@ impl MemoryLayout {
     /// From the linker's symbols.
     pub fn read() -> Self {
         let (bottom, top) = stack_region();
+        let data = addr_of!(__edata) as usize - addr_of!(__sdata) as usize;
         MemoryLayout {
-            data: addr_of!(__edata) as usize - addr_of!(__sdata) as usize,
+            // .data's initial values (at __sidata) are the last thing cortex-m-rt puts in flash
+            flash: addr_of!(__sidata) as usize + data - addr_of!(__vector_table) as usize,
+            data,
             bss: addr_of!(__ebss) as usize - addr_of!(__sbss) as usize,
             stack: top - bottom,
         }
@@ -191,7 +198,8 @@ pub fn run<
     let m = MemoryLayout::read();
     let _ = writeln!(
         out,
-        "memory: .data {} B, .bss {} B, stack {} B: RAM {} of {} B; stack high-water: sampling {} B, training {} B",
+        "memory: flash {} B; .data {} B, .bss {} B, stack {} B: RAM {} of {} B; stack high-water: sampling {} B, training {} B",
+        m.flash,
         m.data,
         m.bss,
         m.stack,
