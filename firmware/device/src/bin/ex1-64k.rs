@@ -19,7 +19,7 @@ fn main() -> ! {
     static mut STATE: Exercise1 = Exercise1::ZERO;
     static mut SCRATCH: SampleScratch<27, 64> = SampleScratch::ZERO;
     makemore_firmware::run(
-        "Exercise 1 (E=10, H=64, T=3, batch 32) on mps2-an386",
+        "Exercise 1 (E=10, H=64, T=3, batch 32)",
         64 * 1024,
         CHECKPOINT,
         STATE,

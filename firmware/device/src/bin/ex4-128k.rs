@@ -19,7 +19,7 @@ fn main() -> ! {
     static mut STATE: Exercise4 = Exercise4::ZERO;
     static mut SCRATCH: SampleScratch<27, 200> = SampleScratch::ZERO;
     makemore_firmware::run(
-        "Exercise 4 (E=10, H=200, T=3, batch 32) on mps2-an386",
+        "Exercise 4 (E=10, H=200, T=3, batch 32)",
         128 * 1024,
         CHECKPOINT,
         STATE,
