@@ -1,0 +1,296 @@
+//! What the firmware runs, in plain `no_std` code that the host runs too, so that the device's
+//! output can be diffed against the host's line by line:
+//! - [`sample_checkpoint`]: a checkpoint written by `makemore train`, read by the core's
+//!   allocation-free safetensors reader, and names drawn exactly as `makemore sample` draws them;
+//! - [`train`]: the notebook's initialisation and SGD with the core's in-place step, on batches
+//!   built from the words in flash ([`WORDS`]) with the core's SplitMix64.
+//!
+//! Everything prints through `core::fmt::Write`: semihosting on the device, stdout on the host.
+#![no_std]
+#![forbid(unsafe_code)]
+
+use core::fmt::{self, Write};
+
+use makemore_core::infer::Inference;
+use makemore_core::rng::SplitMix64;
+use makemore_core::safetensors::{load_model, read_dims, SafeTensors, SafetensorsError};
+use makemore_core::train::InPlaceTrainState;
+use makemore_core::{Error, Params, Rng};
+use rand_core::Rng as _;
+use rand_pcg::Pcg64;
+
+include!(concat!(env!("OUT_DIR"), "/words.rs"));
+
+/// The seed `makemore sample` uses by default.
+pub const SAMPLE_SEED: u64 = 2147483657;
+/// Names sampled.
+pub const SAMPLE_COUNT: usize = 20;
+/// Longest name drawn (characters), as in `makemore sample`.
+pub const MAX_NAME: usize = 256;
+
+/// Seed of the initialisation (`SplitMix64(TRAIN_SEED)`) and of the batches
+/// (`SplitMix64(!TRAIN_SEED)`).
+pub const TRAIN_SEED: u64 = 2147483647;
+/// SGD steps, learning rate, and a loss line every `PRINT_EVERY` steps (and after the last).
+pub const TRAIN_STEPS: u64 = 200;
+pub const LR: f32 = 0.1;
+pub const PRINT_EVERY: u64 = 20;
+
+/// The notebook's Exercise-4 training state: batch 32, V=27, T=3, E=10, H=200 (109.3 KiB).
+pub type Exercise4 = InPlaceTrainState<f32, 32, 27, 3, 10, 30, 200>;
+/// The notebook's Exercise-1 training state: batch 32, V=27, T=3, E=10, H=64 (40.8 KiB).
+pub type Exercise1 = InPlaceTrainState<f32, 32, 27, 3, 10, 30, 64>;
+
+/// Anything the demo can fail with: the core's errors, or a checkpoint that does not fit.
+#[derive(Debug)]
+pub enum DemoError {
+    Core(Error),
+    Checkpoint(SafetensorsError),
+    /// The checkpoint's dims differ from the firmware's compile-time ones.
+    WrongDims,
+    /// The checkpoint lacks `bnmean`/`bnvar` or the `vocab` metadata.
+    Incomplete(&'static str),
+    Fmt,
+}
+
+impl From<Error> for DemoError {
+    fn from(e: Error) -> Self {
+        DemoError::Core(e)
+    }
+}
+impl From<SafetensorsError> for DemoError {
+    fn from(e: SafetensorsError) -> Self {
+        DemoError::Checkpoint(e)
+    }
+}
+impl From<fmt::Error> for DemoError {
+    fn from(_: fmt::Error) -> Self {
+        DemoError::Fmt
+    }
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DemoError::Core(e) => write!(f, "{e}"),
+            DemoError::Checkpoint(e) => write!(f, "checkpoint: {e}"),
+            DemoError::WrongDims => f.write_str("checkpoint: dims differ from the firmware's"),
+            DemoError::Incomplete(what) => write!(f, "checkpoint: no {what}"),
+            DemoError::Fmt => f.write_str("output failed"),
+        }
+    }
+}
+
+/// The PCG stream of the `index`-th name: the same as `name_rng` in `cli/src/sample.rs` (CI
+/// diffs the names the two print).
+pub fn name_rng(seed: u64, index: u64) -> Pcg64 {
+    Pcg64::new(
+        ((seed as u128) << 64) | index as u128,
+        0x2545_f491_4f6c_dd1d,
+    )
+}
+
+/// What sampling needs besides the parameters: the calibrated batchnorm statistics and the
+/// scratch of [`Inference`] for one row. Zeroed by [`SampleScratch::ZERO`] (a `static`).
+pub struct SampleScratch<const V: usize, const H: usize> {
+    /// (H) each: the checkpoint's calibrated statistics
+    pub bnmean: [f32; H],
+    pub bnvar: [f32; H],
+    /// (H) `(bnvar + 1e-5)**-0.5`
+    pub bnvar_inv: [f32; H],
+    /// (1, H) h and (1, V) logits of the one context being sampled
+    pub h: [f32; H],
+    pub logits: [f32; V],
+}
+
+impl<const V: usize, const H: usize> SampleScratch<V, H> {
+    pub const ZERO: Self = SampleScratch {
+        bnmean: [0.0; H],
+        bnvar: [0.0; H],
+        bnvar_inv: [0.0; H],
+        h: [0.0; H],
+        logits: [0.0; V],
+    };
+}
+
+/// Loads `checkpoint` (safetensors bytes from `makemore train`) into `params` and its calibrated
+/// bnmean, bnvar into `scratch`, then prints `count` names drawn with temperature 1, no top-k, no
+/// prefix, one per line: what `makemore sample --seed SEED --count COUNT` prints in its first
+/// column.
+///
+/// Never inlined, nor is [`train`]: the two phases then use the stack one after the other
+/// instead of adding up in their caller's frame (measured on the firmware: 6.5 KiB inlined).
+#[inline(never)]
+pub fn sample_checkpoint<
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    checkpoint: &[u8],
+    params: &mut Params<f32, V, T, E, TE, H>,
+    scratch: &mut SampleScratch<V, H>,
+    count: usize,
+    seed: u64,
+    out: &mut impl Write,
+) -> Result<(), DemoError> {
+    let st = SafeTensors::parse(checkpoint)?;
+    if read_dims(&st, None)? != Params::<f32, V, T, E, TE, H>::DIMS {
+        return Err(DemoError::WrongDims);
+    }
+    let SampleScratch {
+        bnmean,
+        bnvar,
+        bnvar_inv,
+        h,
+        logits,
+    } = scratch;
+    if !load_model(&st, &mut params.view_mut(), Some((bnmean, bnvar)))? {
+        return Err(DemoError::Incomplete("bnmean/bnvar"));
+    }
+    // The vocabulary as makemore writes it: '.' followed by the sorted symbols, V of them.
+    let mut vocab_buf = [0u8; 256];
+    let vocab = st
+        .metadata("vocab", &mut vocab_buf)?
+        .filter(|v| v.chars().count() == V)
+        .ok_or(DemoError::Incomplete("vocab of V symbols"))?;
+    let mut inf = Inference::new(params.view(), &bnmean[..], &bnvar[..], bnvar_inv, h, logits)?;
+    let mut name = [0u8; MAX_NAME];
+    for i in 0..count {
+        let mut rng = name_rng(seed, i as u64);
+        let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let len = inf.sample_name(&[], 1.0, 0, uniform, &mut name)?;
+        for &t in &name[..len] {
+            out.write_char(vocab.chars().nth(t as usize).unwrap_or('?'))?;
+        }
+        out.write_char('\n')?;
+    }
+    Ok(())
+}
+
+/// Uniform in 0..n without modulo bias (Lemire's multiply-and-reject), as the CLI draws batches.
+fn below(rng: &mut SplitMix64, n: u64) -> u64 {
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let m = (rng.next_u64() as u128) * (n as u128);
+        if (m as u64) >= threshold {
+            return (m >> 64) as u64;
+        }
+    }
+}
+
+/// The token id of an ASCII character of [`VOCAB`].
+fn token(c: u8) -> u8 {
+    VOCAB.bytes().position(|v| v == c).unwrap_or(0) as u8
+}
+
+/// Writes example `e` (0..the last [`EXAMPLE_STARTS`]) of the words, in the notebook's
+/// `build_dataset` order: `x` (T) the context, the returned id its next token.
+pub fn example(e: u32, x: &mut [u8]) -> u8 {
+    // the word holding example e: the last start <= e
+    let i = EXAMPLE_STARTS.partition_point(|&s| s <= e) - 1;
+    let word = WORDS[i].as_bytes();
+    let pos = (e - EXAMPLE_STARTS[i]) as usize; // 0..=len; at len the target is '.'
+    let t = x.len();
+    for (k, slot) in x.iter_mut().enumerate() {
+        // the character at word position pos - t + k, '.' before the word's start
+        *slot = match (pos + k).checked_sub(t) {
+            Some(j) => token(word[j]),
+            None => 0,
+        };
+    }
+    word.get(pos).map_or(0, |&c| token(c))
+}
+
+/// Fills `xb` (N, T) and `yb` (N) with examples drawn uniformly from all the words' examples.
+pub fn batch<const N: usize, const T: usize>(
+    rng: &mut SplitMix64,
+    xb: &mut [[u8; T]; N],
+    yb: &mut [u8; N],
+) {
+    let total = EXAMPLE_STARTS[WORDS.len()] as u64;
+    for (x, y) in xb.iter_mut().zip(yb.iter_mut()) {
+        *y = example(below(rng, total) as u32, x);
+    }
+}
+
+/// The notebook's initialisation from `SplitMix64(seed)`, then `steps` in-place SGD steps on
+/// batches from `SplitMix64(!seed)`; prints a header, then `step S loss L (bits)` every
+/// `every` steps and after the last. Returns the last loss.
+#[inline(never)]
+pub fn train<
+    const N: usize,
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    state: &mut InPlaceTrainState<f32, N, V, T, E, TE, H>,
+    seed: u64,
+    steps: u64,
+    lr: f32,
+    every: u64,
+    out: &mut impl Write,
+) -> Result<f32, DemoError> {
+    let dims = Params::<f32, V, T, E, TE, H>::DIMS;
+    writeln!(
+        out,
+        "train: V={} T={} E={} H={} ({} parameters), batch {N}, lr {lr}, {steps} steps, seed {seed}, \
+         {} words ({} examples)",
+        dims.vocab,
+        dims.context,
+        dims.embedding,
+        dims.hidden,
+        dims.num_params(),
+        WORDS.len(),
+        EXAMPLE_STARTS[WORDS.len()],
+    )?;
+    state.params.view_mut().init_notebook(&mut SplitMix64(seed));
+    let mut rng = SplitMix64(!seed);
+    let (mut xb, mut yb) = ([[0u8; T]; N], [0u8; N]);
+    let mut loss = f32::NAN;
+    for step in 0..steps {
+        batch(&mut rng, &mut xb, &mut yb);
+        loss = state.step(xb.as_flattened(), &yb, lr)?;
+        if step % every == 0 || step + 1 == steps {
+            writeln!(
+                out,
+                "step {step:3} loss {loss:.6} ({:#010x})",
+                loss.to_bits()
+            )?;
+        }
+    }
+    Ok(loss)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_follow_build_dataset() {
+        // "emma" is the first word of names.txt: ... -> e, ..e -> m, .em -> m, emm -> a, mma -> .
+        assert_eq!(WORDS[0], "emma");
+        let mut x = [0u8; 3];
+        let want: [([char; 3], char); 5] = [
+            (['.', '.', '.'], 'e'),
+            (['.', '.', 'e'], 'm'),
+            (['.', 'e', 'm'], 'm'),
+            (['e', 'm', 'm'], 'a'),
+            (['m', 'm', 'a'], '.'),
+        ];
+        for (e, (ctx, y)) in want.iter().enumerate() {
+            let got = example(e as u32, &mut x);
+            assert_eq!(x, ctx.map(|c| token(c as u8)), "example {e}");
+            assert_eq!(got, token(*y as u8), "example {e}");
+        }
+        // the first example of the second word starts from '.' again
+        let second = EXAMPLE_STARTS[1];
+        assert_eq!(second, 5);
+        example(second, &mut x);
+        assert_eq!(x, [0, 0, 0]);
+        assert_eq!(VOCAB.len(), 27);
+    }
+}
