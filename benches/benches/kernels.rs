@@ -14,6 +14,12 @@ use std::hint::black_box;
 
 const D: Dims = Dims::EXERCISE4;
 
+/// An output buffer whose pages are already touched (a zeroed `vec!` may be lazily mapped
+/// and would time page faults).
+fn out(len: usize) -> Vec<f32> {
+    vec![f32::NAN; len]
+}
+
 /// Times `run` on every path; `inputs` builds fresh inputs (not timed), `run` returns the output
 /// that is checked against scalar (`rel` = tolerance relative to the output's largest value,
 /// 0 = the same bits).
@@ -82,7 +88,7 @@ fn kernels(c: &mut Criterion) {
         "exp",
         (n * h) as u64,
         0.0,
-        || vec![0f32; n * h],
+        || out(n * h),
         |k, out| {
             k.exp(out, &x);
         },
@@ -93,7 +99,7 @@ fn kernels(c: &mut Criterion) {
         "tanh",
         (n * h) as u64,
         0.0,
-        || vec![0f32; n * h],
+        || out(n * h),
         |k, out| {
             k.tanh(out, &x);
         },
@@ -104,7 +110,7 @@ fn kernels(c: &mut Criterion) {
         "embed_gather",
         (n * te) as u64,
         0.0,
-        || vec![0f32; n * te],
+        || out(n * te),
         |k, out| {
             k.embed_gather(out, &xb, &cmat, e);
         },
@@ -115,7 +121,7 @@ fn kernels(c: &mut Criterion) {
         "linear_forward hprebn",
         flop(n, te, h),
         1e-5,
-        || vec![0f32; n * h],
+        || out(n * h),
         |k, out| {
             k.linear_forward(out, &embcat, &w1, &b1, h);
         },
@@ -126,7 +132,7 @@ fn kernels(c: &mut Criterion) {
         "batchnorm_forward",
         (n * h) as u64,
         0.0,
-        || (hprebn.clone(), vec![0f32; h], vec![0f32; h]),
+        || (hprebn.clone(), out(h), out(h)),
         |k, (x, m, i)| {
             k.batchnorm_forward(x, m, i);
         },
@@ -137,7 +143,7 @@ fn kernels(c: &mut Criterion) {
         "scale_shift_tanh_forward",
         (n * h) as u64,
         0.0,
-        || vec![0f32; n * h],
+        || out(n * h),
         |k, out| {
             k.scale_shift_tanh_forward(out, &hprebn, &bngain, &bnbias);
         },
@@ -148,7 +154,7 @@ fn kernels(c: &mut Criterion) {
         "linear_forward logits",
         flop(n, h, v),
         1e-5,
-        || vec![0f32; n * v],
+        || out(n * v),
         |k, out| {
             k.linear_forward(out, &hmat, &w2, &b2, v);
         },
@@ -181,7 +187,7 @@ fn kernels(c: &mut Criterion) {
         "matmul_tn dW2",
         flop(h, n, v),
         1e-5,
-        || vec![0f32; h * v],
+        || out(h * v),
         |k, out| {
             k.matmul_tn(out, &hmat, &dlogits, h, v);
         },
@@ -192,7 +198,7 @@ fn kernels(c: &mut Criterion) {
         "bias_backward db2",
         (n * v) as u64,
         0.0,
-        || vec![0f32; v],
+        || out(v),
         |k, out| {
             k.bias_backward(out, &dlogits);
         },
@@ -203,7 +209,7 @@ fn kernels(c: &mut Criterion) {
         "transpose W2",
         (h * v) as u64,
         0.0,
-        || vec![0f32; v * h],
+        || out(v * h),
         |k, out| {
             k.transpose(out, &w2, v);
         },
@@ -225,7 +231,7 @@ fn kernels(c: &mut Criterion) {
         "batchnorm_backward",
         (n * h) as u64,
         0.0,
-        || (dmat.clone(), vec![0f32; h], vec![0f32; h]),
+        || (dmat.clone(), out(h), out(h)),
         |k, (d, g, b)| {
             k.batchnorm_backward(d, g, b, &hmat, &bnvar_inv, &bngain);
         },
@@ -236,7 +242,7 @@ fn kernels(c: &mut Criterion) {
         "matmul_tn dW1",
         flop(te, n, h),
         1e-5,
-        || vec![0f32; te * h],
+        || out(te * h),
         |k, out| {
             k.matmul_tn(out, &embcat, &dmat, te, h);
         },
@@ -247,7 +253,7 @@ fn kernels(c: &mut Criterion) {
         "bias_backward db1",
         (n * h) as u64,
         0.0,
-        || vec![0f32; h],
+        || out(h),
         |k, out| {
             k.bias_backward(out, &dmat);
         },
@@ -258,7 +264,7 @@ fn kernels(c: &mut Criterion) {
         "matmul_nt dembcat",
         flop(n, h, te),
         1e-5,
-        || vec![0f32; n * te],
+        || out(n * te),
         |k, out| {
             k.matmul_nt(out, &dmat, &w1, h);
         },
@@ -269,7 +275,7 @@ fn kernels(c: &mut Criterion) {
         "embed_scatter_add",
         (n * te) as u64,
         0.0,
-        || vec![0f32; v * e],
+        || out(v * e),
         |k, out| {
             k.embed_scatter_add(out, &embcat, &xb);
         },

@@ -81,16 +81,16 @@ pub struct StepState {
 impl StepState {
     /// Exercise-4 parameters at the notebook's initialisation and one random batch of `n` rows.
     pub fn new(dims: Dims, n: usize, seed: u64) -> StepState {
-        let mut params = vec![0f32; dims.num_params()];
+        let mut params = vec![f32::NAN; dims.num_params()];
         ParamsMut::from_flat(dims, &mut params)
             .unwrap()
             .init_notebook(&mut SplitMix64(seed));
         let mut data = Data::new(seed ^ 1);
         StepState {
             dims,
-            grads: vec![0f32; dims.num_params()],
-            acts: vec![0f32; ActsMut::<f32>::flat_len(&dims, n)],
-            w2t: vec![0f32; dims.vocab * dims.hidden],
+            grads: vec![f32::NAN; dims.num_params()],
+            acts: vec![f32::NAN; ActsMut::<f32>::flat_len(&dims, n)],
+            w2t: vec![f32::NAN; dims.vocab * dims.hidden],
             xb: data.tokens(n * dims.context, dims.vocab),
             yb: data.tokens(n, dims.vocab),
             params,

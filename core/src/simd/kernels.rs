@@ -448,15 +448,21 @@ pub fn embed_table_forward<S: Simd>(
     }
 }
 
-/// Plain loops: a (200, 27) transpose is a few thousand moves, and the compiler vectorises what
-/// it can inside the target-feature entry point.
+/// Each output row is a column of `a`: whole vectors by strided gathers, the tail by plain
+/// loads.
 #[inline(always)]
-pub fn transpose<S: Simd>(_s: S, out: &mut [f32], a: &[f32], m: usize) {
+pub fn transpose<S: Simd>(s: S, out: &mut [f32], a: &[f32], m: usize) {
     let n = a.len() / m;
     let out = &mut out[..n * m];
-    for (i, a_row) in a.chunks_exact(m).enumerate() {
-        for (j, &x) in a_row.iter().enumerate() {
-            out[j * n + i] = x;
+    for (j, out_row) in out.chunks_exact_mut(n).enumerate() {
+        let col = &a[j..];
+        let mut i = 0;
+        while i + S::LANES <= n {
+            s.store(&mut out_row[i..], s.gather(&col[i * m..], m));
+            i += S::LANES;
+        }
+        for (ii, o) in out_row.iter_mut().enumerate().skip(i) {
+            *o = col[ii * m];
         }
     }
 }

@@ -211,6 +211,8 @@ pub(crate) trait Simd: Copy {
     fn store_tail(self, out: &mut [f32], v: Self::V);
     /// Lanes `>= n` set to 0.
     fn keep_first(self, v: Self::V, n: usize) -> Self::V;
+    /// `[x[0], x[stride], ..., x[(LANES-1)*stride]]`. Panics if `x` is too short.
+    fn gather(self, x: &[f32], stride: usize) -> Self::V;
 
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
@@ -289,6 +291,21 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, v) }
     }
     op!(keep_first(v: __m512, n: usize) -> __m512 = _mm512_maskz_mov_ps(lane_mask16(n), v));
+    #[inline(always)]
+    fn gather(self, x: &[f32], stride: usize) -> __m512 {
+        let x = &x[..15 * stride + 1];
+        let s = i32::try_from(stride).expect("gather stride fits i32");
+        // SAFETY: the token proves AVX-512F.
+        let index = unsafe {
+            _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(s),
+            )
+        };
+        // SAFETY: lane i reads x[i * stride], i < 16, inside `x` (checked above; 15 * stride
+        // fits i32 since x is that long and stride does); the token proves AVX-512F.
+        unsafe { _mm512_i32gather_ps::<4>(index, x.as_ptr()) }
+    }
     op!(add(a: __m512, b: __m512) -> __m512 = _mm512_add_ps(a, b));
     op!(sub(a: __m512, b: __m512) -> __m512 = _mm512_sub_ps(a, b));
     op!(mul(a: __m512, b: __m512) -> __m512 = _mm512_mul_ps(a, b));
@@ -357,6 +374,21 @@ impl Simd for Avx2 {
         // SAFETY: `vmaskmovps` writes only the lanes whose mask is set, the first `out.len()`,
         // which are writable. The token proves AVX.
         unsafe { _mm256_maskstore_ps(out.as_mut_ptr(), mask, v) }
+    }
+    #[inline(always)]
+    fn gather(self, x: &[f32], stride: usize) -> __m256 {
+        let x = &x[..7 * stride + 1];
+        let s = i32::try_from(stride).expect("gather stride fits i32");
+        // SAFETY: the token proves AVX2.
+        let index = unsafe {
+            _mm256_mullo_epi32(
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                _mm256_set1_epi32(s),
+            )
+        };
+        // SAFETY: lane i reads x[i * stride], i < 8, inside `x` (checked above); the token
+        // proves AVX2.
+        unsafe { _mm256_i32gather_ps::<4>(x.as_ptr(), index) }
     }
     #[inline(always)]
     fn keep_first(self, v: __m256, n: usize) -> __m256 {
@@ -451,6 +483,11 @@ impl Simd for Neon {
         self.store(&mut buf, v);
         let n = out.len();
         out.copy_from_slice(&buf[..n]);
+    }
+    #[inline(always)]
+    fn gather(self, x: &[f32], stride: usize) -> float32x4_t {
+        let x = &x[..3 * stride + 1];
+        self.load(&[x[0], x[stride], x[2 * stride], x[3 * stride]])
     }
     #[inline(always)]
     fn keep_first(self, v: float32x4_t, n: usize) -> float32x4_t {
