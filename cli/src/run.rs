@@ -15,7 +15,7 @@ use rand_pcg::Pcg64;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
 use crate::model::{
-    calibrate, check_range, kernels, split_loss, BATCH, CONTEXT, EMBEDDING, HIDDEN,
+    calibrate, check_range, kernels, split_losses, BATCH, CONTEXT, EMBEDDING, HIDDEN,
 };
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::{EvalArgs, TrainArgs};
@@ -261,10 +261,17 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     let t1 = Instant::now();
     let p = makemore_core::ParamsRef::from_flat(dims, &params)?;
     let (bnmean, bnvar) = calibrate(&k, p, &ds.train.x)?;
-    let losses: Vec<f64> = [&ds.train, &ds.val, &ds.test]
-        .iter()
-        .map(|e| split_loss(&k, p, &bnmean, &bnvar, &e.x, &e.y))
-        .collect::<Result<_>>()?;
+    let losses = split_losses(
+        &k,
+        p,
+        &bnmean,
+        &bnvar,
+        &[
+            (&ds.train.x, &ds.train.y),
+            (&ds.val.x, &ds.val.y),
+            (&ds.test.x, &ds.test.y),
+        ],
+    )?;
     let eval_seconds = t1.elapsed().as_secs_f64();
     println!("train loss {:.4}", losses[0]);
     println!("val loss   {:.4}", losses[1]);
@@ -358,9 +365,16 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
         vec![a.split.as_str()]
     };
     let mut out = serde_json::Map::new();
-    for s in splits {
+    let examples: Vec<(&[u8], &[u8])> = splits
+        .iter()
+        .map(|s| {
+            let e = ds.examples(s);
+            (&e.x[..], &e.y[..])
+        })
+        .collect();
+    let losses = split_losses(&k, p, &bnmean, &bnvar, &examples)?;
+    for (s, loss) in splits.into_iter().zip(losses) {
         let e = ds.examples(s);
-        let loss = split_loss(&k, p, &bnmean, &bnvar, &e.x, &e.y)?;
         if !a.json {
             println!("{s:5} loss {loss:.4} ({} examples)", e.len());
         }

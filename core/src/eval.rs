@@ -8,6 +8,7 @@
 //! (measured on the notebook's run: losses agree to 1e-6).
 
 use crate::error::Error;
+use crate::float::Float;
 use crate::infer::BnCalibration;
 use crate::model::{Dims, ParamsRef};
 use crate::simd::Kernels;
@@ -79,19 +80,89 @@ impl<'a> Evaluator<'a> {
         rows
     }
 
-    /// Adds the rows of `x` (rows, T) to a calibration. `sums` is f64 scratch of 2*H.
+    /// Adds the rows of `x` (rows, T) to a calibration, row `r` counted `counts[r]` times
+    /// (`counts` empty: once each). `sums` is f64 scratch of 2*H.
     pub fn calibrate(
         &mut self,
         acc: &mut BnCalibration<'_>,
         x: &[u8],
+        counts: &[u32],
         sums: &mut [f64],
     ) -> Result<(), Error> {
         let dims = self.params.dims();
-        crate::infer::check_rows(&dims, x, None)?;
-        for xc in x.chunks(self.rows * dims.context) {
-            let rows = self.hprebn(xc);
-            acc.add_hprebn(&self.h[..rows * dims.hidden], sums)?;
+        let rows = crate::infer::check_rows(&dims, x, None)?;
+        if !counts.is_empty() && counts.len() != rows {
+            return Err(Error::LengthMismatch {
+                what: "row counts",
+                expected: rows,
+                got: counts.len(),
+            });
         }
+        for (c, xc) in x.chunks(self.rows * dims.context).enumerate() {
+            let n = self.hprebn(xc);
+            let cc = if counts.is_empty() {
+                &[][..]
+            } else {
+                &counts[c * self.rows..][..n]
+            };
+            acc.add_hprebn(&self.h[..n * dims.hidden], cc, sums)?;
+        }
+        Ok(())
+    }
+
+    /// For each row of `x` (rows, T): its `logits` (rows, V) and `lse` (rows) =
+    /// `log(sum(exp(logits)))`, so that the loss of target `y` is `lse - logits[y]`.
+    /// With calibrated `bnmean`, `bnvar` (H).
+    pub fn logits_lse(
+        &mut self,
+        bnmean: &[f32],
+        bnvar: &[f32],
+        x: &[u8],
+        logits: &mut [f32],
+        lse: &mut [f32],
+    ) -> Result<(), Error> {
+        let dims = self.params.dims();
+        let rows = crate::infer::check_rows(&dims, x, None)?;
+        if logits.len() != rows * dims.vocab || lse.len() != rows {
+            return Err(Error::LengthMismatch {
+                what: "logits/lse",
+                expected: rows * dims.vocab,
+                got: logits.len(),
+            });
+        }
+        self.set_bn(bnmean, bnvar)?;
+        let p = self.params;
+        let k = self.kernels;
+        for (xc, lc) in x
+            .chunks(self.rows * dims.context)
+            .zip(logits.chunks_mut(self.rows * dims.vocab))
+        {
+            let n = self.hprebn(xc);
+            let h = &mut self.h[..n * dims.hidden];
+            k.batchnorm_tanh_inference(h, bnmean, self.bnvar_inv, p.bngain, p.bnbias);
+            k.linear_forward(lc, h, p.W2, p.b2, dims.vocab);
+        }
+        for (row, l) in logits.chunks_exact(dims.vocab).zip(lse.iter_mut()) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max_nan(x));
+            let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+            *l = max + sum.ln();
+        }
+        Ok(())
+    }
+
+    /// `bnvar_inv` from `bnvar`, after checking both lengths.
+    fn set_bn(&mut self, bnmean: &[f32], bnvar: &[f32]) -> Result<(), Error> {
+        let hidden = self.params.dims().hidden;
+        for (what, len) in [("bnmean", bnmean.len()), ("bnvar", bnvar.len())] {
+            if len != hidden {
+                return Err(Error::LengthMismatch {
+                    what,
+                    expected: hidden,
+                    got: len,
+                });
+            }
+        }
+        crate::batchnorm::bnvar_inv_from_bnvar(self.bnvar_inv, bnvar);
         Ok(())
     }
 
@@ -106,16 +177,7 @@ impl<'a> Evaluator<'a> {
     ) -> Result<f64, Error> {
         let dims = self.params.dims();
         crate::infer::check_rows(&dims, x, Some(y))?;
-        for (what, len) in [("bnmean", bnmean.len()), ("bnvar", bnvar.len())] {
-            if len != dims.hidden {
-                return Err(Error::LengthMismatch {
-                    what,
-                    expected: dims.hidden,
-                    got: len,
-                });
-            }
-        }
-        crate::batchnorm::bnvar_inv_from_bnvar(self.bnvar_inv, bnvar);
+        self.set_bn(bnmean, bnvar)?;
         let p = self.params;
         let k = self.kernels;
         let mut sum = 0.0;

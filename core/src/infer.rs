@@ -96,11 +96,18 @@ impl<'a> BnCalibration<'a> {
         Ok(())
     }
 
-    /// Adds rows whose hprebn (rows, H) is already computed (by [`crate::eval::Evaluator`]);
-    /// `sums` is f64 scratch of at least 2*H. Same two-pass-then-merge as [`Self::add_rows`],
-    /// with the loops running along rows so they vectorise.
-    pub fn add_hprebn(&mut self, hprebn: &[f32], sums: &mut [f64]) -> Result<(), Error> {
+    /// Adds rows whose hprebn (rows, H) is already computed (by [`crate::eval::Evaluator`]),
+    /// row `r` counted `counts[r]` times (`counts` empty: once each); `sums` is f64 scratch of
+    /// at least 2*H. Same two-pass-then-merge as [`Self::add_rows`], with the loops running
+    /// along rows so they vectorise.
+    pub fn add_hprebn(
+        &mut self,
+        hprebn: &[f32],
+        counts: &[u32],
+        sums: &mut [f64],
+    ) -> Result<(), Error> {
         let hidden = self.mean.len();
+        let rows = hprebn.len() / hidden;
         if !hprebn.len().is_multiple_of(hidden) || sums.len() < 2 * hidden {
             return Err(Error::LengthMismatch {
                 what: "hprebn rows / sums scratch",
@@ -108,26 +115,35 @@ impl<'a> BnCalibration<'a> {
                 got: sums.len(),
             });
         }
-        let rows = hprebn.len() / hidden;
-        if rows == 0 {
+        if !counts.is_empty() && counts.len() != rows {
+            return Err(Error::LengthMismatch {
+                what: "row counts",
+                expected: rows,
+                got: counts.len(),
+            });
+        }
+        let weight = |r: usize| counts.get(r).map_or(1.0, |&c| c as f64);
+        let nb: f64 = (0..rows).map(weight).sum();
+        if nb == 0.0 {
             return Ok(());
         }
         let (mean_b, m2_b) = sums[..2 * hidden].split_at_mut(hidden);
         mean_b.fill(0.0);
-        for row in hprebn.chunks_exact(hidden) {
+        for (r, row) in hprebn.chunks_exact(hidden).enumerate() {
+            let w = weight(r);
             for (s, &x) in mean_b.iter_mut().zip(row) {
-                *s += x as f64;
+                *s += w * x as f64;
             }
         }
-        let nb = rows as f64;
         for s in mean_b.iter_mut() {
             *s /= nb;
         }
         m2_b.fill(0.0);
-        for row in hprebn.chunks_exact(hidden) {
+        for (r, row) in hprebn.chunks_exact(hidden).enumerate() {
+            let w = weight(r);
             for ((s, &m), &x) in m2_b.iter_mut().zip(mean_b.iter()).zip(row) {
                 let d = x as f64 - m;
-                *s += d * d;
+                *s += w * (d * d);
             }
         }
         let na = self.count as f64;
@@ -137,7 +153,7 @@ impl<'a> BnCalibration<'a> {
             self.mean[j] += delta * nb / n;
             self.m2[j] += m2_b[j] + delta * delta * na * nb / n;
         }
-        self.count += rows as u64;
+        self.count += nb as u64;
         Ok(())
     }
 
