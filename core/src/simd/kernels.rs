@@ -623,41 +623,77 @@ pub fn batchnorm_tanh_inference<S: Simd>(
 
 // ---------------------------------------------------------------- cross-entropy
 
+/// `R` rows of the cross-entropy forward at once: their exp chains are independent, so the
+/// CPU overlaps them. Returns `ln(counts_sum) - norm_logit_y` per row.
 #[inline(always)]
-pub fn cross_entropy_forward<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
-    let v = logits_to_probs.len() / yb.len();
-    let mut loss_sum = 0.0f32;
-    for (row, &y) in logits_to_probs.chunks_exact_mut(v).zip(yb) {
-        // logit_maxes = logits.max(1)   (max over the classes, per example)
-        let mut mx = s.splat(f32::NEG_INFINITY);
-        for (c, w) in columns::<S>(v) {
+fn cross_entropy_rows<S: Simd, const R: usize>(
+    s: S,
+    rows: &mut [f32],
+    v: usize,
+    yb: &[u8],
+) -> [f32; R] {
+    // logit_maxes = logits.max(1)   (max over the classes, per example)
+    let mut mx = [s.splat(f32::NEG_INFINITY); R];
+    for (c, w) in columns::<S>(v) {
+        for (r, m) in mx.iter_mut().enumerate() {
+            let row = &rows[r * v..][..v];
             let x = if w == S::LANES {
                 s.load(&row[c..])
             } else {
                 s.load_tail(&row[c..][..w], f32::NEG_INFINITY)
             };
-            mx = s.max(mx, x);
+            *m = s.max(*m, x);
         }
-        let logit_max = s.reduce_max(mx);
-        let norm_logit_y = row[y as usize] - logit_max;
-        // counts = exp(norm_logits); counts_sum = counts.sum(1)
-        let mut sum = s.splat(0.0);
-        let max_v = s.splat(logit_max);
-        for (c, w) in columns::<S>(v) {
-            let p = exp_v(s, s.sub(ld(s, &row[c..][..w]), max_v));
-            st(s, &mut row[c..][..w], p);
-            sum = s.add(sum, s.keep_first(p, w));
+    }
+    let mut max_v = [s.splat(0.0); R];
+    let mut norm_logit_y = [0.0; R];
+    for r in 0..R {
+        let logit_max = s.reduce_max(mx[r]);
+        max_v[r] = s.splat(logit_max);
+        norm_logit_y[r] = rows[r * v + yb[r] as usize] - logit_max;
+    }
+    // counts = exp(norm_logits); counts_sum = counts.sum(1)
+    let mut sum = [s.splat(0.0); R];
+    for (c, w) in columns::<S>(v) {
+        for r in 0..R {
+            let x = &mut rows[r * v + c..][..w];
+            let p = exp_v(s, s.sub(ld(s, x), max_v[r]));
+            st(s, x, p);
+            sum[r] = s.add(sum[r], s.keep_first(p, w));
         }
-        let counts_sum = s.reduce_add(sum);
-        // probs = counts * counts_sum_inv
+    }
+    // probs = counts * counts_sum_inv
+    let mut out = [0.0; R];
+    for r in 0..R {
+        let counts_sum = s.reduce_add(sum[r]);
         let inv = s.splat(1.0 / counts_sum);
         for (c, w) in columns::<S>(v) {
-            let p = s.mul(ld(s, &row[c..][..w]), inv);
-            st(s, &mut row[c..][..w], p);
+            let x = &mut rows[r * v + c..][..w];
+            st(s, x, s.mul(ld(s, x), inv));
         }
-        loss_sum += ln_f32(counts_sum) - norm_logit_y;
+        out[r] = ln_f32(counts_sum) - norm_logit_y[r];
     }
-    loss_sum / yb.len() as f32
+    out
+}
+
+#[inline(always)]
+pub fn cross_entropy_forward<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
+    let v = logits_to_probs.len() / yb.len();
+    let n = yb.len();
+    let mut loss_sum = 0.0f32;
+    let mut i = 0;
+    while i + 4 <= n {
+        for l in cross_entropy_rows::<S, 4>(s, &mut logits_to_probs[i * v..], v, &yb[i..]) {
+            loss_sum += l;
+        }
+        i += 4;
+    }
+    while i < n {
+        let [l] = cross_entropy_rows::<S, 1>(s, &mut logits_to_probs[i * v..], v, &yb[i..]);
+        loss_sum += l;
+        i += 1;
+    }
+    loss_sum / n as f32
 }
 
 #[inline(always)]
