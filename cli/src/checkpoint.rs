@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use makemore_core::safetensors::{load_model, read_dims, save_model, saved_model_len, SafeTensors};
+use makemore_core::safetensors::{
+    load_model, read_dims, save_model, saved_model_len, SafeTensors, SafetensorsError,
+};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::data::Vocab;
@@ -40,6 +42,23 @@ pub struct RunState {
 }
 
 const FORMAT: &str = "makemore-rs/1";
+
+/// The first parameter that is NaN or infinite: its tensor's name, its index in the tensor and
+/// its value. Training checks this after every step, so no checkpoint holds one.
+pub fn first_non_finite(dims: Dims, flat: &[f32]) -> Option<(&'static str, usize, f32)> {
+    // Fast path: one pass that vectorises; the slow search runs only when it fails.
+    if flat.iter().all(|x| x.is_finite()) {
+        return None;
+    }
+    let p = ParamsRef::from_flat(dims, flat).ok()?;
+    p.tensors()
+        .into_iter()
+        .zip(makemore_core::PARAM_NAMES)
+        .find_map(|(t, name)| {
+            let i = t.iter().position(|x| !x.is_finite())?;
+            Some((name, i, t[i]))
+        })
+}
 
 impl Checkpoint {
     pub fn params_ref(&self) -> ParamsRef<'_, f32> {
@@ -84,8 +103,19 @@ impl Checkpoint {
 
     /// Parses and validates a checkpoint file's bytes; `what` names it in errors.
     pub fn from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
-        let bad = |e: makemore_core::safetensors::SafetensorsError| {
-            anyhow::anyhow!("{}: not a valid makemore checkpoint: {e}", what.display())
+        let bad = |e: SafetensorsError| {
+            let hint = match e {
+                SafetensorsError::TooShort { .. }
+                | SafetensorsError::HeaderOutOfBounds { .. }
+                | SafetensorsError::OffsetOutOfRange { .. } => {
+                    " (the file looks truncated: an interrupted copy or write?)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!(
+                "{}: not a valid makemore checkpoint: {e}{hint}",
+                what.display()
+            )
         };
         let st = SafeTensors::parse(bytes).map_err(bad)?;
         let meta = |key: &str| -> Result<Option<String>> {
@@ -99,6 +129,17 @@ impl Checkpoint {
             None => None,
         };
         let dims = read_dims(&st, context).map_err(bad)?;
+        // The config this program writes must agree with the shapes.
+        for (key, from_shapes) in [("embedding", dims.embedding), ("hidden", dims.hidden)] {
+            if let Some(v) = meta(key)? {
+                if v.parse::<usize>().ok() != Some(from_shapes) {
+                    bail!(
+                        "{}: metadata {key} {v:?} disagrees with the tensors' shapes ({key} {from_shapes}); the file is inconsistent",
+                        what.display()
+                    );
+                }
+            }
+        }
         let mut params = vec![0f32; dims.num_params()];
         let mut mean = vec![0f32; dims.hidden];
         let mut var = vec![0f32; dims.hidden];
