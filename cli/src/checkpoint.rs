@@ -212,6 +212,37 @@ impl Checkpoint {
     }
 }
 
+/// The temporary file [`write_atomic`] writes `path`'s new contents to before the rename.
+fn temp_path(dir: &Path, name: &std::ffi::OsStr) -> std::path::PathBuf {
+    dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
+}
+
+/// Removes the temporary files of saves of `path` that a killed process left behind (the
+/// checkpoint itself is never touched). Returns how many. A second process saving into the same
+/// file at the same moment is not supported: its save would fail, leaving the checkpoint as it was.
+pub fn remove_stale_temp_files(path: &Path) -> usize {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = path.file_name() else {
+        return 0;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Replaces `path` with `bytes` atomically (temp file, fsync, rename, fsync dir). On error the
 /// previous file is untouched and the temporary file removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -222,11 +253,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .context("checkpoint path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = temp_path(dir, name);
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

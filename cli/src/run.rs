@@ -104,6 +104,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create output directory {}", a.out.display()))?;
     let ckpt_path = a.out.join("model.safetensors");
+    crate::checkpoint::remove_stale_temp_files(&ckpt_path);
 
     // parameters and run state: fresh, or from the checkpoint
     let (mut params, mut run) = if a.resume {
