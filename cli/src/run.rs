@@ -332,7 +332,10 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
 fn last_saved(path: &std::path::Path, step: Option<u64>) -> String {
     match step {
         Some(s) => format!("{} (step {s}) is untouched", path.display()),
-        None => format!("nothing was saved to {}", path.display()),
+        None => format!(
+            "this run saved nothing to {} (an earlier file there is untouched)",
+            path.display()
+        ),
     }
 }
 
