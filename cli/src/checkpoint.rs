@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use makemore_core::safetensors::{load_model, read_dims, save_model, saved_model_len, SafeTensors};
+use makemore_core::safetensors::{
+    load_model, read_dims, save_model, saved_model_len, SafeTensors, SafetensorsError,
+};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::data::Vocab;
@@ -40,6 +42,23 @@ pub struct RunState {
 }
 
 const FORMAT: &str = "makemore-rs/1";
+
+/// The first parameter that is NaN or infinite: its tensor's name, its index in the tensor and
+/// its value. Training checks this after every step, so no checkpoint holds one.
+pub fn first_non_finite(dims: Dims, flat: &[f32]) -> Option<(&'static str, usize, f32)> {
+    // Fast path: one pass that vectorises; the slow search runs only when it fails.
+    if flat.iter().all(|x| x.is_finite()) {
+        return None;
+    }
+    let p = ParamsRef::from_flat(dims, flat).ok()?;
+    p.tensors()
+        .into_iter()
+        .zip(makemore_core::PARAM_NAMES)
+        .find_map(|(t, name)| {
+            let i = t.iter().position(|x| !x.is_finite())?;
+            Some((name, i, t[i]))
+        })
+}
 
 impl Checkpoint {
     pub fn params_ref(&self) -> ParamsRef<'_, f32> {
@@ -84,8 +103,19 @@ impl Checkpoint {
 
     /// Parses and validates a checkpoint file's bytes; `what` names it in errors.
     pub fn from_bytes(bytes: &[u8], what: &Path) -> Result<Checkpoint> {
-        let bad = |e: makemore_core::safetensors::SafetensorsError| {
-            anyhow::anyhow!("{}: not a valid makemore checkpoint: {e}", what.display())
+        let bad = |e: SafetensorsError| {
+            let hint = match e {
+                SafetensorsError::TooShort { .. }
+                | SafetensorsError::HeaderOutOfBounds { .. }
+                | SafetensorsError::OffsetOutOfRange { .. } => {
+                    " (the file looks truncated: an interrupted copy or write?)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!(
+                "{}: not a valid makemore checkpoint: {e}{hint}",
+                what.display()
+            )
         };
         let st = SafeTensors::parse(bytes).map_err(bad)?;
         let meta = |key: &str| -> Result<Option<String>> {
@@ -99,6 +129,17 @@ impl Checkpoint {
             None => None,
         };
         let dims = read_dims(&st, context).map_err(bad)?;
+        // The config this program writes must agree with the shapes.
+        for (key, from_shapes) in [("embedding", dims.embedding), ("hidden", dims.hidden)] {
+            if let Some(v) = meta(key)? {
+                if v.parse::<usize>().ok() != Some(from_shapes) {
+                    bail!(
+                        "{}: metadata {key} {v:?} disagrees with the tensors' shapes ({key} {from_shapes}); the file is inconsistent",
+                        what.display()
+                    );
+                }
+            }
+        }
         let mut params = vec![0f32; dims.num_params()];
         let mut mean = vec![0f32; dims.hidden];
         let mut var = vec![0f32; dims.hidden];
@@ -171,6 +212,37 @@ impl Checkpoint {
     }
 }
 
+/// The temporary file [`write_atomic`] writes `path`'s new contents to before the rename.
+fn temp_path(dir: &Path, name: &std::ffi::OsStr) -> std::path::PathBuf {
+    dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
+}
+
+/// Removes the temporary files of saves of `path` that a killed process left behind (the
+/// checkpoint itself is never touched). Returns how many. A second process saving into the same
+/// file at the same moment is not supported: its save would fail, leaving the checkpoint as it was.
+pub fn remove_stale_temp_files(path: &Path) -> usize {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Some(name) = path.file_name() else {
+        return 0;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Replaces `path` with `bytes` atomically (temp file, fsync, rename, fsync dir). On error the
 /// previous file is untouched and the temporary file removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -181,11 +253,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .context("checkpoint path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = temp_path(dir, name);
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

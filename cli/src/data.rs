@@ -173,6 +173,11 @@ impl Vocab {
         self.symbols.len()
     }
 
+    /// Never true: '.' is always a symbol.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
     /// All symbols, indexed by id.
     pub fn symbols(&self) -> &[char] {
         &self.symbols
@@ -271,7 +276,12 @@ pub fn read_words(path: &Path) -> Result<Words, DataError> {
         });
     }
     let bytes = std::fs::read(path).map_err(io_err)?;
-    let content = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    parse_words(&bytes, path)
+}
+
+/// [`read_words`] on bytes already read; `path` names the file in errors. Never panics.
+pub fn parse_words(bytes: &[u8], path: &Path) -> Result<Words, DataError> {
+    let content = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if content.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),

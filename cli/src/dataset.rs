@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::data::{
-    build_examples, read_words, split_words, Examples, Split, Vocab, DEFAULT_SPLIT_SEED,
+    build_examples, read_words, split_words, DataError, Examples, Split, Vocab, Words,
+    DEFAULT_SPLIT_SEED,
 };
 
 pub struct Dataset {
@@ -24,7 +25,13 @@ pub struct Dataset {
 impl Dataset {
     /// Reads `path` and builds everything with a context of `context` tokens.
     pub fn load(path: &Path, context: usize) -> Result<Dataset> {
-        let words = read_words(path)?;
+        Ok(Self::from_words(read_words(path)?, context)?)
+    }
+
+    /// Builds everything from words already read, with a context of `context` tokens
+    /// (panics outside 1..=[`crate::data::MAX_CONTEXT`], as [`build_examples`] does). Errors: the
+    /// vocabulary's (a '.' in a word, too many symbols).
+    pub fn from_words(words: Words, context: usize) -> Result<Dataset, DataError> {
         let vocab = Vocab::from_words(&words.words)?;
         let (count, duplicates, blank_lines) =
             (words.words.len(), words.duplicates, words.blank_lines);

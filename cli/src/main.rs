@@ -1,18 +1,33 @@
 //! `makemore`: the notebook "makemore part 4: becoming a backprop ninja" end to end on names.txt:
 //! train (Exercise 4), calibrate batchnorm, evaluate, sample, and check gradients.
 
-mod checkpoint;
-mod data;
-mod dataset;
+/// `println!` for the whole binary (this macro shadows std's in every module declared below):
+/// once stdout is a closed pipe (`makemore eval | head -1`), further output is dropped instead
+/// of panicking as std's `println!` does, so every command ends quietly and normally (training
+/// still writes its checkpoint). See [`print_line`].
+macro_rules! println {
+    () => {
+        $crate::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
+
 mod gradcheck;
 mod model;
 mod plot;
-mod pyrandom;
 mod run;
 mod sample;
 
+// The modules that read untrusted bytes live in the library (fuzzed there).
+use cli::{checkpoint, data, dataset};
+
+use std::fmt;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -160,6 +175,24 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Set once writing to stdout failed: the rest of the output is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout. A closed pipe ends the output quietly; any other write error is
+/// reported once on stderr; neither stops the command.
+pub fn print_line(args: fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("warning: cannot write to stdout ({e}); the rest of the output is dropped");
         }
     }
 }

@@ -107,6 +107,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create output directory {}", a.out.display()))?;
     let ckpt_path = a.out.join("model.safetensors");
+    crate::checkpoint::remove_stale_temp_files(&ckpt_path);
 
     // parameters and run state: fresh, or from the checkpoint
     let (mut params, mut run) = if a.resume {
@@ -197,6 +198,8 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     };
     let t0 = Instant::now();
     let first_step = run.step;
+    // The step of the checkpoint on disk, as far as this run knows.
+    let mut saved_step = a.resume.then_some(run.step);
     while run.step < a.steps {
         let step = run.step;
         let mut rng = batch_rng(run.seed, step);
@@ -218,7 +221,14 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         };
         if !loss.is_finite() {
             bail!(
-                "the loss became {loss} at step {step}; training stopped (the last checkpoint, if any, is untouched). Try a smaller --lr"
+                "the loss became {loss} at step {step}; training stopped, {}. Try a smaller --lr",
+                last_saved(&ckpt_path, saved_step)
+            );
+        }
+        if let Some((name, i, x)) = crate::checkpoint::first_non_finite(dims, &params) {
+            bail!(
+                "a gradient was not finite at step {step} (the update made {name}[{i}] {x}); training stopped, {}. Try a smaller --lr",
+                last_saved(&ckpt_path, saved_step)
             );
         }
         run.step += 1;
@@ -245,6 +255,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         }
         if a.checkpoint_every > 0 && run.step % a.checkpoint_every == 0 && run.step < a.steps {
             save(&params, &run, None)?;
+            saved_step = Some(run.step);
         }
     }
     if let Some(b) = bar {
@@ -329,6 +340,17 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         ckpt_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a stopped run left on disk, for its error message.
+fn last_saved(path: &std::path::Path, step: Option<u64>) -> String {
+    match step {
+        Some(s) => format!("{} (step {s}) is untouched", path.display()),
+        None => format!(
+            "this run saved nothing to {} (an earlier file there is untouched)",
+            path.display()
+        ),
+    }
 }
 
 /// `eval`: loss of each split with the checkpoint's calibrated batchnorm (calibrating over the

@@ -16,6 +16,7 @@ extern crate std;
 pub mod atomic;
 // The kernels take raw slices; their callers (train, infer) check every length first.
 pub(crate) mod batchnorm;
+pub mod crc32;
 pub(crate) mod cross_entropy;
 pub mod error;
 pub mod eval;

@@ -47,10 +47,17 @@
 //! optionally the calibrated batchnorm statistics `bnmean` (1,H), `bnvar` (1,H); see
 //! [`MODEL_TENSOR_NAMES`].
 //!
+//! [`save_model`] adds the metadata entry `"checksum": "crc32:xxxxxxxx"`: the CRC-32 (zlib's,
+//! lowercase hex) of the whole byte buffer after the header, i.e. of every tensor's bytes in file
+//! order (in Python: `zlib.crc32(data[8 + n:])`). [`load_model`] verifies it when present
+//! ([`verify_checksum`]), so a flipped byte in the data is refused; files without it (PyTorch's)
+//! still load. The header itself is not covered: its JSON is validated instead.
+//!
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use core::fmt;
 
+use crate::crc32::Crc32;
 use crate::error::Error;
 use crate::model::{Dims, ParamsMut, ParamsRef};
 
@@ -76,6 +83,12 @@ const HEADER_START: usize = 8;
 const F32_SIZE: usize = 4;
 /// The metadata key the model's context length may be stated under.
 const CONTEXT_KEY: &str = "context";
+/// The metadata key of the tensor bytes' checksum, written by [`save_model`].
+pub const CHECKSUM_KEY: &str = "checksum";
+/// The checksum's algorithm, before its 8 hex digits.
+const CHECKSUM_PREFIX: &str = "crc32:";
+/// `crc32:` and 8 hex digits.
+const CHECKSUM_LEN: usize = 14;
 
 type Result<T> = core::result::Result<T, SafetensorsError>;
 
@@ -626,6 +639,23 @@ pub enum SafetensorsError {
         /// What was stated.
         got: usize,
     },
+    /// The `checksum` metadata is not `crc32:` followed by 8 lowercase hex digits.
+    InvalidChecksumMetadata {
+        /// Its raw JSON text.
+        value: NameBuf,
+    },
+    /// The CRC-32 of the tensor bytes differs from the `checksum` metadata: the data is corrupt.
+    ChecksumMismatch {
+        /// What the metadata states.
+        stated: u32,
+        /// What the bytes give.
+        computed: u32,
+    },
+    /// [`save_model`] was given a metadata key it writes itself.
+    ReservedMetadataKey {
+        /// The key.
+        key: &'static str,
+    },
     /// Only one of `bnmean` and `bnvar` is present.
     IncompleteBatchnorm {
         /// The one present.
@@ -847,6 +877,19 @@ impl fmt::Display for SafetensorsError {
                 f,
                 "context length {got} (from the {from}) disagrees with the tensors' {expected}"
             ),
+            E::InvalidChecksumMetadata { value } => write!(
+                f,
+                "metadata \"checksum\" is \"{value}\", expected \"crc32:\" and 8 lowercase hex digits"
+            ),
+            E::ChecksumMismatch { stated, computed } => write!(
+                f,
+                "the tensor data is corrupt: its CRC-32 is crc32:{computed:08x} but the metadata \
+                 \"checksum\" says crc32:{stated:08x} (a truncated copy or a flipped byte); restore \
+                 the file or write it again"
+            ),
+            E::ReservedMetadataKey { key } => {
+                write!(f, "metadata key \"{key}\" is written by save_model itself")
+            }
             E::IncompleteBatchnorm { present, missing } => write!(
                 f,
                 "batchnorm statistics incomplete: \"{present}\" present, \"{missing}\" missing"
@@ -2043,6 +2086,7 @@ fn check_model(st: &SafeTensors<'_>, d: Dims) -> Result<bool> {
 
 /// The size of the file [`save_model`] writes for `dims` (with bnmean and bnvar if `with_bn`) and
 /// `metadata`.
+/// `metadata` (saturating at `usize::MAX` beyond [`MAX_METADATA`] entries).
 pub fn saved_model_len(dims: Dims, with_bn: bool, metadata: &[(&str, &str)]) -> usize {
     let shapes = model_shapes(dims);
     let mut list: [TensorArg<'_>; 9] = [("", &[], &[]); 9];
@@ -2050,16 +2094,98 @@ pub fn saved_model_len(dims: Dims, with_bn: bool, metadata: &[(&str, &str)]) -> 
         *slot = (name, shape.as_slice(), &[]);
     }
     let n = if with_bn { 9 } else { 7 };
-    written_len(list.get(..n).unwrap_or(&[]), metadata)
+    // The checksum's text has a fixed length: any value measures it.
+    match with_checksum(metadata, "crc32:00000000") {
+        Some((meta, len)) => {
+            written_len(list.get(..n).unwrap_or(&[]), meta.get(..len).unwrap_or(&[]))
+        }
+        None => usize::MAX,
+    }
+}
+
+/// `metadata` followed by the checksum entry, in a fixed array: the entries and how many.
+/// `None` if there are already [`MAX_METADATA`] entries.
+fn with_checksum<'m>(
+    metadata: &[(&'m str, &'m str)],
+    checksum: &'m str,
+) -> Option<([(&'m str, &'m str); MAX_METADATA], usize)> {
+    let mut all = [("", ""); MAX_METADATA];
+    let n = metadata.len();
+    if n >= MAX_METADATA {
+        return None;
+    }
+    for (d, m) in all.iter_mut().zip(metadata) {
+        *d = *m;
+    }
+    *all.get_mut(n)? = (CHECKSUM_KEY, checksum);
+    Some((all, n + 1))
+}
+
+/// `crc32:` and the CRC as 8 lowercase hex digits.
+fn checksum_text(crc: u32) -> [u8; CHECKSUM_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; CHECKSUM_LEN];
+    for (d, s) in out.iter_mut().zip(CHECKSUM_PREFIX.as_bytes()) {
+        *d = *s;
+    }
+    for (i, d) in out.iter_mut().skip(CHECKSUM_PREFIX.len()).enumerate() {
+        *d = HEX[((crc >> (28 - 4 * i)) & 15) as usize];
+    }
+    out
+}
+
+/// The CRC a `crc32:xxxxxxxx` text states (lowercase hex only, as [`save_model`] writes it).
+fn parse_checksum(s: &str) -> Option<u32> {
+    let hex = s.strip_prefix(CHECKSUM_PREFIX)?;
+    if hex.len() != 8 {
+        return None;
+    }
+    hex.bytes().try_fold(0u32, |acc, d| {
+        let x = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return None,
+        };
+        Some((acc << 4) | u32::from(x))
+    })
+}
+
+/// Verifies the `checksum` metadata against the CRC-32 of every tensor's bytes in file order
+/// (the whole byte buffer). Returns the CRC if the file states one, `None` if it has no
+/// `checksum` entry (a file not written by [`save_model`], e.g. PyTorch's).
+///
+/// Errors: [`SafetensorsError::InvalidChecksumMetadata`] for a malformed or unknown checksum,
+/// [`SafetensorsError::ChecksumMismatch`] if the bytes do not match.
+pub fn verify_checksum(st: &SafeTensors<'_>) -> Result<Option<u32>> {
+    let Some(raw) = st.metadata_raw(CHECKSUM_KEY) else {
+        return Ok(None);
+    };
+    let invalid = SafetensorsError::InvalidChecksumMetadata {
+        value: NameBuf::new(raw),
+    };
+    let mut buf = [0u8; CHECKSUM_LEN];
+    let text = unescape_validated(raw, &mut buf).map_err(|_| invalid)?;
+    let stated = parse_checksum(text).ok_or(invalid)?;
+    let mut crc = Crc32::new();
+    for t in st.tensors() {
+        crc.update(t.data());
+    }
+    let computed = crc.finish();
+    if computed != stated {
+        return Err(SafetensorsError::ChecksumMismatch { stated, computed });
+    }
+    Ok(Some(stated))
 }
 
 /// Writes the model as the notebook names and shapes it: C (V,E), W1 (T*E,H), b1 (H), W2 (H,V),
 /// b2 (V), bngain (1,H), bnbias (1,H), and with `bn = Some((bnmean, bnvar))` also bnmean (1,H) and
-/// bnvar (1,H). Returns the bytes written (= [`saved_model_len`]).
+/// bnvar (1,H). After `metadata` comes the entry `"checksum": "crc32:xxxxxxxx"` of the tensor
+/// bytes (see the module documentation). Returns the bytes written (= [`saved_model_len`]).
 ///
-/// Errors: those of [`write()`]; `bnmean`/`bnvar` not of length H
-/// ([`SafetensorsError::Model`]); a `"context"` entry in `metadata` that disagrees with the
-/// parameters' context ([`SafetensorsError::ContextMismatch`]) or is not an integer.
+/// Errors: those of [`write()`] (at most [`MAX_METADATA`] - 1 entries, the checksum takes one);
+/// `bnmean`/`bnvar` not of length H ([`SafetensorsError::Model`]); a `"context"` entry in
+/// `metadata` that disagrees with the parameters' context ([`SafetensorsError::ContextMismatch`])
+/// or is not an integer; a `"checksum"` entry ([`SafetensorsError::ReservedMetadataKey`]).
 pub fn save_model(
     out: &mut [u8],
     params: ParamsRef<'_, f32>,
@@ -2092,7 +2218,22 @@ pub fn save_model(
         list[8] = (MODEL_TENSOR_NAMES[8], shapes[8].as_slice(), var);
         n = 9;
     }
-    write(out, list.get(..n).unwrap_or(&[]), metadata)
+    if metadata.iter().any(|(k, _)| *k == CHECKSUM_KEY) {
+        return Err(SafetensorsError::ReservedMetadataKey { key: CHECKSUM_KEY });
+    }
+    let tensors = list.get(..n).unwrap_or(&[]);
+    // The bytes `write` lays out after the header, in the same order.
+    let mut crc = Crc32::new();
+    for (_, _, data) in tensors {
+        for x in data.iter() {
+            crc.update(&x.to_le_bytes());
+        }
+    }
+    let text = checksum_text(crc.finish());
+    let text = core::str::from_utf8(&text).unwrap_or("");
+    let (meta, len) = with_checksum(metadata, text)
+        .ok_or(SafetensorsError::TooManyMetadataEntries { max: MAX_METADATA })?;
+    write(out, tensors, meta.get(..len).unwrap_or(&[]))
 }
 
 /// The model's dimensions as the file's shapes give them: V and E from C (V,E), H from W1 (T*E,H),
@@ -2143,7 +2284,8 @@ pub fn read_dims(st: &SafeTensors<'_>, context: Option<usize>) -> Result<Dims> {
 /// Everything is checked before anything is copied (on error `params` and `bn` are unchanged):
 /// every tensor present with the shape `params.dims()` requires (bngain, bnbias, bnmean, bnvar as
 /// (1,H) or (H)), bnmean and bnvar both or neither, no unknown tensor, the `"context"` metadata (if
-/// any) equal to the context, and `bn`'s slices of length H.
+/// any) equal to the context, `bn`'s slices of length H, and the `"checksum"` metadata (if any)
+/// equal to the CRC-32 of the tensor bytes ([`verify_checksum`]).
 pub fn load_model(
     st: &SafeTensors<'_>,
     params: &mut ParamsMut<'_, f32>,
@@ -2155,6 +2297,7 @@ pub fn load_model(
         bn_len_check("bnmean", mean.len(), d.hidden)?;
         bn_len_check("bnvar", var.len(), d.hidden)?;
     }
+    verify_checksum(st)?;
     let get = |name: &'static str| {
         st.tensor(name)
             .ok_or(SafetensorsError::MissingTensor { name })

@@ -323,6 +323,10 @@ fn ref_sqrt(x: f64) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn exp_f32_accuracy() {
     let mut s = Stats32::new("exp_f32");
     // Whole domain where exp is neither 0 nor inf, ~21M bit patterns.
@@ -401,6 +405,10 @@ fn exp_f32_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn ln_f32_accuracy() {
     let mut s = Stats32::new("ln_f32");
     // All positive finite floats (subnormals included), ~20M bit patterns.
@@ -456,6 +464,10 @@ fn ln_f32_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn tanh_f32_accuracy() {
     let mut s = Stats32::new("tanh_f32");
     // All finite floats of both signs, ~20M bit patterns.
@@ -509,6 +521,10 @@ fn tanh_f32_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn sqrt_f32_accuracy() {
     let mut s = Stats32::new("sqrt_f32");
     // All positive finite floats, ~20M bit patterns.
@@ -558,6 +574,10 @@ fn sqrt_f32_edges() {
 // --------------------------------------------------------------------------------- f64
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn exp_f64_accuracy() {
     let mut s = Stats64::new("exp_f64");
     let mut rng = Rng(0x1234_5678_9abc_def1);
@@ -628,6 +648,10 @@ fn exp_f64_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn ln_f64_accuracy() {
     let mut s = Stats64::new("ln_f64");
     let mut rng = Rng(0x0bad_cafe_f00d_1234);
@@ -685,6 +709,10 @@ fn ln_f64_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn tanh_f64_accuracy() {
     let mut s = Stats64::new("tanh_f64");
     let mut rng = Rng(0x5eed_5eed_5eed_5eed);
@@ -737,6 +765,10 @@ fn tanh_f64_edges() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
 fn sqrt_f64_accuracy() {
     let mut s = Stats64::new("sqrt_f64");
     let mut rng = Rng(0xdead_beef_1357_9bdf);
