@@ -122,7 +122,10 @@ fn dot_bound(k: usize, abs_sum: f64) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 2 } else { 48 },
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn exp_and_tanh_give_the_scalar_bits(
@@ -332,6 +335,7 @@ fn common_rng(seed: u64) -> TestRng {
 /// The whole step at the Exercise-4 size: 1000 steps on each vector path and on the scalar path
 /// from the same initialisation and batches; the losses stay within 1e-4 of each other.
 #[test]
+#[cfg_attr(miri, ignore = "a thousand Exercise-4 steps take hours under Miri")]
 fn a_thousand_training_steps_track_the_scalar_loss_curve() {
     use makemore_core::model::Dims;
     use makemore_core::train::ActsMut;

@@ -293,8 +293,8 @@ impl Simd for Avx512 {
     op!(keep_first(v: __m512, n: usize) -> __m512 = _mm512_maskz_mov_ps(lane_mask16(n), v));
     #[inline(always)]
     fn gather(self, x: &[f32], stride: usize) -> __m512 {
+        let s = gather_stride(stride, 15);
         let x = &x[..15 * stride + 1];
-        let s = i32::try_from(stride).expect("gather stride fits i32");
         // SAFETY: the token proves AVX-512F.
         let index = unsafe {
             _mm512_mullo_epi32(
@@ -303,7 +303,7 @@ impl Simd for Avx512 {
             )
         };
         // SAFETY: lane i reads x[i * stride], i < 16, inside `x` (checked above; 15 * stride
-        // fits i32 since x is that long and stride does); the token proves AVX-512F.
+        // fits i32: gather_stride); the token proves AVX-512F.
         unsafe { _mm512_i32gather_ps::<4>(index, x.as_ptr()) }
     }
     op!(add(a: __m512, b: __m512) -> __m512 = _mm512_add_ps(a, b));
@@ -331,6 +331,17 @@ impl Simd for Avx512 {
     )));
     op!(reduce_add(v: __m512) -> f32 = _mm512_reduce_add_ps(v));
     op!(reduce_max(v: __m512) -> f32 = _mm512_reduce_max_ps(v));
+}
+
+/// `stride` as the i32 a gather multiplies by `0..=last`; panics unless `last * stride` fits
+/// an i32 (so no lane offset can wrap).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn gather_stride(stride: usize, last: usize) -> i32 {
+    match stride.checked_mul(last) {
+        Some(max) if max <= i32::MAX as usize => stride as i32,
+        _ => panic!("gather stride {stride} too large"),
+    }
 }
 
 /// The first `n` of 16 lanes (`n <= 16`).
@@ -377,8 +388,8 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     fn gather(self, x: &[f32], stride: usize) -> __m256 {
+        let s = gather_stride(stride, 7);
         let x = &x[..7 * stride + 1];
-        let s = i32::try_from(stride).expect("gather stride fits i32");
         // SAFETY: the token proves AVX2.
         let index = unsafe {
             _mm256_mullo_epi32(
@@ -386,8 +397,8 @@ impl Simd for Avx2 {
                 _mm256_set1_epi32(s),
             )
         };
-        // SAFETY: lane i reads x[i * stride], i < 8, inside `x` (checked above); the token
-        // proves AVX2.
+        // SAFETY: lane i reads x[i * stride], i < 8, inside `x` (checked above; 7 * stride
+        // fits i32: gather_stride); the token proves AVX2.
         unsafe { _mm256_i32gather_ps::<4>(x.as_ptr(), index) }
     }
     #[inline(always)]
