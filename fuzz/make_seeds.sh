@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 bin=../target/release/makemore
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-rm -rf seeds && mkdir -p seeds/{safetensors,dataset,model,checkpoint}
+rm -rf seeds && mkdir -p seeds/{safetensors,dataset,model,checkpoint,simd}
 
 python3 - "$tmp" <<'PY'
 import json, random, struct, sys
@@ -64,6 +64,11 @@ open("seeds/model/zeros_512.bin", "wb").write(bytes(512))
 open("seeds/model/ones_512.bin", "wb").write(bytes([0xff]) * 512)
 # small finite values, valid ids: dims byte picks, then floats tagged as specials 0..127
 open("seeds/model/finite_1024.bin", "wb").write(bytes([3, 1, 1, 2, 1] + [2, 4] * 510))
+# simd: one seed per kernel group (the first byte picks it), random shapes and values
+r = random.Random(11)
+for kern in range(10):
+    head = [kern, r.randrange(256), r.randrange(256), r.randrange(256)]
+    open(f"seeds/simd/kernel{kern}.bin", "wb").write(bytes(head + [r.randrange(256) for _ in range(600)]))
 PY
 
 # Checkpoints the way `makemore train` writes them (mid-run without bnmean/bnvar, and final).

@@ -5,17 +5,24 @@
 mod check_model;
 #[path = "../../fuzz/src/checks/check_safetensors.rs"]
 mod check_safetensors;
+#[path = "../../fuzz/src/checks/check_simd.rs"]
+mod check_simd;
 
 include!("../../fuzz/replay.rs");
 
 /// The targets `cli/tests/fuzz_replay.rs` replays.
 const CLI_TARGETS: [&str; 2] = ["checkpoint", "dataset"];
 /// The targets replayed here.
-const CORE_TARGETS: [&str; 2] = ["model", "safetensors"];
+const CORE_TARGETS: [&str; 3] = ["model", "safetensors", "simd"];
 
 #[test]
 fn fuzz_safetensors() {
     replay("safetensors", check_safetensors::check);
+}
+
+#[test]
+fn fuzz_simd() {
+    replay("simd", check_simd::check);
 }
 
 #[test]

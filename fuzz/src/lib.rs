@@ -12,4 +12,6 @@ pub mod checks {
     pub mod model;
     #[path = "check_safetensors.rs"]
     pub mod safetensors;
+    #[path = "check_simd.rs"]
+    pub mod simd;
 }
