@@ -52,7 +52,7 @@ fn calibration_matches_two_pass_f64_and_merges_in_any_chunking() {
         *b += 1000.0;
     }
     // fewer rows under Miri, same chunkings relative to them
-    let rows = if cfg!(miri) { 500 } else { 5000 };
+    let rows = if cfg!(miri) { 100 } else { 5000 };
     let x = random_tokens(3 * rows, 9);
     let (mean_ref, var_ref) = reference_stats(&p, &x);
     let mut outs = Vec::new();
