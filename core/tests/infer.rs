@@ -51,10 +51,12 @@ fn calibration_matches_two_pass_f64_and_merges_in_any_chunking() {
     for b in p.b1.iter_mut() {
         *b += 1000.0;
     }
-    let x = random_tokens(3 * 5000, 9);
+    // fewer rows under Miri, same chunkings relative to them
+    let rows = if cfg!(miri) { 100 } else { 5000 };
+    let x = random_tokens(3 * rows, 9);
     let (mean_ref, var_ref) = reference_stats(&p, &x);
     let mut outs = Vec::new();
-    for (chunk_rows, split) in [(256usize, 5000usize), (7, 1234), (1000, 1)] {
+    for (chunk_rows, split) in [(256usize, rows), (7, rows / 4 - 16), (1000, 1)] {
         let (mut m, mut m2) = (vec![0.0; 16], vec![0.0; 16]);
         let (mut m_b, mut m2_b) = (vec![0.0; 16], vec![0.0; 16]);
         let mut a = BnCalibration::new(&mut m, &mut m2).unwrap();
@@ -63,7 +65,7 @@ fn calibration_matches_two_pass_f64_and_merges_in_any_chunking() {
         a.add_rows(p.view(), &x[..3 * split], &mut scratch).unwrap();
         b.add_rows(p.view(), &x[3 * split..], &mut scratch).unwrap();
         a.merge(&b).unwrap();
-        assert_eq!(a.count(), 5000);
+        assert_eq!(a.count(), rows as u64);
         let (mut mean, mut var) = (vec![0f32; 16], vec![0f32; 16]);
         a.finish(&mut mean, &mut var).unwrap();
         for j in 0..16 {
@@ -117,15 +119,21 @@ fn calibration_errors() {
 #[test]
 fn sampling_follows_softmax_temperature_and_top_k() {
     let logits = [0.0f32, 1.0, 2.0, 0.5];
+    // Under Miri 4000 draws: a standard error below 0.008, so a tolerance of 0.04 (5 sigma).
+    let (draws, tol) = if cfg!(miri) {
+        (4_000, 0.04)
+    } else {
+        (200_000, 0.005)
+    };
     let count = |temperature: f32, top_k: usize| {
         let mut hist = [0usize; 4];
         let mut r = SplitMix64(1);
-        for _ in 0..200_000 {
+        for _ in 0..draws {
             let u = makemore_core::rng::uniform(&mut r);
             let mut l = logits;
             hist[sample_from_logits(&mut l, temperature, top_k, u).unwrap() as usize] += 1;
         }
-        hist.map(|c| c as f64 / 200_000.0)
+        hist.map(|c| c as f64 / draws as f64)
     };
     let softmax = |t: f64, keep: &[usize]| {
         let w: Vec<f64> = (0..4)
@@ -149,7 +157,7 @@ fn sampling_follows_softmax_temperature_and_top_k() {
         let want = softmax(t as f64, &keep);
         for i in 0..4 {
             assert!(
-                (got[i] - want[i]).abs() < 0.005,
+                (got[i] - want[i]).abs() < tol,
                 "t={t} k={k}: {got:?} vs {want:?}"
             );
         }

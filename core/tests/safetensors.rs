@@ -427,8 +427,7 @@ proptest! {
 // ------------------------------------------------------------------------------------------------
 // Interoperability with the reference `safetensors` crate
 
-fn reference_view(shape: &[usize], data: &[u8]) -> safetensors::tensor::TensorView<'static> {
-    let data: &'static [u8] = Box::leak(data.to_vec().into_boxed_slice());
+fn reference_view<'a>(shape: &[usize], data: &'a [u8]) -> safetensors::tensor::TensorView<'a> {
     safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.to_vec(), data).unwrap()
 }
 
@@ -503,10 +502,11 @@ fn interop_reference_writer_read_by_us() {
         vec![1, 64],
     ];
     let datas: [&[f32]; 9] = [t[0], t[1], t[2], t[3], t[4], t[5], t[6], &mean, &var];
-    let views: Vec<(&str, safetensors::tensor::TensorView<'static>)> = MODEL_TENSOR_NAMES
+    let raw: Vec<Vec<u8>> = datas.iter().map(|d| le_bytes(d)).collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = MODEL_TENSOR_NAMES
         .iter()
         .enumerate()
-        .map(|(i, n)| (*n, reference_view(&shapes[i], &le_bytes(datas[i]))))
+        .map(|(i, n)| (*n, reference_view(&shapes[i], &raw[i])))
         .collect();
     let bytes = safetensors::serialize(views, &None).unwrap();
     // The reference pads its header to a multiple of 8 with spaces.
@@ -528,10 +528,10 @@ fn interop_reference_writer_read_by_us() {
     assert_eq!(bits(&var), bits(&var2));
 
     // With metadata, as save_file(..., metadata={"format": "pt"}) writes it.
-    let views: Vec<(&str, safetensors::tensor::TensorView<'static>)> = MODEL_TENSOR_NAMES[..7]
+    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = MODEL_TENSOR_NAMES[..7]
         .iter()
         .enumerate()
-        .map(|(i, n)| (*n, reference_view(&shapes[i], &le_bytes(datas[i]))))
+        .map(|(i, n)| (*n, reference_view(&shapes[i], &raw[i])))
         .collect();
     let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
     let bytes = safetensors::serialize(views, &meta).unwrap();
