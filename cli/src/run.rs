@@ -17,6 +17,7 @@ use crate::dataset::{Dataset, Provenance};
 use crate::model::{
     calibrate, check_range, kernels, split_losses, BATCH, CONTEXT, EMBEDDING, HIDDEN,
 };
+use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::{EvalArgs, TrainArgs};
 
@@ -51,16 +52,18 @@ pub fn below(rng: &mut Pcg64, n: u64) -> u64 {
     }
 }
 
-fn threads(n: Option<usize>) -> usize {
-    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Training window for the loss curve.
 const WINDOW: u64 = 1000;
 /// Loss printed every this many steps.
 const PRINT_EVERY: u64 = 10_000;
 
+/// `train`: in a pool of `--threads` threads.
 pub fn train(a: &TrainArgs) -> Result<ExitCode> {
+    let threads = thread_count(a.threads)?;
+    pool(threads)?.install(|| train_in_pool(a, threads))
+}
+
+fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     check_range("--hidden", a.hidden, HIDDEN)?;
     check_range("--embedding", a.embedding, EMBEDDING)?;
     check_range("--context", a.context, CONTEXT)?;
@@ -68,7 +71,6 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
         bail!("--lr {} must be a finite number > 0", a.lr);
     }
-    let threads = threads(a.threads);
     let k = kernels(a.isa.as_deref())?;
     let ds = Dataset::load(&a.input, a.context)?;
     println!(
@@ -354,8 +356,12 @@ fn last_saved(path: &std::path::Path, step: Option<u64>) -> String {
 }
 
 /// `eval`: loss of each split with the checkpoint's calibrated batchnorm (calibrating over the
-/// training split if the checkpoint has no statistics).
+/// training split if the checkpoint has no statistics), in a pool of `--threads` threads.
 pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
+    pool(thread_count(a.threads)?)?.install(|| eval_in_pool(a))
+}
+
+fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
     let k = kernels(a.isa.as_deref())?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let ds = Dataset::load(&a.input, ck.dims.context)?;
