@@ -11,3 +11,4 @@ pub mod evaluate;
 pub mod model;
 pub mod parallel;
 pub mod pyrandom;
+pub mod shard;

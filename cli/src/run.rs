@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
+use crate::shard::{ShardedStep, SHARD_MIN_BATCH};
 use crate::{EvalArgs, TrainArgs};
 
 /// Adapts a PCG generator to the core's random source.
@@ -169,9 +170,25 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     println!("instruction set: {}", k.isa());
 
     let n = a.batch_size;
-    let mut acts_buf = vec![0f32; ActsMut::<f32>::flat_len(&dims, n)];
-    let mut grads_buf = vec![0f32; dims.num_params()];
-    let mut w2t = vec![0f32; dims.vocab * dims.hidden];
+    // The step: from SHARD_MIN_BATCH rows on, sharded across the pool's threads; below, the
+    // single-thread kernel step. The choice depends on the batch size only, never on
+    // --threads, so a run gives the same bits for any thread count.
+    let mut sharded = if n >= SHARD_MIN_BATCH {
+        Some(ShardedStep::new(dims, n)?)
+    } else {
+        None
+    };
+    let plain_len = |len: usize| if sharded.is_some() { 0 } else { len };
+    let mut acts_buf = vec![0f32; plain_len(ActsMut::<f32>::flat_len(&dims, n))];
+    let mut grads_buf = vec![0f32; plain_len(dims.num_params())];
+    let mut w2t = vec![0f32; plain_len(dims.vocab * dims.hidden)];
+    let step_kind = match sharded {
+        Some(_) => "sharded",
+        None => "single-thread",
+    };
+    println!(
+        "training step: {step_kind} (sharded from batch {SHARD_MIN_BATCH}), {threads} threads"
+    );
     let mut xb = vec![0u8; n * dims.context];
     let mut yb = vec![0u8; n];
     let mut curve = Vec::new();
@@ -215,11 +232,14 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
         } else {
             run.lr / 10.0
         };
-        let loss = {
-            let mut p = ParamsMut::from_flat(dims, &mut params)?;
-            let mut g = ParamsMut::from_flat(dims, &mut grads_buf)?;
-            let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
-            k.train_step(&mut p, &mut g, &mut acts, &mut w2t, &xb, &yb, lr)?
+        let loss = match &mut sharded {
+            Some(sharded) => sharded.step(&k, &mut params, &xb, &yb, lr)?,
+            None => {
+                let mut p = ParamsMut::from_flat(dims, &mut params)?;
+                let mut g = ParamsMut::from_flat(dims, &mut grads_buf)?;
+                let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
+                k.train_step(&mut p, &mut g, &mut acts, &mut w2t, &xb, &yb, lr)?
+            }
         };
         if !loss.is_finite() {
             bail!(
@@ -311,6 +331,7 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
         "steps_per_second": trained as f64 / train_seconds.max(1e-9),
         "eval_seconds": eval_seconds,
         "threads": threads,
+        "training_step": step_kind,
         "isa": k.isa().name(),
     });
     crate::checkpoint::write_atomic(
