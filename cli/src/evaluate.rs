@@ -2,7 +2,9 @@
 //! (`pool.install`), with results that do not depend on the number of threads.
 //!
 //! The model is a function of the context alone, so each distinct context is evaluated once
-//! (5 686 for all 228 146 rows of names.txt) and every row reads its context's result.
+//! (5 686 for all 228 146 rows of names.txt) and every row reads its context's result. The
+//! rows are read twice: once to find the distinct contexts ([`Contexts`]), once to count them
+//! (calibration) or to add up their losses.
 //!
 //! Determinism: each data set is cut into chunks of a fixed number of rows ([`EVAL_ROWS`],
 //! [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result (a batchnorm
@@ -30,6 +32,11 @@ fn key(row: &[u8], base: u128) -> u128 {
     row.iter().fold(0, |k, &c| k * base + c as u128)
 }
 
+/// [`key`] for key spaces of at most [`DENSE_KEYS`].
+fn dense_key(row: &[u8], base: usize) -> usize {
+    row.iter().fold(0, |k, &c| k * base + c as usize)
+}
+
 /// The context of a key (inverse of [`key`]), appended to `out`.
 fn push_context(out: &mut Vec<u8>, mut k: u128, base: u128, t: usize) {
     let start = out.len();
@@ -40,61 +47,100 @@ fn push_context(out: &mut Vec<u8>, mut k: u128, base: u128, t: usize) {
     }
 }
 
-/// The distinct contexts of `x` (rows of `t` ids `< vocab`), in increasing key order (the
-/// contexts sorted lexicographically), and for each row the index of its context.
-///
-/// Errors: `t` is 0 or does not divide `x.len()`, a token `>= vocab`.
-pub fn distinct_contexts(x: &[u8], t: usize, vocab: usize) -> Result<(Vec<u8>, Vec<u32>)> {
-    distinct_contexts_with(x, t, vocab, DENSE_KEYS)
+/// The distinct contexts of a data set, in increasing key order (sorted lexicographically),
+/// and the map from a context to its index.
+pub struct Contexts {
+    t: usize,
+    /// (distinct, T)
+    distinct: Vec<u8>,
+    index: Index,
 }
 
-/// [`distinct_contexts`] with the dense-table limit as a parameter (both algorithms give the
-/// same result; the tests compare them).
-pub fn distinct_contexts_with(
-    x: &[u8],
-    t: usize,
-    vocab: usize,
-    dense_keys: usize,
-) -> Result<(Vec<u8>, Vec<u32>)> {
-    if t == 0 || t > 16 || !x.len().is_multiple_of(t) {
-        bail!(
-            "{} tokens are not whole contexts of {t} (1..=16) tokens",
-            x.len()
-        );
+enum Index {
+    /// `id_of[dense_key(row)]`: small key spaces.
+    Dense { base: usize, id_of: Vec<u32> },
+    /// The sorted keys, searched: large key spaces.
+    Sorted { base: u128, keys: Vec<u128> },
+}
+
+impl Contexts {
+    /// The distinct contexts of the rows of every part of `parts` (rows of `t` ids `< vocab`),
+    /// found in parallel. Errors: `t` not in 1..=16 or not dividing a part's length, a token
+    /// `>= vocab`.
+    pub fn new(parts: &[&[u8]], t: usize, vocab: usize) -> Result<Self> {
+        Self::with_dense_limit(parts, t, vocab, DENSE_KEYS)
     }
-    if let Some(bad) = x.par_iter().copied().max().filter(|&m| m as usize >= vocab) {
-        bail!("token {bad} is out of range for a vocabulary of {vocab}");
-    }
-    // Tokens are u8, so a base of at most 256 represents every context.
-    let base = vocab.clamp(1, 256) as u128;
-    let space = base.checked_pow(t as u32).unwrap_or(u128::MAX);
-    let rows = x.len() / t;
-    let mut ids = vec![0u32; rows];
-    let mut distinct = Vec::new();
-    if space <= dense_keys as u128 {
-        // The set of keys present: per-job bitsets, united (exact, in any order).
+
+    /// [`Contexts::new`] with the dense-table limit as a parameter (both algorithms give the
+    /// same result; the tests compare them).
+    pub fn with_dense_limit(
+        parts: &[&[u8]],
+        t: usize,
+        vocab: usize,
+        dense_keys: usize,
+    ) -> Result<Self> {
+        if !(1..=16).contains(&t) {
+            bail!("a context of {t} tokens is out of range: use 1 to 16");
+        }
+        if let Some(x) = parts.iter().find(|x| !x.len().is_multiple_of(t)) {
+            bail!("{} tokens are not whole contexts of {t} tokens", x.len());
+        }
+        // Tokens are u8, so a base of at most 256 represents every context.
+        let base = vocab.clamp(1, 256);
+        let space = (base as u128).checked_pow(t as u32).unwrap_or(u128::MAX);
+        let chunks = || parts.par_iter().flat_map(|x| x.par_chunks(SCAN_ROWS * t));
+        let mut distinct = Vec::new();
+        if space > dense_keys as u128 {
+            if let Some(bad) = chunks()
+                .flat_map(|xc| xc.par_iter().copied())
+                .max()
+                .filter(|&m| m as usize >= vocab)
+            {
+                bail!("token {bad} is out of range for a vocabulary of {vocab}");
+            }
+            let base = base as u128;
+            let mut keys: Vec<u128> = chunks()
+                .flat_map(|xc| xc.par_chunks_exact(t))
+                .map(|r| key(r, base))
+                .collect();
+            keys.par_sort_unstable();
+            keys.dedup();
+            for &k in &keys {
+                push_context(&mut distinct, k, base, t);
+            }
+            let index = Index::Sorted { base, keys };
+            return Ok(Contexts { t, distinct, index });
+        }
+        // The set of keys present (and the largest bad token): per-job bitsets united, which
+        // is exact in any order.
         let space = space as usize;
         let words = space.div_ceil(64);
-        let present = x
-            .par_chunks(SCAN_ROWS * t)
+        let (present, bad) = chunks()
             .fold(
-                || vec![0u64; words],
-                |mut bits, xc| {
+                || (vec![0u64; words], None::<u8>),
+                |(mut bits, mut bad), xc| {
                     for row in xc.chunks_exact(t) {
-                        let k = key(row, base) as usize;
+                        if let Some(&c) = row.iter().filter(|&&c| c as usize >= vocab).max() {
+                            bad = bad.max(Some(c));
+                            continue;
+                        }
+                        let k = dense_key(row, base);
                         bits[k / 64] |= 1 << (k % 64);
                     }
-                    bits
+                    (bits, bad)
                 },
             )
             .reduce(
-                || vec![0u64; words],
-                |mut a, b| {
+                || (vec![0u64; words], None),
+                |(mut a, bad_a), (b, bad_b)| {
                     a.iter_mut().zip(&b).for_each(|(a, b)| *a |= b);
-                    a
+                    (a, bad_a.max(bad_b))
                 },
             );
-        // Index of each present key, in key order.
+        if let Some(bad) = bad {
+            bail!("token {bad} is out of range for a vocabulary of {vocab}");
+        }
+        // the index of each present key, in key order
         let mut id_of = vec![0u32; space];
         let mut next = 0u32;
         for (w, &bits) in present.iter().enumerate() {
@@ -103,52 +149,83 @@ pub fn distinct_contexts_with(
                 let k = w * 64 + b.trailing_zeros() as usize;
                 id_of[k] = next;
                 next += 1;
-                push_context(&mut distinct, k as u128, base, t);
+                push_context(&mut distinct, k as u128, base as u128, t);
                 b &= b - 1;
             }
         }
-        ids.par_chunks_mut(SCAN_ROWS)
-            .zip(x.par_chunks(SCAN_ROWS * t))
-            .for_each(|(ic, xc)| {
-                for (id, row) in ic.iter_mut().zip(xc.chunks_exact(t)) {
-                    *id = id_of[key(row, base) as usize];
-                }
-            });
-    } else {
-        let keys: Vec<u128> = x.par_chunks_exact(t).map(|r| key(r, base)).collect();
-        let mut sorted = keys.clone();
-        sorted.par_sort_unstable();
-        sorted.dedup();
-        ids.par_iter_mut().zip(&keys).for_each(|(id, k)| {
-            // Every key is in `sorted`: Err is unreachable, and would give the insertion point.
-            *id = sorted.binary_search(k).unwrap_or_else(|i| i) as u32;
-        });
-        for &k in &sorted {
-            push_context(&mut distinct, k, base, t);
+        let index = Index::Dense { base, id_of };
+        Ok(Contexts { t, distinct, index })
+    }
+
+    /// The distinct contexts, (distinct, T).
+    pub fn distinct(&self) -> &[u8] {
+        &self.distinct
+    }
+
+    /// How many distinct contexts.
+    pub fn len(&self) -> usize {
+        self.distinct.len() / self.t
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.distinct.is_empty()
+    }
+
+    /// The index of `row`, a context of one of the parts this was built from.
+    pub fn id(&self, row: &[u8]) -> u32 {
+        match &self.index {
+            Index::Dense { base, id_of } => id_of[dense_key(row, *base)],
+            // Err is unreachable for the parts' rows (it would give the insertion point).
+            Index::Sorted { base, keys } => {
+                keys.binary_search(&key(row, *base)).unwrap_or_else(|i| i) as u32
+            }
         }
     }
-    Ok((distinct, ids))
+
+    /// The index of each row of `x` (one of the parts), in parallel.
+    pub fn ids(&self, x: &[u8]) -> Vec<u32> {
+        let mut ids = vec![0u32; x.len() / self.t];
+        ids.par_chunks_mut(SCAN_ROWS)
+            .zip(x.par_chunks(SCAN_ROWS * self.t))
+            .for_each(|(ic, xc)| {
+                for (id, row) in ic.iter_mut().zip(xc.chunks_exact(self.t)) {
+                    *id = self.id(row);
+                }
+            });
+        ids
+    }
+
+    /// How many rows of `x` (one of the parts) have each context: exact integer counts,
+    /// merged in any order.
+    pub fn counts(&self, x: &[u8]) -> Vec<u32> {
+        let n = self.len();
+        x.par_chunks(SCAN_ROWS * self.t)
+            .fold(
+                || vec![0u32; n],
+                |mut c, xc| {
+                    for row in xc.chunks_exact(self.t) {
+                        c[self.id(row) as usize] += 1;
+                    }
+                    c
+                },
+            )
+            .reduce(
+                || vec![0u32; n],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    }
 }
 
-/// How many of `ids` are each of `0..n` (exact integer counts, merged in any order).
-fn count_ids(ids: &[u32], n: usize) -> Vec<u32> {
-    ids.par_chunks(SCAN_ROWS)
-        .fold(
-            || vec![0u32; n],
-            |mut c, ic| {
-                for &i in ic {
-                    c[i as usize] += 1;
-                }
-                c
-            },
-        )
-        .reduce(
-            || vec![0u32; n],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+/// The distinct contexts of `x` (rows of `t` ids `< vocab`), in increasing key order, and for
+/// each row the index of its context. Errors as [`Contexts::new`].
+pub fn distinct_contexts(x: &[u8], t: usize, vocab: usize) -> Result<(Vec<u8>, Vec<u32>)> {
+    let c = Contexts::new(&[x], t, vocab)?;
+    let ids = c.ids(x);
+    Ok((c.distinct, ids))
 }
 
 /// The first layer's per-position tables `table[t] = C @ W1[t*E..(t+1)*E]` (T, V, H): a row's
@@ -177,8 +254,9 @@ pub fn calibrate(
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let dims = params.dims();
     let (t, h) = (dims.context, dims.hidden);
-    let (distinct, ids) = distinct_contexts(x, t, dims.vocab)?;
-    let counts = count_ids(&ids, distinct.len() / t);
+    let contexts = Contexts::new(&[x], t, dims.vocab)?;
+    let counts = contexts.counts(x);
+    let distinct = contexts.distinct();
     let table = first_layer_tables(k, params);
     let b1 = params.tensors()[2];
     // (chunks, 2, H): mean and m2 of each chunk's accumulator
@@ -237,9 +315,9 @@ pub fn split_losses(
             bail!("{} targets for {} tokens of context {t}", y.len(), x.len());
         }
     }
-    let all: Vec<u8> = splits.iter().flat_map(|(x, _)| x.iter().copied()).collect();
-    let (distinct, ids) = distinct_contexts(&all, t, v)?;
-    let rows = distinct.len() / t;
+    let parts: Vec<&[u8]> = splits.iter().map(|(x, _)| *x).collect();
+    let contexts = Contexts::new(&parts, t, v)?;
+    let (distinct, rows) = (contexts.distinct(), contexts.len());
     let table = first_layer_tables(k, params);
     // forward: bnvar_inv = (bnvar + eps)**-0.5
     let eps = BN_EPS as f32;
@@ -276,25 +354,23 @@ pub fn split_losses(
                 }
             },
         );
-    let mut offset = 0;
     let mut out = Vec::with_capacity(splits.len());
-    for (_, y) in splits {
-        let partial: Vec<f64> = ids[offset..][..y.len()]
-            .par_chunks(SCAN_ROWS)
+    for (x, y) in splits {
+        let partial: Vec<f64> = x
+            .par_chunks(SCAN_ROWS * t)
             .zip(y.par_chunks(SCAN_ROWS))
-            .map(|(ic, yc)| {
+            .map(|(xc, yc)| {
                 let mut sum = 0f64;
-                for (&i, &target) in ic.iter().zip(yc) {
+                for (row, &target) in xc.chunks_exact(t).zip(yc) {
                     if target as usize >= v {
                         bail!("target {target} is out of range for a vocabulary of {v}");
                     }
-                    let i = i as usize;
+                    let i = contexts.id(row) as usize;
                     sum += (lse[i] - logits[i * v + target as usize]) as f64;
                 }
                 Ok(sum)
             })
             .collect::<Result<_>>()?;
-        offset += y.len();
         let sum: f64 = partial.iter().fold(0.0, |s, &p| s + p);
         out.push(if y.is_empty() {
             f64::NAN

@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use cli::evaluate::{calibrate, distinct_contexts, distinct_contexts_with, split_losses};
+use cli::evaluate::{calibrate, distinct_contexts, split_losses, Contexts};
 use cli::parallel::pool;
 use cli::shard::{ShardedStep, SHARD_MIN_BATCH, SHARD_ROWS};
 use common::{makemore, metrics, names_path, TENSORS};
@@ -163,8 +163,9 @@ fn distinct_contexts_dense_and_sorted_agree() {
     for (t, vocab, rows) in [(1, 5, 0), (3, 27, 20_000), (2, 7, 50), (5, 3, 1000)] {
         let x = tokens(rows * t, vocab, 7);
         let dense = distinct_contexts(&x, t, vocab).unwrap();
-        let sorted = distinct_contexts_with(&x, t, vocab, 0).unwrap();
-        assert_eq!(dense, sorted, "t={t} vocab={vocab}");
+        let sorted = Contexts::with_dense_limit(&[&x], t, vocab, 0).unwrap();
+        assert_eq!(dense.0, sorted.distinct(), "t={t} vocab={vocab}");
+        assert_eq!(dense.1, sorted.ids(&x), "t={t} vocab={vocab}");
         let (distinct, ids) = dense;
         assert!(distinct.chunks(t).is_sorted(), "key order");
         for (row, &i) in x.chunks(t).zip(&ids) {
