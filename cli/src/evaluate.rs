@@ -37,12 +37,17 @@ fn dense_key(row: &[u8], base: usize) -> usize {
     row.iter().fold(0, |k, &c| k * base + c as usize)
 }
 
-/// The context of a key (inverse of [`key`]), appended to `out`.
-fn push_context(out: &mut Vec<u8>, mut k: u128, base: u128, t: usize) {
+/// The context of a key (inverse of [`key`]), appended to `out`. Generic so that dense keys
+/// divide as usize (u128 division is a slow library call).
+fn push_context<K>(out: &mut Vec<u8>, mut k: K, base: K, t: usize)
+where
+    K: Copy + std::ops::Rem<Output = K> + std::ops::DivAssign + TryInto<u8>,
+{
     let start = out.len();
     out.resize(start + t, 0);
     for slot in out[start..].iter_mut().rev() {
-        *slot = (k % base) as u8;
+        // k % base < base <= 256
+        *slot = (k % base).try_into().unwrap_or(u8::MAX);
         k /= base;
     }
 }
@@ -149,7 +154,7 @@ impl Contexts {
                 let k = w * 64 + b.trailing_zeros() as usize;
                 id_of[k] = next;
                 next += 1;
-                push_context(&mut distinct, k as u128, base as u128, t);
+                push_context(&mut distinct, k, base, t);
                 b &= b - 1;
             }
         }
@@ -196,27 +201,31 @@ impl Contexts {
         ids
     }
 
-    /// How many rows of `x` (one of the parts) have each context: exact integer counts,
-    /// merged in any order.
+    /// How many rows of `x` (one of the parts) have each context: per-chunk counts (exact
+    /// integers) added in parallel over the contexts.
     pub fn counts(&self, x: &[u8]) -> Vec<u32> {
         let n = self.len();
-        x.par_chunks(SCAN_ROWS * self.t)
-            .fold(
-                || vec![0u32; n],
-                |mut c, xc| {
-                    for row in xc.chunks_exact(self.t) {
-                        c[self.id(row) as usize] += 1;
-                    }
-                    c
-                },
-            )
-            .reduce(
-                || vec![0u32; n],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
+        let chunks: Vec<Vec<u32>> = x
+            .par_chunks(SCAN_ROWS * self.t)
+            .map(|xc| {
+                let mut c = vec![0u32; n];
+                for row in xc.chunks_exact(self.t) {
+                    c[self.id(row) as usize] += 1;
+                }
+                c
+            })
+            .collect();
+        let mut counts = vec![0u32; n];
+        counts
+            .par_chunks_mut(SCAN_ROWS)
+            .enumerate()
+            .for_each(|(b, out)| {
+                for c in &chunks {
+                    let c = &c[b * SCAN_ROWS..][..out.len()];
+                    out.iter_mut().zip(c).for_each(|(o, &x)| *o += x);
+                }
+            });
+        counts
     }
 }
 
@@ -290,7 +299,8 @@ pub fn calibrate(
 
 /// Mean cross-entropy of each split `(x, y)` with calibrated batchnorm (NaN for an empty one).
 /// The distinct contexts of all splits are evaluated once, in parallel chunks of
-/// [`EVAL_ROWS`]; each row's loss is then `lse - logits[y]` of its context, summed in f64 per
+/// [`EVAL_ROWS`]; each row's loss is then `lse - logits[y]` of its context (stored per context
+/// and target), summed in f64 per
 /// chunk of [`SCAN_ROWS`] rows (in parallel), and the chunk sums in chunk order.
 ///
 /// Errors: `bnmean`/`bnvar` not of length H, tokens or targets out of range, `y` not one per row.
@@ -323,20 +333,20 @@ pub fn split_losses(
     let eps = BN_EPS as f32;
     let bnvar_inv: Vec<f32> = bnvar.iter().map(|&x| 1.0 / (x + eps).sqrt()).collect();
     let [_, _, b1, w2, b2, bngain, bnbias] = params.tensors();
-    // logits (rows, V) and lse (rows) = log(sum(exp(logits))) of each distinct context
-    let (mut logits, mut lse) = (vec![0f32; rows * v], vec![0f32; rows]);
-    logits
-        .par_chunks_mut(EVAL_ROWS * v)
-        .zip(lse.par_chunks_mut(EVAL_ROWS))
+    // nll (rows, V): -log(softmax(logits)) = lse - logits of each distinct context, with
+    // lse = log(sum(exp(logits))); one value per (context, target), so that the pass over the
+    // rows reads one number per row
+    let mut nll = vec![0f32; rows * v];
+    nll.par_chunks_mut(EVAL_ROWS * v)
         .zip(distinct.par_chunks(EVAL_ROWS * t))
         .for_each_init(
             || vec![0f32; EVAL_ROWS * h],
-            |hbuf, ((lc, sc), xc)| {
-                let hc = &mut hbuf[..sc.len() * h];
+            |hbuf, (lc, xc)| {
+                let hc = &mut hbuf[..xc.len() / t * h];
                 k.embed_table_forward(hc, xc, &table, b1, v);
                 k.batchnorm_tanh_inference(hc, bnmean, &bnvar_inv, bngain, bnbias);
                 k.linear_forward(lc, hc, w2, b2, v);
-                for (row, l) in lc.chunks_exact(v).zip(sc.iter_mut()) {
+                for row in lc.chunks_exact_mut(v) {
                     // NaN wins the max, so a NaN logit is not silently dropped
                     let max =
                         row.iter().fold(
@@ -350,7 +360,8 @@ pub fn split_losses(
                             },
                         );
                     let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-                    *l = max + sum.ln();
+                    let lse = max + sum.ln();
+                    row.iter_mut().for_each(|x| *x = lse - *x);
                 }
             },
         );
@@ -366,7 +377,7 @@ pub fn split_losses(
                         bail!("target {target} is out of range for a vocabulary of {v}");
                     }
                     let i = contexts.id(row) as usize;
-                    sum += (lse[i] - logits[i * v + target as usize]) as f64;
+                    sum += nll[i * v + target as usize] as f64;
                 }
                 Ok(sum)
             })

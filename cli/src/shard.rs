@@ -39,9 +39,13 @@ pub const SHARD_ROWS: usize = 64;
 
 /// The smallest batch for which the CLI uses the sharded step; smaller batches take the
 /// single-thread [`Kernels::train_step`]. It depends only on the batch size (never on
-/// `--threads`), so a run gives the same bits for any thread count. Measured with
-/// `cargo bench -p benches --bench threads` (README, "Threads").
-pub const SHARD_MIN_BATCH: usize = 256;
+/// `--threads`), so a run gives the same bits for any thread count.
+///
+/// Measured (`cargo bench -p benches --bench threads`, README "Threads"): at batch 32 (one
+/// chunk) the sharded step on 2 threads is 1.4x slower than the kernel step (pool overhead,
+/// no parallelism); from 128 (two chunks) it is 1.4x faster, and on 1 thread it is as fast as
+/// the kernel step (2048: faster, as its chunks stay in cache).
+pub const SHARD_MIN_BATCH: usize = 2 * SHARD_ROWS;
 
 /// Gradient elements per parallel job of the final merge.
 const MERGE_BLOCK: usize = 2048;
