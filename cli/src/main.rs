@@ -15,13 +15,12 @@ macro_rules! println {
 }
 
 mod gradcheck;
-mod model;
 mod plot;
 mod run;
 mod sample;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
-use cli::{checkpoint, data, dataset};
+use cli::{checkpoint, data, dataset, model, parallel, shard};
 
 use std::fmt;
 use std::io::Write as _;

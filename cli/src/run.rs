@@ -17,7 +17,9 @@ use crate::dataset::{Dataset, Provenance};
 use crate::model::{
     calibrate, check_range, kernels, split_losses, BATCH, CONTEXT, EMBEDDING, HIDDEN,
 };
+use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
+use crate::shard::{ShardedStep, SHARD_MIN_BATCH};
 use crate::{EvalArgs, TrainArgs};
 
 /// Adapts a PCG generator to the core's random source.
@@ -51,16 +53,18 @@ pub fn below(rng: &mut Pcg64, n: u64) -> u64 {
     }
 }
 
-fn threads(n: Option<usize>) -> usize {
-    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Training window for the loss curve.
 const WINDOW: u64 = 1000;
 /// Loss printed every this many steps.
 const PRINT_EVERY: u64 = 10_000;
 
+/// `train`: in a pool of `--threads` threads.
 pub fn train(a: &TrainArgs) -> Result<ExitCode> {
+    let threads = thread_count(a.threads)?;
+    pool(threads)?.install(|| train_in_pool(a, threads))
+}
+
+fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     check_range("--hidden", a.hidden, HIDDEN)?;
     check_range("--embedding", a.embedding, EMBEDDING)?;
     check_range("--context", a.context, CONTEXT)?;
@@ -68,7 +72,6 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
         bail!("--lr {} must be a finite number > 0", a.lr);
     }
-    let threads = threads(a.threads);
     let k = kernels(a.isa.as_deref())?;
     let ds = Dataset::load(&a.input, a.context)?;
     println!(
@@ -167,9 +170,25 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
     println!("instruction set: {}", k.isa());
 
     let n = a.batch_size;
-    let mut acts_buf = vec![0f32; ActsMut::<f32>::flat_len(&dims, n)];
-    let mut grads_buf = vec![0f32; dims.num_params()];
-    let mut w2t = vec![0f32; dims.vocab * dims.hidden];
+    // The step: from SHARD_MIN_BATCH rows on, sharded across the pool's threads; below, the
+    // single-thread kernel step. The choice depends on the batch size only, never on
+    // --threads, so a run gives the same bits for any thread count.
+    let mut sharded = if n >= SHARD_MIN_BATCH {
+        Some(ShardedStep::new(dims, n)?)
+    } else {
+        None
+    };
+    let plain_len = |len: usize| if sharded.is_some() { 0 } else { len };
+    let mut acts_buf = vec![0f32; plain_len(ActsMut::<f32>::flat_len(&dims, n))];
+    let mut grads_buf = vec![0f32; plain_len(dims.num_params())];
+    let mut w2t = vec![0f32; plain_len(dims.vocab * dims.hidden)];
+    let step_kind = match sharded {
+        Some(_) => "sharded",
+        None => "single-thread",
+    };
+    println!(
+        "training step: {step_kind} (sharded from batch {SHARD_MIN_BATCH}), {threads} threads"
+    );
     let mut xb = vec![0u8; n * dims.context];
     let mut yb = vec![0u8; n];
     let mut curve = Vec::new();
@@ -213,11 +232,14 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         } else {
             run.lr / 10.0
         };
-        let loss = {
-            let mut p = ParamsMut::from_flat(dims, &mut params)?;
-            let mut g = ParamsMut::from_flat(dims, &mut grads_buf)?;
-            let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
-            k.train_step(&mut p, &mut g, &mut acts, &mut w2t, &xb, &yb, lr)?
+        let loss = match &mut sharded {
+            Some(sharded) => sharded.step(&k, &mut params, &xb, &yb, lr)?,
+            None => {
+                let mut p = ParamsMut::from_flat(dims, &mut params)?;
+                let mut g = ParamsMut::from_flat(dims, &mut grads_buf)?;
+                let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
+                k.train_step(&mut p, &mut g, &mut acts, &mut w2t, &xb, &yb, lr)?
+            }
         };
         if !loss.is_finite() {
             bail!(
@@ -309,6 +331,7 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         "steps_per_second": trained as f64 / train_seconds.max(1e-9),
         "eval_seconds": eval_seconds,
         "threads": threads,
+        "training_step": step_kind,
         "isa": k.isa().name(),
     });
     crate::checkpoint::write_atomic(
@@ -354,8 +377,12 @@ fn last_saved(path: &std::path::Path, step: Option<u64>) -> String {
 }
 
 /// `eval`: loss of each split with the checkpoint's calibrated batchnorm (calibrating over the
-/// training split if the checkpoint has no statistics).
+/// training split if the checkpoint has no statistics), in a pool of `--threads` threads.
 pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
+    pool(thread_count(a.threads)?)?.install(|| eval_in_pool(a))
+}
+
+fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
     let k = kernels(a.isa.as_deref())?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let ds = Dataset::load(&a.input, ck.dims.context)?;

@@ -6,12 +6,17 @@ use anyhow::{bail, Context, Result};
 use makemore_core::ParamsRef;
 use rand_core::Rng as _;
 use rand_pcg::Pcg64;
+use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{read_words, split_words, Vocab, DEFAULT_SPLIT_SEED};
 use crate::dataset::Provenance;
 use crate::model::InferBuffers;
+use crate::parallel::{pool, thread_count};
 use crate::SampleArgs;
+
+/// Names per parallel chunk.
+const NAMES_PER_CHUNK: usize = 64;
 
 /// Longest name drawn (characters, prefix included).
 pub const MAX_NAME: usize = 256;
@@ -49,25 +54,41 @@ pub fn sample_names(
     if !(temperature.is_finite() && temperature > 0.0) {
         bail!("--temperature {temperature} must be a finite number > 0");
     }
-    let mut buf = InferBuffers::new(params.dims(), 1);
-    let mut inf = buf.inference(params, bnmean, bnvar)?;
-    let mut out = [0u8; MAX_NAME];
-    let mut names = Vec::with_capacity(count);
-    for i in 0..count {
-        let mut rng = name_rng(seed, i as u64);
-        let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let len = inf.sample_name(&prefix, temperature, top_k, uniform, &mut out)?;
-        names.push(
-            out[..len]
-                .iter()
-                .map(|&t| vocab.decode(t).unwrap_or('?'))
-                .collect(),
-        );
-    }
-    Ok(names)
+    // Chunks of names run in parallel, each with its own scratch; name i depends only on
+    // (seed, i), so the names and their order do not depend on the thread count.
+    let chunks: Vec<Vec<String>> = (0..count.div_ceil(NAMES_PER_CHUNK))
+        .into_par_iter()
+        .map_init(
+            || InferBuffers::new(params.dims(), 1),
+            |buf, c| -> Result<Vec<String>> {
+                let mut inf = buf.inference(params, bnmean, bnvar)?;
+                let mut out = [0u8; MAX_NAME];
+                let names = c * NAMES_PER_CHUNK..count.min((c + 1) * NAMES_PER_CHUNK);
+                let mut chunk = Vec::with_capacity(names.len());
+                for i in names {
+                    let mut rng = name_rng(seed, i as u64);
+                    let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                    let len = inf.sample_name(&prefix, temperature, top_k, uniform, &mut out)?;
+                    chunk.push(
+                        out[..len]
+                            .iter()
+                            .map(|&t| vocab.decode(t).unwrap_or('?'))
+                            .collect(),
+                    );
+                }
+                Ok(chunk)
+            },
+        )
+        .collect::<Result<_>>()?;
+    Ok(chunks.into_iter().flatten().collect())
 }
 
+/// `sample`: in a pool of `--threads` threads.
 pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
+    pool(thread_count(a.threads)?)?.install(|| sample_in_pool(a))
+}
+
+fn sample_in_pool(a: &SampleArgs) -> Result<ExitCode> {
     let ck = Checkpoint::load(&a.checkpoint)?;
     // the data gives provenance, and the vocabulary when the checkpoint has none
     let words = read_words(&a.input);
@@ -107,13 +128,14 @@ pub fn sample(a: &SampleArgs) -> Result<ExitCode> {
     let prov = words
         .ok()
         .map(|w| Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED)));
-    let mut out = String::new();
-    for name in &names {
-        match &prov {
-            Some(p) => out.push_str(&format!("{name}\t{}\n", p.of(name))),
-            None => out.push_str(&format!("{name}\n")),
-        }
-    }
+    let lines: Vec<String> = names
+        .par_iter()
+        .map(|name| match &prov {
+            Some(p) => format!("{name}\t{}\n", p.of(name)),
+            None => format!("{name}\n"),
+        })
+        .collect();
+    let out = lines.concat();
     // A closed pipe (`makemore sample | head`) ends the output quietly instead of panicking.
     use std::io::Write as _;
     match std::io::stdout().lock().write_all(out.as_bytes()) {

@@ -87,7 +87,7 @@ impl Delays {
 #[cfg(unix)]
 #[test]
 fn sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run() {
-    const STEPS: u64 = 300;
+    const STEPS: u64 = 1000;
     let dir = tempfile::tempdir().unwrap();
     let input = words(dir.path());
     // Saving every step makes saves most of the run time, so many kills land inside one.
@@ -99,11 +99,13 @@ fn sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run() {
     let out = dir.path().join("killed");
     let ckpt = out.join("model.safetensors");
     let mut delays = Delays(0x9E37_79B9_7F4A_7C15);
-    let (mut kills, mut in_save, mut finished) = (0, 0, false);
+    let (mut kills, mut in_save, mut restarts) = (0, 0, 0);
     let mut steps_seen = Vec::new();
     let start = Instant::now();
-    // Kill until at least 8 kills, one of them inside a save, have happened (at most 40).
-    while (kills < 8 || in_save == 0) && kills < 40 {
+    // Kill until at least 8 kills, one of them inside a save, have happened (at most 200). A
+    // run that completes before that is started again from nothing, so the kills never run out
+    // of run to land in (a whole run takes well under a second).
+    while (kills < 8 || in_save == 0) && kills < 200 {
         let mut extra = every.to_vec();
         if ckpt.exists() {
             extra.push("--resume");
@@ -118,8 +120,10 @@ fn sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run() {
         std::thread::sleep(Duration::from_millis(5 + delays.next_ms(200)));
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "a run between kills failed: {status}");
-            finished = true;
-            break;
+            fs::remove_dir_all(&out).unwrap();
+            steps_seen.clear();
+            restarts += 1;
+            continue;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -132,16 +136,14 @@ fn sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run() {
             steps_seen.push(ckpt_step(&ckpt));
         }
     }
-    if !finished {
-        let mut extra = every.to_vec();
-        if ckpt.exists() {
-            extra.push("--resume");
-        }
-        makemore(&tiny_args(&input, &out, STEPS, &extra)).ok();
+    let mut extra = every.to_vec();
+    if ckpt.exists() {
+        extra.push("--resume");
     }
+    makemore(&tiny_args(&input, &out, STEPS, &extra)).ok();
     eprintln!(
-        "{kills} kills ({in_save} inside a save) in {:.1} s; checkpoint steps after the kills: \
-         {steps_seen:?}",
+        "{kills} kills ({in_save} inside a save, {restarts} runs completed between kills and \
+         restarted) in {:.1} s; checkpoint steps after the kills: {steps_seen:?}",
         start.elapsed().as_secs_f64()
     );
     assert!(in_save > 0, "no kill landed inside a save in {kills} kills");

@@ -1,0 +1,29 @@
+//! Threads: the rayon pool every command runs in.
+//!
+//! Results never depend on the thread count: work is cut into chunks whose size depends only
+//! on the data, and partial results are merged in chunk order (see [`crate::evaluate`]).
+
+use anyhow::{bail, Context, Result};
+
+/// Most threads `--threads` accepts.
+pub const MAX_THREADS: usize = 1024;
+
+/// The thread count `--threads` asks for: the flag (1..=[`MAX_THREADS`]), else every core.
+pub fn thread_count(flag: Option<usize>) -> Result<usize> {
+    match flag {
+        Some(n) if !(1..=MAX_THREADS).contains(&n) => {
+            bail!("--threads {n} is out of range: use a value from 1 to {MAX_THREADS}")
+        }
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// A rayon pool of `threads` threads (run work in it with `pool.install`).
+pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("makemore-{i}"))
+        .build()
+        .with_context(|| format!("cannot start {threads} threads"))
+}

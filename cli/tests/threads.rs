@@ -1,0 +1,344 @@
+//! Results that never depend on the thread count: the sharded training step, calibration,
+//! evaluation and sampling give the same bits on 1, 2 and 8 threads, and agree with the
+//! single-thread code paths up to rounding (other summation orders).
+
+#[allow(dead_code)]
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use cli::evaluate::{calibrate, distinct_contexts, split_losses, Contexts};
+use cli::parallel::pool;
+use cli::shard::{ShardedStep, SHARD_MIN_BATCH, SHARD_ROWS};
+use common::{makemore, metrics, names_path, TENSORS};
+use makemore_core::eval::{scratch_len, Evaluator};
+use makemore_core::infer::BnCalibration;
+use makemore_core::rng::{Rng, SplitMix64};
+use makemore_core::simd::Kernels;
+use makemore_core::train::ActsMut;
+use makemore_core::{Dims, ParamsMut, ParamsRef};
+
+const THREADS: [usize; 3] = [1, 2, 8];
+
+fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<u8> {
+    let mut r = SplitMix64(seed);
+    (0..n)
+        .map(|_| (r.next_u64() % vocab as u64) as u8)
+        .collect()
+}
+
+fn notebook_params(dims: Dims, seed: u64) -> Vec<f32> {
+    let mut p = vec![0f32; dims.num_params()];
+    ParamsMut::from_flat(dims, &mut p)
+        .unwrap()
+        .init_notebook(&mut SplitMix64(seed));
+    p
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Panics unless every element of `got` is within `rel * max|want|` of `want`.
+fn assert_close(what: &str, got: &[f32], want: &[f32], rel: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0f32, |m, w| m.max(w.abs())).max(1e-30);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= rel * scale,
+            "{what}[{i}]: sharded {g}, single-thread {w} (max |want| {scale})"
+        );
+    }
+}
+
+/// One sharded step against `Kernels::train_step` on the same batch (loss, batch statistics,
+/// every gradient, the updated parameters), then a few steps on 1, 2 and 8 threads: the same
+/// bits. Batches: a single partial chunk, a chunk and a one-row tail, many chunks and a tail.
+#[test]
+fn sharded_step_matches_the_kernel_step_and_ignores_the_thread_count() {
+    let dims = Dims::EXERCISE4;
+    let k = Kernels::best();
+    for n in [2, SHARD_ROWS + 1, 5 * SHARD_ROWS + 17] {
+        let params0 = notebook_params(dims, 3);
+        let xb = tokens(n * dims.context, dims.vocab, 10 + n as u64);
+        let yb = tokens(n, dims.vocab, 20 + n as u64);
+        let lr = 0.1;
+
+        // the single-thread kernel step
+        let mut plain = params0.clone();
+        let mut grads = vec![f32::NAN; dims.num_params()];
+        let mut acts = vec![f32::NAN; ActsMut::<f32>::flat_len(&dims, n)];
+        let mut w2t = vec![f32::NAN; dims.vocab * dims.hidden];
+        let mut a = ActsMut::from_flat(dims, n, &mut acts).unwrap();
+        let want_loss = k
+            .train_step(
+                &mut ParamsMut::from_flat(dims, &mut plain).unwrap(),
+                &mut ParamsMut::from_flat(dims, &mut grads).unwrap(),
+                &mut a,
+                &mut w2t,
+                &xb,
+                &yb,
+                lr,
+            )
+            .unwrap();
+        let (want_mean, want_inv) = a.bn_stats();
+
+        let mut sharded = params0.clone();
+        let mut step = ShardedStep::new(dims, n).unwrap();
+        let loss = pool(2)
+            .unwrap()
+            .install(|| step.step(&k, &mut sharded, &xb, &yb, lr))
+            .unwrap();
+        assert!(
+            (loss - want_loss).abs() <= 1e-5 * want_loss,
+            "n={n}: loss {loss} vs {want_loss}"
+        );
+        let (mean, inv) = step.bn_stats();
+        assert_close(&format!("n={n} bnmeani"), mean, want_mean, 1e-5);
+        assert_close(&format!("n={n} bnvar_inv"), inv, want_inv, 1e-5);
+        let got = ParamsRef::from_flat(dims, step.grads()).unwrap().tensors();
+        let want = ParamsRef::from_flat(dims, &grads).unwrap().tensors();
+        for ((name, g), w) in makemore_core::PARAM_NAMES.iter().zip(got).zip(want) {
+            let what = format!("n={n} d{name}");
+            if *name == "b1" {
+                // db1 = dhprebn.sum(0) is zero up to rounding (batchnorm subtracts the mean):
+                // absolute, at the scale of the terms it sums (those of dW1's sums)
+                let scale = want[1].iter().fold(0f32, |m, x| m.max(x.abs()));
+                for (i, (a, b)) in g.iter().zip(w).enumerate() {
+                    assert!((a - b).abs() <= 1e-5 * scale, "{what}[{i}]: {a} vs {b}");
+                }
+            } else {
+                // f32 sums over up to 337 rows in another order: relative 1e-4 of the largest
+                assert_close(&what, g, w, 1e-4);
+            }
+        }
+        assert_close(&format!("n={n} params"), &sharded, &plain, 1e-5);
+
+        // three steps on each thread count: the same bits
+        let mut runs = Vec::new();
+        for threads in THREADS {
+            let mut p = params0.clone();
+            let mut step = ShardedStep::new(dims, n).unwrap();
+            let losses: Vec<u32> = pool(threads).unwrap().install(|| {
+                (0..3)
+                    .map(|_| step.step(&k, &mut p, &xb, &yb, lr).unwrap().to_bits())
+                    .collect()
+            });
+            runs.push((threads, losses, bits(&p)));
+        }
+        for (threads, losses, p) in &runs[1..] {
+            assert_eq!(losses, &runs[0].1, "n={n}: losses on {threads} threads");
+            assert!(
+                p == &runs[0].2,
+                "n={n}: parameters differ on {threads} threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn sharded_step_refuses_bad_input() {
+    let dims = Dims::EXERCISE4;
+    let k = Kernels::best();
+    assert!(ShardedStep::new(dims, 1).is_err());
+    let mut step = ShardedStep::new(dims, 4).unwrap();
+    let mut p = notebook_params(dims, 1);
+    let x = vec![0u8; 4 * dims.context];
+    let y = vec![0u8; 4];
+    assert!(step.step(&k, &mut p, &x[1..], &y, 0.1).is_err());
+    assert!(step.step(&k, &mut p, &x, &y[1..], 0.1).is_err());
+    assert!(step.step(&k, &mut p[1..], &x, &y, 0.1).is_err());
+    let mut bad = x.clone();
+    bad[5] = 27;
+    let err = step.step(&k, &mut p, &bad, &y, 0.1).unwrap_err();
+    assert!(err.to_string().contains("27"), "{err}");
+    assert!(step.step(&k, &mut p, &x, &y, 0.1).is_ok());
+}
+
+/// The dense table and the sort give the same distinct contexts, in key order, and every row
+/// maps back to its own context.
+#[test]
+fn distinct_contexts_dense_and_sorted_agree() {
+    for (t, vocab, rows) in [(1, 5, 0), (3, 27, 20_000), (2, 7, 50), (5, 3, 1000)] {
+        let x = tokens(rows * t, vocab, 7);
+        let dense = distinct_contexts(&x, t, vocab).unwrap();
+        let sorted = Contexts::with_dense_limit(&[&x], t, vocab, 0).unwrap();
+        assert_eq!(dense.0, sorted.distinct(), "t={t} vocab={vocab}");
+        assert_eq!(dense.1, sorted.ids(&x), "t={t} vocab={vocab}");
+        let (distinct, ids) = dense;
+        assert!(distinct.chunks(t).is_sorted(), "key order");
+        for (row, &i) in x.chunks(t).zip(&ids) {
+            assert_eq!(row, &distinct[i as usize * t..][..t]);
+        }
+    }
+    assert!(distinct_contexts(&[1, 2, 3, 4], 3, 27).is_err());
+    assert!(distinct_contexts(&[1, 2, 30], 3, 27).is_err());
+}
+
+/// Calibration and the split losses: the same bits on 1, 2 and 8 threads, and the values of
+/// the core's sequential `Evaluator` up to rounding.
+#[test]
+fn calibration_and_evaluation_ignore_the_thread_count() {
+    let dims = Dims::EXERCISE4;
+    let k = Kernels::best();
+    let params = notebook_params(dims, 9);
+    let p = ParamsRef::from_flat(dims, &params).unwrap();
+    let sizes = [30_000, 4000, 0, 3000];
+    let splits: Vec<(Vec<u8>, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(s, &n)| {
+            // a small alphabet so that contexts repeat, as in names
+            let x = tokens(n * dims.context, 12, 100 + s as u64);
+            (x, tokens(n, dims.vocab, 200 + s as u64))
+        })
+        .collect();
+    let refs: Vec<(&[u8], &[u8])> = splits.iter().map(|(x, y)| (&x[..], &y[..])).collect();
+    let run = |threads: usize| {
+        pool(threads).unwrap().install(|| {
+            let (bnmean, bnvar) = calibrate(&k, p, &splits[0].0).unwrap();
+            let losses = split_losses(&k, p, &bnmean, &bnvar, &refs).unwrap();
+            (bnmean, bnvar, losses)
+        })
+    };
+    let one = run(1);
+    for threads in [2, 8] {
+        let other = run(threads);
+        assert_eq!(bits(&other.0), bits(&one.0), "bnmean on {threads} threads");
+        assert_eq!(bits(&other.1), bits(&one.1), "bnvar on {threads} threads");
+        let (a, b): (Vec<u64>, Vec<u64>) = (
+            other.2.iter().map(|x| x.to_bits()).collect(),
+            one.2.iter().map(|x| x.to_bits()).collect(),
+        );
+        assert_eq!(a, b, "losses on {threads} threads");
+    }
+
+    // the core's sequential evaluator, every row once
+    let (bnmean, bnvar, losses) = one;
+    let mut scratch = vec![0f32; scratch_len(&dims, 256)];
+    let mut ev = Evaluator::new(k, p, 256, &mut scratch).unwrap();
+    let (mut m, mut m2) = (vec![0f64; dims.hidden], vec![0f64; dims.hidden]);
+    let mut acc = BnCalibration::new(&mut m, &mut m2).unwrap();
+    ev.calibrate(&mut acc, &splits[0].0, &[], &mut vec![0.0; 2 * dims.hidden])
+        .unwrap();
+    let (mut want_mean, mut want_var) = (vec![0f32; dims.hidden], vec![0f32; dims.hidden]);
+    acc.finish(&mut want_mean, &mut want_var).unwrap();
+    assert_close("bnmean", &bnmean, &want_mean, 1e-5);
+    assert_close("bnvar", &bnvar, &want_var, 1e-5);
+    for (s, (x, y)) in splits.iter().enumerate() {
+        let want = ev.loss_sum(&bnmean, &bnvar, x, y).unwrap() / y.len() as f64;
+        if y.is_empty() {
+            assert!(losses[s].is_nan());
+        } else {
+            assert!(
+                (losses[s] - want).abs() <= 1e-6 * want,
+                "split {s}: {} vs {want}",
+                losses[s]
+            );
+        }
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// `makemore train` on 1, 2 and 8 threads with a batch that takes the sharded step: the same
+/// checkpoint tensors and metrics (apart from timings and the thread count); then `eval` and
+/// `sample --count 3000` of that checkpoint print the same bytes on every thread count.
+#[test]
+fn cli_results_ignore_the_thread_count() {
+    let names = names_path();
+    let dir = tempfile::tempdir().unwrap();
+    let batch = (SHARD_MIN_BATCH + 37).to_string();
+    let mut checkpoints = Vec::new();
+    for threads in THREADS {
+        let out = dir.path().join(format!("t{threads}"));
+        let t = threads.to_string();
+        let run = makemore(&[
+            "train",
+            "--input",
+            s(&names),
+            "--steps",
+            "30",
+            "--batch-size",
+            &batch,
+            "--hidden",
+            "48",
+            "--samples",
+            "0",
+            "--threads",
+            &t,
+            "--out",
+            s(&out),
+        ])
+        .ok();
+        assert!(
+            run.stdout.contains("training step: sharded"),
+            "{}",
+            run.dump()
+        );
+        let mut m = metrics(&out);
+        assert_eq!(m["threads"], threads, "metrics.json threads");
+        assert_eq!(m["training_step"], "sharded");
+        let obj = m.as_object_mut().unwrap();
+        for timing in [
+            "threads",
+            "train_seconds",
+            "eval_seconds",
+            "steps_per_second",
+        ] {
+            assert!(obj.remove(timing).is_some(), "{timing} missing");
+        }
+        let tensors = {
+            let bytes = fs::read(out.join("model.safetensors")).unwrap();
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            TENSORS
+                .iter()
+                .map(|&name| st.tensor(name).unwrap().data().to_vec())
+                .collect::<Vec<_>>()
+        };
+        checkpoints.push((threads, out, m, tensors));
+    }
+    let (_, first, m1, t1) = &checkpoints[0];
+    for (threads, _, m, t) in &checkpoints[1..] {
+        assert_eq!(m, m1, "metrics.json on {threads} threads");
+        for ((name, a), b) in TENSORS.iter().zip(t).zip(t1) {
+            assert!(a == b, "tensor {name} differs on {threads} threads");
+        }
+    }
+
+    let ck = first.join("model.safetensors");
+    let outputs = |args: &[&str]| -> Vec<String> {
+        THREADS
+            .iter()
+            .map(|t| {
+                let t = t.to_string();
+                let mut all = args.to_vec();
+                all.extend([
+                    "--checkpoint",
+                    s(&ck),
+                    "--input",
+                    s(&names),
+                    "--threads",
+                    &t,
+                ]);
+                makemore(&all).ok().stdout
+            })
+            .collect()
+    };
+    let samples = outputs(&["sample", "--count", "3000", "--seed", "5"]);
+    assert_eq!(samples[0].lines().count(), 3000);
+    let evals = outputs(&["eval", "--json"]);
+    for (i, threads) in THREADS.iter().enumerate().skip(1) {
+        assert!(
+            samples[i] == samples[0],
+            "samples differ on {threads} threads"
+        );
+        assert_eq!(evals[i], evals[0], "eval on {threads} threads");
+    }
+
+    let err = makemore(&["eval", "--checkpoint", s(&ck), "--threads", "0"]).failed();
+    assert!(err.contains("--threads"), "{err}");
+}
