@@ -16,7 +16,7 @@
 use anyhow::{bail, Context, Result};
 use makemore_core::infer::BnCalibration;
 use makemore_core::simd::Kernels;
-use makemore_core::{ParamsRef, BN_EPS};
+use makemore_core::{Float, ParamsRef, BN_EPS};
 use rayon::prelude::*;
 
 /// Distinct contexts per chunk of calibration and evaluation.
@@ -241,12 +241,8 @@ pub fn distinct_contexts(x: &[u8], t: usize, vocab: usize) -> Result<(Vec<u8>, V
 /// `hprebn = b1 + table[0][x0] + ... + table[T-1][x(T-1)]` (as [`makemore_core::eval`]).
 fn first_layer_tables(k: &Kernels, p: ParamsRef<'_, f32>) -> Vec<f32> {
     let d = p.dims();
-    let (v, e, h) = (d.vocab, d.embedding, d.hidden);
-    let [c, w1, ..] = p.tensors();
-    let mut table = vec![0f32; d.context * v * h];
-    for (pos, tab) in table.chunks_exact_mut(v * h).enumerate() {
-        k.linear_forward(tab, c, &w1[pos * e * h..][..e * h], &[], h);
-    }
+    let mut table = vec![0f32; d.context * d.vocab * d.hidden];
+    makemore_core::eval::first_layer_tables(k, p, &mut table);
     table
 }
 
@@ -348,17 +344,7 @@ pub fn split_losses(
                 k.linear_forward(lc, hc, w2, b2, v);
                 for row in lc.chunks_exact_mut(v) {
                     // NaN wins the max, so a NaN logit is not silently dropped
-                    let max =
-                        row.iter().fold(
-                            f32::NEG_INFINITY,
-                            |m, &x| {
-                                if x.is_nan() || x > m {
-                                    x
-                                } else {
-                                    m
-                                }
-                            },
-                        );
+                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
                     let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
                     let lse = max + sum.ln();
                     row.iter_mut().for_each(|x| *x = lse - *x);

@@ -19,6 +19,21 @@ pub const fn scratch_len(dims: &Dims, rows: usize) -> usize {
     dims.context * dims.vocab * dims.hidden + rows * dims.hidden + rows * dims.vocab + dims.hidden
 }
 
+/// `table[t] = C @ W1[t*E..(t+1)*E]` (V, H) for each position t: `table` (T, V, H), which must
+/// hold exactly T*V*H values (panics otherwise).
+pub fn first_layer_tables(kernels: &Kernels, params: ParamsRef<'_, f32>, table: &mut [f32]) {
+    let dims = params.dims();
+    let (e, hd) = (dims.embedding, dims.hidden);
+    assert_eq!(
+        table.len(),
+        dims.context * dims.vocab * hd,
+        "first-layer table length"
+    );
+    for (pos, tab) in table.chunks_exact_mut(dims.vocab * hd).enumerate() {
+        kernels.linear_forward(tab, params.C, &params.W1[pos * e * hd..][..e * hd], &[], hd);
+    }
+}
+
 /// The model's first-layer tables and scratch for evaluating `rows` rows at a time.
 #[derive(Debug)]
 pub struct Evaluator<'a> {
@@ -47,14 +62,11 @@ impl<'a> Evaluator<'a> {
                 got: scratch.len(),
             });
         }
-        let (t, v, e, hd) = (dims.context, dims.vocab, dims.embedding, dims.hidden);
+        let (t, v, hd) = (dims.context, dims.vocab, dims.hidden);
         let (table, rest) = scratch.split_at_mut(t * v * hd);
         let (h, rest) = rest.split_at_mut(rows * hd);
         let (logits, bnvar_inv) = rest.split_at_mut(rows * v);
-        // table[t] = C @ W1[t*E..(t+1)*E]   (V, H) per position
-        for (pos, tab) in table.chunks_exact_mut(v * hd).enumerate() {
-            kernels.linear_forward(tab, params.C, &params.W1[pos * e * hd..][..e * hd], &[], hd);
-        }
+        first_layer_tables(&kernels, params, table);
         Ok(Evaluator {
             kernels,
             params,
