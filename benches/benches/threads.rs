@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use benches::{check_close, StepState};
 use cli::dataset::Dataset;
-use cli::evaluate::{calibrate, split_losses};
+use cli::evaluate::{calibrate_part, part_losses, Contexts};
 use cli::parallel::pool;
 use cli::shard::ShardedStep;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -86,14 +86,13 @@ fn eval(c: &mut Criterion) {
     };
     let params = StepState::new(dims, 2, 7).params;
     let p = makemore_core::ParamsRef::from_flat(dims, &params).unwrap();
-    let splits = [
-        (&ds.train.x[..], &ds.train.y[..]),
-        (&ds.val.x[..], &ds.val.y[..]),
-        (&ds.test.x[..], &ds.test.y[..]),
-    ];
+    let xs = [&ds.train.x[..], &ds.val.x, &ds.test.x];
+    let ys = [&ds.train.y[..], &ds.val.y, &ds.test.y];
+    // as `makemore train` does after training: one index of every split's contexts
     let run = || {
-        let (bnmean, bnvar) = calibrate(&k, p, &ds.train.x).unwrap();
-        split_losses(&k, p, &bnmean, &bnvar, &splits).unwrap()
+        let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
+        let (bnmean, bnvar) = calibrate_part(&k, p, &contexts, 0).unwrap();
+        part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys).unwrap()
     };
     let mut group = c.benchmark_group("eval_all_splits");
     group.throughput(Throughput::Elements(

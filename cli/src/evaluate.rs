@@ -2,9 +2,10 @@
 //! (`pool.install`), with results that do not depend on the number of threads.
 //!
 //! The model is a function of the context alone, so each distinct context is evaluated once
-//! (5 686 for all 228 146 rows of names.txt) and every row reads its context's result. The
-//! rows are read twice: once to find the distinct contexts ([`Contexts`]), once to count them
-//! (calibration) or to add up their losses.
+//! (5 686 for all 228 146 rows of names.txt) and every row reads its context's result.
+//! [`Contexts`] reads the rows once: it finds the distinct contexts of all splits and each
+//! row's index, shared by calibration ([`calibrate_part`], which counts a split's rows per
+//! context) and the losses ([`part_losses`], which adds up one stored value per row).
 //!
 //! Determinism: each data set is cut into chunks of a fixed number of rows ([`EVAL_ROWS`],
 //! [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result (a batchnorm
@@ -20,7 +21,7 @@ use makemore_core::{Float, ParamsRef, BN_EPS};
 use rayon::prelude::*;
 
 /// Distinct contexts per chunk of calibration and evaluation.
-pub const EVAL_ROWS: usize = 256;
+pub const EVAL_ROWS: usize = 128;
 /// Rows per chunk of the context dedup and of the per-row loss sums.
 pub const SCAN_ROWS: usize = 8192;
 /// Largest key space `V^T` deduplicated through a dense table (4 MiB of ids) instead of a sort.
@@ -35,6 +36,16 @@ fn key(row: &[u8], base: u128) -> u128 {
 /// [`key`] for key spaces of at most [`DENSE_KEYS`].
 fn dense_key(row: &[u8], base: usize) -> usize {
     row.iter().fold(0, |k, &c| k * base + c as usize)
+}
+
+/// `ids[r] = dense_key(row r of x)` for rows of `T` tokens, each key's bit set in `bits`.
+fn set_dense_keys<const T: usize>(ids: &mut [u32], x: &[u8], base: usize, bits: &mut [u64]) {
+    for (id, row) in ids.iter_mut().zip(x.chunks_exact(T)) {
+        let row: &[u8; T] = row.try_into().unwrap_or(&[0; T]);
+        let k = row.iter().fold(0, |k, &c| k * base + c as usize);
+        *id = k as u32;
+        bits[k / 64] |= 1 << (k % 64);
+    }
 }
 
 /// The context of a key (inverse of [`key`]), appended to `out`. Generic so that dense keys
@@ -52,26 +63,21 @@ where
     }
 }
 
-/// The distinct contexts of a data set, in increasing key order (sorted lexicographically),
-/// and the map from a context to its index.
+/// The distinct contexts of some data sets (the parts, e.g. the three splits), in increasing
+/// key order (sorted lexicographically), and the index of every row's context.
 pub struct Contexts {
     t: usize,
+    vocab: usize,
     /// (distinct, T)
     distinct: Vec<u8>,
-    index: Index,
-}
-
-enum Index {
-    /// `id_of[dense_key(row)]`: small key spaces.
-    Dense { base: usize, id_of: Vec<u32> },
-    /// The sorted keys, searched: large key spaces.
-    Sorted { base: u128, keys: Vec<u128> },
+    /// For each part, the index of each row's context in `distinct`.
+    ids: Vec<Vec<u32>>,
 }
 
 impl Contexts {
-    /// The distinct contexts of the rows of every part of `parts` (rows of `t` ids `< vocab`),
-    /// found in parallel. Errors: `t` not in 1..=16 or not dividing a part's length, a token
-    /// `>= vocab`.
+    /// The distinct contexts of the rows of every part of `parts` (rows of `t` ids `< vocab`)
+    /// and each row's index, found in parallel. Errors: `t` not in 1..=16 or not dividing a
+    /// part's length, a token `>= vocab` (the largest one is named).
     pub fn new(parts: &[&[u8]], t: usize, vocab: usize) -> Result<Self> {
         Self::with_dense_limit(parts, t, vocab, DENSE_KEYS)
     }
@@ -93,44 +99,74 @@ impl Contexts {
         // Tokens are u8, so a base of at most 256 represents every context.
         let base = vocab.clamp(1, 256);
         let space = (base as u128).checked_pow(t as u32).unwrap_or(u128::MAX);
-        let chunks = || parts.par_iter().flat_map(|x| x.par_chunks(SCAN_ROWS * t));
+        let mut ids: Vec<Vec<u32>> = parts.iter().map(|x| vec![0; x.len() / t]).collect();
         let mut distinct = Vec::new();
+        // The largest token of a chunk (a vectorised max), if out of range, so that the key
+        // loops need no test.
+        let bad_token = |xc: &[u8]| xc.iter().copied().max().filter(|&m| m as usize >= vocab);
         if space > dense_keys as u128 {
-            if let Some(bad) = chunks()
-                .flat_map(|xc| xc.par_iter().copied())
-                .max()
-                .filter(|&m| m as usize >= vocab)
-            {
+            let bad = parts
+                .par_iter()
+                .flat_map(|x| x.par_chunks(SCAN_ROWS * t))
+                .filter_map(bad_token)
+                .max();
+            if let Some(bad) = bad {
                 bail!("token {bad} is out of range for a vocabulary of {vocab}");
             }
             let base = base as u128;
-            let mut keys: Vec<u128> = chunks()
-                .flat_map(|xc| xc.par_chunks_exact(t))
-                .map(|r| key(r, base))
+            let row_keys: Vec<Vec<u128>> = parts
+                .par_iter()
+                .map(|x| x.par_chunks_exact(t).map(|r| key(r, base)).collect())
                 .collect();
+            let mut keys = row_keys.concat();
             keys.par_sort_unstable();
             keys.dedup();
             for &k in &keys {
                 push_context(&mut distinct, k, base, t);
             }
-            let index = Index::Sorted { base, keys };
-            return Ok(Contexts { t, distinct, index });
+            ids.par_iter_mut()
+                .zip(&row_keys)
+                .flat_map(|(ic, rk)| ic.par_chunks_mut(SCAN_ROWS).zip(rk.par_chunks(SCAN_ROWS)))
+                .for_each(|(ic, rk)| {
+                    for (id, k) in ic.iter_mut().zip(rk) {
+                        // every row's key is in `keys`
+                        *id = keys.binary_search(k).unwrap_or_else(|i| i) as u32;
+                    }
+                });
+            return Ok(Contexts {
+                t,
+                vocab,
+                distinct,
+                ids,
+            });
         }
-        // The set of keys present (and the largest bad token): per-job bitsets united, which
-        // is exact in any order.
+        // Each row's dense key, and the set of keys present: per-job bitsets united, which is
+        // exact in any order.
         let space = space as usize;
         let words = space.div_ceil(64);
-        let (present, bad) = chunks()
+        let (present, bad) = ids
+            .par_iter_mut()
+            .zip(parts)
+            .flat_map(|(ic, x)| {
+                ic.par_chunks_mut(SCAN_ROWS)
+                    .zip(x.par_chunks(SCAN_ROWS * t))
+            })
             .fold(
-                || (vec![0u64; words], None::<u8>),
-                |(mut bits, mut bad), xc| {
-                    for row in xc.chunks_exact(t) {
-                        if let Some(&c) = row.iter().filter(|&&c| c as usize >= vocab).max() {
-                            bad = bad.max(Some(c));
-                            continue;
+                || (vec![0u64; words], None),
+                |(mut bits, bad), (ic, xc)| {
+                    if let Some(b) = bad_token(xc) {
+                        return (bits, bad.max(Some(b)));
+                    }
+                    match t {
+                        // names' context, unrolled
+                        3 => set_dense_keys::<3>(ic, xc, base, &mut bits),
+                        _ => {
+                            for (id, row) in ic.iter_mut().zip(xc.chunks_exact(t)) {
+                                let k = dense_key(row, base);
+                                *id = k as u32;
+                                bits[k / 64] |= 1 << (k % 64);
+                            }
                         }
-                        let k = dense_key(row, base);
-                        bits[k / 64] |= 1 << (k % 64);
                     }
                     (bits, bad)
                 },
@@ -147,19 +183,35 @@ impl Contexts {
         }
         // the index of each present key, in key order
         let mut id_of = vec![0u32; space];
-        let mut next = 0u32;
+        let mut present_keys = Vec::new();
         for (w, &bits) in present.iter().enumerate() {
             let mut b = bits;
             while b != 0 {
                 let k = w * 64 + b.trailing_zeros() as usize;
-                id_of[k] = next;
-                next += 1;
-                push_context(&mut distinct, k, base, t);
+                id_of[k] = present_keys.len() as u32;
+                present_keys.push(k);
                 b &= b - 1;
             }
         }
-        let index = Index::Dense { base, id_of };
-        Ok(Contexts { t, distinct, index })
+        // each row's key to its index, while this thread decodes the contexts
+        rayon::join(
+            || {
+                ids.par_iter_mut()
+                    .flat_map(|ic| ic.par_chunks_mut(SCAN_ROWS))
+                    .for_each(|ic| ic.iter_mut().for_each(|k| *k = id_of[*k as usize]))
+            },
+            || {
+                for &k in &present_keys {
+                    push_context(&mut distinct, k, base, t);
+                }
+            },
+        );
+        Ok(Contexts {
+            t,
+            vocab,
+            distinct,
+            ids,
+        })
     }
 
     /// The distinct contexts, (distinct, T).
@@ -177,51 +229,32 @@ impl Contexts {
         self.distinct.is_empty()
     }
 
-    /// The index of `row`, a context of one of the parts this was built from.
-    pub fn id(&self, row: &[u8]) -> u32 {
-        match &self.index {
-            Index::Dense { base, id_of } => id_of[dense_key(row, *base)],
-            // Err is unreachable for the parts' rows (it would give the insertion point).
-            Index::Sorted { base, keys } => {
-                keys.binary_search(&key(row, *base)).unwrap_or_else(|i| i) as u32
-            }
-        }
+    /// The index of each row of part `part` (panics if there is no such part).
+    pub fn ids(&self, part: usize) -> &[u32] {
+        &self.ids[part]
     }
 
-    /// The index of each row of `x` (one of the parts), in parallel.
-    pub fn ids(&self, x: &[u8]) -> Vec<u32> {
-        let mut ids = vec![0u32; x.len() / self.t];
-        ids.par_chunks_mut(SCAN_ROWS)
-            .zip(x.par_chunks(SCAN_ROWS * self.t))
-            .for_each(|(ic, xc)| {
-                for (id, row) in ic.iter_mut().zip(xc.chunks_exact(self.t)) {
-                    *id = self.id(row);
-                }
-            });
-        ids
-    }
-
-    /// How many rows of `x` (one of the parts) have each context: per-chunk counts (exact
-    /// integers) added in parallel over the contexts.
-    pub fn counts(&self, x: &[u8]) -> Vec<u32> {
+    /// How many rows of part `part` have each context: per-chunk counts (exact integers)
+    /// added in parallel over the contexts.
+    pub fn counts(&self, part: usize) -> Vec<u32> {
         let n = self.len();
-        let chunks: Vec<Vec<u32>> = x
-            .par_chunks(SCAN_ROWS * self.t)
-            .map(|xc| {
+        let chunks: Vec<Vec<u32>> = self.ids[part]
+            .par_chunks(SCAN_ROWS)
+            .map(|ic| {
                 let mut c = vec![0u32; n];
-                for row in xc.chunks_exact(self.t) {
-                    c[self.id(row) as usize] += 1;
-                }
+                ic.iter().for_each(|&i| c[i as usize] += 1);
                 c
             })
             .collect();
+        // blocks of contexts small enough that the merge, too, runs on every thread
+        const BLOCK: usize = 512;
         let mut counts = vec![0u32; n];
         counts
-            .par_chunks_mut(SCAN_ROWS)
+            .par_chunks_mut(BLOCK)
             .enumerate()
             .for_each(|(b, out)| {
                 for c in &chunks {
-                    let c = &c[b * SCAN_ROWS..][..out.len()];
+                    let c = &c[b * BLOCK..][..out.len()];
                     out.iter_mut().zip(c).for_each(|(o, &x)| *o += x);
                 }
             });
@@ -232,8 +265,8 @@ impl Contexts {
 /// The distinct contexts of `x` (rows of `t` ids `< vocab`), in increasing key order, and for
 /// each row the index of its context. Errors as [`Contexts::new`].
 pub fn distinct_contexts(x: &[u8], t: usize, vocab: usize) -> Result<(Vec<u8>, Vec<u32>)> {
-    let c = Contexts::new(&[x], t, vocab)?;
-    let ids = c.ids(x);
+    let mut c = Contexts::new(&[x], t, vocab)?;
+    let ids = c.ids.pop().unwrap_or_default();
     Ok((c.distinct, ids))
 }
 
@@ -246,10 +279,7 @@ fn first_layer_tables(k: &Kernels, p: ParamsRef<'_, f32>) -> Vec<f32> {
     table
 }
 
-/// Calibrates batchnorm over `x` (rows of T tokens): mean and Bessel variance of hprebn, each
-/// distinct context computed once and weighted by its count. Chunks of [`EVAL_ROWS`] distinct
-/// contexts accumulate in parallel (f64, two passes); their accumulators merge in chunk order
-/// (Chan's pairwise update).
+/// Calibrates batchnorm over `x` (rows of T tokens), as [`calibrate_part`] of its contexts.
 ///
 /// Errors: fewer than 2 rows, tokens out of range.
 pub fn calibrate(
@@ -258,17 +288,47 @@ pub fn calibrate(
     x: &[u8],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let dims = params.dims();
+    let contexts = Contexts::new(&[x], dims.context, dims.vocab)?;
+    calibrate_part(k, params, &contexts, 0)
+}
+
+/// Calibrates batchnorm over the rows of part `part` of `contexts`: mean and Bessel variance
+/// of hprebn, each distinct context of the part computed once and weighted by its count.
+/// Chunks of [`EVAL_ROWS`] such contexts (in key order) accumulate in parallel (f64, two
+/// passes); their accumulators merge in chunk order (Chan's pairwise update).
+///
+/// Errors: fewer than 2 rows, contexts of another context length or vocabulary, no part `part`.
+pub fn calibrate_part(
+    k: &Kernels,
+    params: ParamsRef<'_, f32>,
+    contexts: &Contexts,
+    part: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let dims = params.dims();
     let (t, h) = (dims.context, dims.hidden);
-    let contexts = Contexts::new(&[x], t, dims.vocab)?;
-    let counts = contexts.counts(x);
-    let distinct = contexts.distinct();
+    check_contexts(contexts, dims)?;
+    if part >= contexts.ids.len() {
+        bail!("no data set {part} among {}", contexts.ids.len());
+    }
+    // the part's contexts and how often each occurs, in key order
+    let (mut present, mut counts) = (Vec::new(), Vec::new());
+    for (row, &c) in contexts
+        .distinct
+        .chunks_exact(t)
+        .zip(&contexts.counts(part))
+    {
+        if c > 0 {
+            present.extend_from_slice(row);
+            counts.push(c);
+        }
+    }
     let table = first_layer_tables(k, params);
     let b1 = params.tensors()[2];
     // (chunks, 2, H): mean and m2 of each chunk's accumulator
-    let mut bufs = vec![0f64; distinct.len().div_ceil(EVAL_ROWS * t) * 2 * h];
+    let mut bufs = vec![0f64; counts.len().div_ceil(EVAL_ROWS) * 2 * h];
     let chunks: Vec<BnCalibration<'_>> = bufs
         .par_chunks_mut(2 * h)
-        .zip(distinct.par_chunks(EVAL_ROWS * t))
+        .zip(present.par_chunks(EVAL_ROWS * t))
         .zip(counts.par_chunks(EVAL_ROWS))
         .map_init(
             || (vec![0f32; EVAL_ROWS * h], vec![0f64; 2 * h]),
@@ -293,11 +353,22 @@ pub fn calibrate(
     Ok((bnmean, bnvar))
 }
 
-/// Mean cross-entropy of each split `(x, y)` with calibrated batchnorm (NaN for an empty one).
-/// The distinct contexts of all splits are evaluated once, in parallel chunks of
-/// [`EVAL_ROWS`]; each row's loss is then `lse - logits[y]` of its context (stored per context
-/// and target), summed in f64 per
-/// chunk of [`SCAN_ROWS`] rows (in parallel), and the chunk sums in chunk order.
+/// Errors unless `contexts` were built for the model's context length and vocabulary.
+fn check_contexts(contexts: &Contexts, dims: makemore_core::Dims) -> Result<()> {
+    if contexts.t != dims.context || contexts.vocab != dims.vocab {
+        bail!(
+            "contexts of {} tokens < {} given to a model with context {} and {} symbols",
+            contexts.t,
+            contexts.vocab,
+            dims.context,
+            dims.vocab
+        );
+    }
+    Ok(())
+}
+
+/// Mean cross-entropy of each split `(x, y)` with calibrated batchnorm (NaN for an empty one),
+/// as [`part_losses`] of the splits' contexts.
 ///
 /// Errors: `bnmean`/`bnvar` not of length H, tokens or targets out of range, `y` not one per row.
 pub fn split_losses(
@@ -308,7 +379,31 @@ pub fn split_losses(
     splits: &[(&[u8], &[u8])],
 ) -> Result<Vec<f64>> {
     let dims = params.dims();
+    let parts: Vec<&[u8]> = splits.iter().map(|(x, _)| *x).collect();
+    let ys: Vec<&[u8]> = splits.iter().map(|(_, y)| *y).collect();
+    let contexts = Contexts::new(&parts, dims.context, dims.vocab)?;
+    part_losses(k, params, bnmean, bnvar, &contexts, &ys)
+}
+
+/// Mean cross-entropy of each part of `contexts` with targets `ys` (one per part, one per row)
+/// and calibrated batchnorm (NaN for an empty part). The distinct contexts are evaluated
+/// once, in parallel chunks of [`EVAL_ROWS`]; each row's loss is then `lse - logits[y]` of its
+/// context (stored per context and target), summed in f64 per chunk of [`SCAN_ROWS`] rows (in
+/// parallel, the chunks of all parts together), and the chunk sums of each part in chunk order.
+///
+/// Errors: `bnmean`/`bnvar` not of length H, targets out of range, not one target per row,
+/// contexts of another context length or vocabulary.
+pub fn part_losses(
+    k: &Kernels,
+    params: ParamsRef<'_, f32>,
+    bnmean: &[f32],
+    bnvar: &[f32],
+    contexts: &Contexts,
+    ys: &[&[u8]],
+) -> Result<Vec<f64>> {
+    let dims = params.dims();
     let (t, h, v) = (dims.context, dims.hidden, dims.vocab);
+    check_contexts(contexts, dims)?;
     if bnmean.len() != h || bnvar.len() != h {
         bail!(
             "bnmean/bnvar have {}/{} values for {h} hidden units",
@@ -316,13 +411,18 @@ pub fn split_losses(
             bnvar.len()
         );
     }
-    for (x, y) in splits {
-        if x.len() != y.len() * t {
-            bail!("{} targets for {} tokens of context {t}", y.len(), x.len());
+    if ys.len() != contexts.ids.len() {
+        bail!(
+            "{} target sets for {} data sets",
+            ys.len(),
+            contexts.ids.len()
+        );
+    }
+    for (y, ids) in ys.iter().zip(&contexts.ids) {
+        if y.len() != ids.len() {
+            bail!("{} targets for {} rows", y.len(), ids.len());
         }
     }
-    let parts: Vec<&[u8]> = splits.iter().map(|(x, _)| *x).collect();
-    let contexts = Contexts::new(&parts, t, v)?;
     let (distinct, rows) = (contexts.distinct(), contexts.len());
     let table = first_layer_tables(k, params);
     // forward: bnvar_inv = (bnvar + eps)**-0.5
@@ -330,50 +430,81 @@ pub fn split_losses(
     let bnvar_inv: Vec<f32> = bnvar.iter().map(|&x| 1.0 / (x + eps).sqrt()).collect();
     let [_, _, b1, w2, b2, bngain, bnbias] = params.tensors();
     // nll (rows, V): -log(softmax(logits)) = lse - logits of each distinct context, with
-    // lse = log(sum(exp(logits))); one value per (context, target), so that the pass over the
-    // rows reads one number per row
+    // lse = log(sum(exp(logits - max))) + max; one value per (context, target), so that the
+    // pass over the rows reads one number per row
     let mut nll = vec![0f32; rows * v];
     nll.par_chunks_mut(EVAL_ROWS * v)
         .zip(distinct.par_chunks(EVAL_ROWS * t))
         .for_each_init(
-            || vec![0f32; EVAL_ROWS * h],
-            |hbuf, (lc, xc)| {
+            || {
+                let (h, e, m) = (EVAL_ROWS * h, EVAL_ROWS * v, EVAL_ROWS);
+                (vec![0f32; h], vec![0f32; e], vec![0f32; e], vec![0f32; m])
+            },
+            |(hbuf, sbuf, ebuf, maxes), (lc, xc)| {
                 let hc = &mut hbuf[..xc.len() / t * h];
                 k.embed_table_forward(hc, xc, &table, b1, v);
                 k.batchnorm_tanh_inference(hc, bnmean, &bnvar_inv, bngain, bnbias);
                 k.linear_forward(lc, hc, w2, b2, v);
-                for row in lc.chunks_exact_mut(v) {
-                    // NaN wins the max, so a NaN logit is not silently dropped
-                    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
-                    let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-                    let lse = max + sum.ln();
+                // NaN wins the max, so a NaN logit is not silently dropped
+                for (m, row) in maxes.iter_mut().zip(lc.chunks_exact(v)) {
+                    *m = row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
+                }
+                // the logits less their row's max into sbuf, exp'd (vectorised) into ebuf
+                let shifted = &mut sbuf[..lc.len()];
+                for ((s, row), &max) in shifted
+                    .chunks_exact_mut(v)
+                    .zip(lc.chunks_exact(v))
+                    .zip(maxes.iter())
+                {
+                    s.iter_mut().zip(row).for_each(|(s, &x)| *s = x - max);
+                }
+                let e = &mut ebuf[..lc.len()];
+                k.exp(e, shifted);
+                for ((row, e), &max) in lc
+                    .chunks_exact_mut(v)
+                    .zip(e.chunks_exact(v))
+                    .zip(maxes.iter())
+                {
+                    let lse = max + e.iter().sum::<f32>().ln();
                     row.iter_mut().for_each(|x| *x = lse - *x);
                 }
             },
         );
-    let mut out = Vec::with_capacity(splits.len());
-    for (x, y) in splits {
-        let partial: Vec<f64> = x
-            .par_chunks(SCAN_ROWS * t)
-            .zip(y.par_chunks(SCAN_ROWS))
-            .map(|(xc, yc)| {
-                let mut sum = 0f64;
-                for (row, &target) in xc.chunks_exact(t).zip(yc) {
-                    if target as usize >= v {
-                        bail!("target {target} is out of range for a vocabulary of {v}");
-                    }
-                    let i = contexts.id(row) as usize;
-                    sum += nll[i * v + target as usize] as f64;
-                }
-                Ok(sum)
-            })
-            .collect::<Result<_>>()?;
-        let sum: f64 = partial.iter().fold(0.0, |s, &p| s + p);
-        out.push(if y.is_empty() {
-            f64::NAN
-        } else {
-            sum / y.len() as f64
-        });
+    // every part's chunks of rows together, so that small parts do not leave a thread idle
+    let partial: Vec<(usize, f64)> = ys
+        .par_iter()
+        .zip(&contexts.ids)
+        .enumerate()
+        .flat_map(|(s, (y, ids))| {
+            y.par_chunks(SCAN_ROWS)
+                .zip(ids.par_chunks(SCAN_ROWS))
+                .map(move |c| (s, c))
+        })
+        .map(|(s, (yc, ic))| {
+            if let Some(bad) = yc.iter().copied().max().filter(|&m| m as usize >= v) {
+                bail!("target {bad} is out of range for a vocabulary of {v}");
+            }
+            // four running sums (rows r, r+4, ...), so the adds do not wait on each other
+            let mut sums = [0f64; 4];
+            for (r, (&i, &target)) in ic.iter().zip(yc).enumerate() {
+                sums[r % 4] += nll[i as usize * v + target as usize] as f64;
+            }
+            Ok((s, (sums[0] + sums[1]) + (sums[2] + sums[3])))
+        })
+        .collect::<Result<_>>()?;
+    let mut sums = vec![0f64; ys.len()];
+    for (s, p) in partial {
+        sums[s] += p;
     }
-    Ok(out)
+    Ok(sums
+        .iter()
+        .zip(ys)
+        .map(|(sum, y)| {
+            if y.is_empty() {
+                f64::NAN
+            } else {
+                sum / y.len() as f64
+            }
+        })
+        .collect())
 }

@@ -15,7 +15,8 @@ use rand_pcg::Pcg64;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
 use crate::model::{
-    calibrate, check_range, kernels, split_losses, BATCH, CONTEXT, EMBEDDING, HIDDEN,
+    calibrate, calibrate_part, check_range, kernels, part_losses, split_losses, Contexts, BATCH,
+    CONTEXT, EMBEDDING, HIDDEN,
 };
 use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
@@ -293,18 +294,14 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     // batchnorm calibration and evaluation
     let t1 = Instant::now();
     let p = makemore_core::ParamsRef::from_flat(dims, &params)?;
-    let (bnmean, bnvar) = calibrate(&k, p, &ds.train.x)?;
-    let losses = split_losses(
-        &k,
-        p,
-        &bnmean,
-        &bnvar,
-        &[
-            (&ds.train.x, &ds.train.y),
-            (&ds.val.x, &ds.val.y),
-            (&ds.test.x, &ds.test.y),
-        ],
+    let contexts = Contexts::new(
+        &[&ds.train.x, &ds.val.x, &ds.test.x],
+        dims.context,
+        dims.vocab,
     )?;
+    let (bnmean, bnvar) = calibrate_part(&k, p, &contexts, 0)?;
+    let ys = [&ds.train.y[..], &ds.val.y, &ds.test.y];
+    let losses = part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
     println!("train loss {:.4}", losses[0]);
     println!("val loss   {:.4}", losses[1]);

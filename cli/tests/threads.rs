@@ -8,7 +8,9 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use cli::evaluate::{calibrate, distinct_contexts, split_losses, Contexts};
+use cli::evaluate::{
+    calibrate, calibrate_part, distinct_contexts, part_losses, split_losses, Contexts,
+};
 use cli::parallel::pool;
 use cli::shard::{ShardedStep, SHARD_MIN_BATCH, SHARD_ROWS};
 use common::{makemore, metrics, names_path, TENSORS};
@@ -165,7 +167,7 @@ fn distinct_contexts_dense_and_sorted_agree() {
         let dense = distinct_contexts(&x, t, vocab).unwrap();
         let sorted = Contexts::with_dense_limit(&[&x], t, vocab, 0).unwrap();
         assert_eq!(dense.0, sorted.distinct(), "t={t} vocab={vocab}");
-        assert_eq!(dense.1, sorted.ids(&x), "t={t} vocab={vocab}");
+        assert_eq!(dense.1, sorted.ids(0), "t={t} vocab={vocab}");
         let (distinct, ids) = dense;
         assert!(distinct.chunks(t).is_sorted(), "key order");
         for (row, &i) in x.chunks(t).zip(&ids) {
@@ -203,6 +205,21 @@ fn calibration_and_evaluation_ignore_the_thread_count() {
         })
     };
     let one = run(1);
+    // one index of every split's contexts, shared by calibration and the losses (as `makemore
+    // train` does): the same bits as calibrating over train's own contexts
+    let xs: Vec<&[u8]> = splits.iter().map(|(x, _)| &x[..]).collect();
+    let ys: Vec<&[u8]> = splits.iter().map(|(_, y)| &y[..]).collect();
+    let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
+    let (bnmean, bnvar) = calibrate_part(&k, p, &contexts, 0).unwrap();
+    assert_eq!(bits(&bnmean), bits(&one.0), "bnmean from the shared index");
+    assert_eq!(bits(&bnvar), bits(&one.1), "bnvar from the shared index");
+    let losses = part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys).unwrap();
+    assert_eq!(losses.len(), one.2.len());
+    for (a, b) in losses.iter().zip(&one.2) {
+        assert_eq!(a.to_bits(), b.to_bits(), "losses from the shared index");
+    }
+    assert!(part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys[1..]).is_err());
+    assert!(calibrate_part(&k, p, &contexts, 4).is_err());
     for threads in [2, 8] {
         let other = run(threads);
         assert_eq!(bits(&other.0), bits(&one.0), "bnmean on {threads} threads");
