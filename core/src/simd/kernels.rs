@@ -51,6 +51,19 @@ fn columns<S: Simd>(m: usize) -> impl Iterator<Item = (usize, usize)> {
 /// [`crate::math::exp_f32`], lane by lane, the same operations in the same order.
 #[inline(always)]
 pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
+    // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
+    let x = s.select(s.gt(x, s.splat(89.0)), s.splat(89.0), x);
+    let x = s.select(s.lt(x, s.splat(-104.0)), s.splat(-104.0), x);
+    let (e, kf) = exp_reduced_v(s, x);
+    // k1 = k >> 1 (floor division) and k - k1, as exact integral floats
+    let k1 = s.floor(s.mul(kf, s.splat(0.5)));
+    let k2 = s.sub(kf, k1);
+    s.mul(s.mul(e, s.pow2i(k1)), s.pow2i(k2))
+}
+
+/// `crate::math::exp_f32_reduced`, lane by lane: `(e^r, k)` with `x = k ln2 + r`.
+#[inline(always)]
+fn exp_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
     const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
@@ -61,9 +74,6 @@ pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
     const P3: f32 = f32::from_bits(0x3d2a_a9c1);
     const P4: f32 = f32::from_bits(0x3e2a_aaaa);
     const P5: f32 = 0.5;
-    // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
-    let x = s.select(s.gt(x, s.splat(89.0)), s.splat(89.0), x);
-    let x = s.select(s.lt(x, s.splat(-104.0)), s.splat(-104.0), x);
     let kf = s.sub(
         s.add(s.mul(x, s.splat(LOG2E)), s.splat(SHIFT)),
         s.splat(SHIFT),
@@ -78,11 +88,7 @@ pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
     let p = s.add(s.mul(p, r), s.splat(P3));
     let p = s.add(s.mul(p, r), s.splat(P4));
     let p = s.add(s.mul(p, r), s.splat(P5));
-    let e = s.add(s.add(s.mul(p, z), r), s.splat(1.0));
-    // k1 = k >> 1 (floor division) and k - k1, as exact integral floats
-    let k1 = s.floor(s.mul(kf, s.splat(0.5)));
-    let k2 = s.sub(kf, k1);
-    s.mul(s.mul(e, s.pow2i(k1)), s.pow2i(k2))
+    (s.add(s.add(s.mul(p, z), r), s.splat(1.0)), kf)
 }
 
 /// [`crate::math::tanh_f32`], lane by lane, the same operations in the same order.
@@ -101,7 +107,9 @@ pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     let p = s.add(s.mul(p, z), s.splat(T4));
     let small = s.add(s.mul(s.mul(p, z), a), a);
     let ac = s.select(s.gt(a, s.splat(9.5)), s.splat(9.5), a);
-    let e = exp_v(s, s.add(ac, ac));
+    // `crate::math::exp_f32_0_to_19`: one power-of-two factor
+    let (e, kf) = exp_reduced_v(s, s.add(ac, ac));
+    let e = s.mul(e, s.pow2i(kf));
     let big = s.sub(s.splat(1.0), s.div(s.splat(2.0), s.add(e, s.splat(1.0))));
     let t = s.select(s.lt(a, s.splat(0.625)), small, big);
     s.or_sign(t, x)
