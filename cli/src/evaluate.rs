@@ -20,8 +20,11 @@ use makemore_core::simd::Kernels;
 use makemore_core::{Float, ParamsRef, BN_EPS};
 use rayon::prelude::*;
 
-/// Distinct contexts per chunk of calibration and evaluation.
+/// Distinct contexts per chunk of the evaluation.
 pub const EVAL_ROWS: usize = 128;
+/// Distinct contexts per chunk of calibration: larger than [`EVAL_ROWS`], so that fewer
+/// accumulators are merged one after another at the end.
+pub const CALIB_ROWS: usize = 512;
 /// Rows per chunk of the context dedup and of the per-row loss sums.
 pub const SCAN_ROWS: usize = 8192;
 /// Largest key space `V^T` deduplicated through a dense table (4 MiB of ids) instead of a sort.
@@ -294,7 +297,7 @@ pub fn calibrate(
 
 /// Calibrates batchnorm over the rows of part `part` of `contexts`: mean and Bessel variance
 /// of hprebn, each distinct context of the part computed once and weighted by its count.
-/// Chunks of [`EVAL_ROWS`] such contexts (in key order) accumulate in parallel (f64, two
+/// Chunks of [`CALIB_ROWS`] such contexts (in key order) accumulate in parallel (f64, two
 /// passes); their accumulators merge in chunk order (Chan's pairwise update).
 ///
 /// Errors: fewer than 2 rows, contexts of another context length or vocabulary, no part `part`.
@@ -310,28 +313,26 @@ pub fn calibrate_part(
     if part >= contexts.ids.len() {
         bail!("no data set {part} among {}", contexts.ids.len());
     }
+    // the tables while the part's contexts are counted
+    let (all_counts, table) =
+        rayon::join(|| contexts.counts(part), || first_layer_tables(k, params));
     // the part's contexts and how often each occurs, in key order
     let (mut present, mut counts) = (Vec::new(), Vec::new());
-    for (row, &c) in contexts
-        .distinct
-        .chunks_exact(t)
-        .zip(&contexts.counts(part))
-    {
+    for (row, &c) in contexts.distinct.chunks_exact(t).zip(&all_counts) {
         if c > 0 {
             present.extend_from_slice(row);
             counts.push(c);
         }
     }
-    let table = first_layer_tables(k, params);
     let b1 = params.tensors()[2];
     // (chunks, 2, H): mean and m2 of each chunk's accumulator
-    let mut bufs = vec![0f64; counts.len().div_ceil(EVAL_ROWS) * 2 * h];
+    let mut bufs = vec![0f64; counts.len().div_ceil(CALIB_ROWS) * 2 * h];
     let chunks: Vec<BnCalibration<'_>> = bufs
         .par_chunks_mut(2 * h)
-        .zip(present.par_chunks(EVAL_ROWS * t))
-        .zip(counts.par_chunks(EVAL_ROWS))
+        .zip(present.par_chunks(CALIB_ROWS * t))
+        .zip(counts.par_chunks(CALIB_ROWS))
         .map_init(
-            || (vec![0f32; EVAL_ROWS * h], vec![0f64; 2 * h]),
+            || (vec![0f32; CALIB_ROWS * h], vec![0f64; 2 * h]),
             |(hprebn, sums), ((buf, xc), cc)| {
                 let (mean, m2) = buf.split_at_mut(h);
                 let mut acc = BnCalibration::new(mean, m2)?;
