@@ -8,7 +8,7 @@
 //! context) and the losses ([`part_losses`], which adds up one stored value per row).
 //!
 //! Determinism: each data set is cut into chunks of a fixed number of rows ([`EVAL_ROWS`],
-//! [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result (a batchnorm
+//! [`CALIB_ROWS`], [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result (a batchnorm
 //! accumulator, an f64 loss sum) is computed on whichever thread runs it, and the partials are
 //! merged sequentially in chunk order. Rounding therefore never depends on the thread count.
 //! rayon's `fold`/`reduce` (whose tree follows work stealing) are used only for exact
