@@ -8,9 +8,9 @@
 //! context) and the losses ([`part_losses`], which adds up one stored value per row).
 //!
 //! Determinism: each data set is cut into chunks of a fixed number of rows ([`EVAL_ROWS`],
-//! [`CALIB_ROWS`], [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result (a batchnorm
-//! accumulator, an f64 loss sum) is computed on whichever thread runs it, and the partials are
-//! merged sequentially in chunk order. Rounding therefore never depends on the thread count.
+//! [`CALIB_ROWS`], [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result
+//! (a batchnorm accumulator, an f64 loss sum) is computed on whichever thread runs it, and the
+//! partials are merged sequentially in chunk order. Rounding therefore never depends on the thread count.
 //! rayon's `fold`/`reduce` (whose tree follows work stealing) are used only for exact
 //! results: the union of key sets and integer counts.
 
@@ -41,11 +41,12 @@ fn dense_key(row: &[u8], base: usize) -> usize {
     row.iter().fold(0, |k, &c| k * base + c as usize)
 }
 
-/// `ids[r] = dense_key(row r of x)` for rows of `T` tokens, each key's bit set in `bits`.
-fn set_dense_keys<const T: usize>(ids: &mut [u32], x: &[u8], base: usize, bits: &mut [u64]) {
-    for (id, row) in ids.iter_mut().zip(x.chunks_exact(T)) {
-        let row: &[u8; T] = row.try_into().unwrap_or(&[0; T]);
-        let k = row.iter().fold(0, |k, &c| k * base + c as usize);
+/// `ids[r] = dense_key(row r of x)` for rows of `t` tokens, each key's bit set in `bits`.
+/// Inlined, so that a constant `t` unrolls the key loop.
+#[inline(always)]
+fn set_dense_keys(ids: &mut [u32], x: &[u8], t: usize, base: usize, bits: &mut [u64]) {
+    for (id, row) in ids.iter_mut().zip(x.chunks_exact(t)) {
+        let k = dense_key(row, base);
         *id = k as u32;
         bits[k / 64] |= 1 << (k % 64);
     }
@@ -162,14 +163,8 @@ impl Contexts {
                     }
                     match t {
                         // names' context, unrolled
-                        3 => set_dense_keys::<3>(ic, xc, base, &mut bits),
-                        _ => {
-                            for (id, row) in ic.iter_mut().zip(xc.chunks_exact(t)) {
-                                let k = dense_key(row, base);
-                                *id = k as u32;
-                                bits[k / 64] |= 1 << (k % 64);
-                            }
-                        }
+                        3 => set_dense_keys(ic, xc, 3, base, &mut bits),
+                        _ => set_dense_keys(ic, xc, t, base, &mut bits),
                     }
                     (bits, bad)
                 },
