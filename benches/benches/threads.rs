@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use benches::{check_close, StepState};
 use cli::dataset::Dataset;
-use cli::evaluate::{calibrate_part, part_losses, Contexts};
+use cli::evaluate::{calibrate_and_evaluate, Contexts};
 use cli::parallel::pool;
 use cli::shard::ShardedStep;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -91,8 +91,7 @@ fn eval(c: &mut Criterion) {
     // as `makemore train` does after training: one index of every split's contexts
     let run = || {
         let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
-        let (bnmean, bnvar) = calibrate_part(&k, p, &contexts, 0).unwrap();
-        part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys).unwrap()
+        calibrate_and_evaluate(&k, p, &contexts, 0, &ys).unwrap().2
     };
     let mut group = c.benchmark_group("eval_all_splits");
     group.throughput(Throughput::Elements(

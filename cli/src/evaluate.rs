@@ -7,25 +7,39 @@
 //! row's index, shared by calibration ([`calibrate_part`], which counts a split's rows per
 //! context) and the losses ([`part_losses`], which adds up one stored value per row).
 //!
+//! [`calibrate_and_evaluate`] does both after one another, as `makemore train` does.
+//!
+//! Each of these runs its passes as one [`team`](crate::team): the threads wake once and spin
+//! between passes, instead of rayon's sleeping and waking around every pass, which costs more
+//! than a short pass on a virtual machine. Passes over the same chunks keep each chunk on the
+//! same thread where they can (the ids a thread wrote are counted and scanned by it), the
+//! per-context losses are read once in order by every thread before the scan of the rows
+//! (which reads them in random order), and exact partial results (key sets, counts) are kept
+//! per thread rather than per chunk. The sorted dedup (key spaces above 2^20) uses plain
+//! rayon iterators.
+//!
 //! Determinism: each data set is cut into chunks of a fixed number of rows ([`EVAL_ROWS`],
 //! [`CALIB_ROWS`], [`SCAN_ROWS`]), which depends only on its size; each chunk's partial result
-//! (a batchnorm accumulator, an f64 loss sum) is computed on whichever thread runs it, and the
-//! partials are merged sequentially in chunk order. Rounding therefore never depends on the thread count.
-//! rayon's `fold`/`reduce` (whose tree follows work stealing) are used only for exact
-//! results: the union of key sets and integer counts.
+//! (a batchnorm accumulator, an f64 loss sum) is computed on whichever thread runs it, stored
+//! by chunk index, and the partials are merged sequentially in chunk order. Rounding therefore
+//! never depends on the thread count. Only exact results (the union of key sets, integer
+//! counts, the largest bad token) are combined in another order.
 
 use anyhow::{bail, Context, Result};
 use makemore_core::infer::BnCalibration;
 use makemore_core::simd::Kernels;
 use makemore_core::{Float, ParamsRef, BN_EPS};
 use rayon::prelude::*;
+use std::sync::{Mutex, OnceLock};
+
+use crate::team::{self, Pieces, Slots};
 
 /// Distinct contexts per chunk of the evaluation.
 pub const EVAL_ROWS: usize = 128;
 /// Distinct contexts per chunk of calibration: larger than [`EVAL_ROWS`], so that fewer
 /// accumulators are merged one after another at the end.
-pub const CALIB_ROWS: usize = 512;
-/// Rows per chunk of the context dedup and of the per-row loss sums.
+pub const CALIB_ROWS: usize = 256;
+/// Rows per chunk of the context dedup, of the counts and of the per-row loss sums.
 pub const SCAN_ROWS: usize = 8192;
 /// Largest key space `V^T` deduplicated through a dense table (4 MiB of ids) instead of a sort.
 const DENSE_KEYS: usize = 1 << 20;
@@ -41,11 +55,11 @@ fn dense_key(row: &[u8], base: usize) -> usize {
     row.iter().fold(0, |k, &c| k * base + c as usize)
 }
 
-/// `ids[r] = dense_key(row r of x)` for rows of `t` tokens, each key's bit set in `bits`.
+/// `keys[r] = dense_key(row r of x)` for rows of `t` tokens, each key's bit set in `bits`.
 /// Inlined, so that a constant `t` unrolls the key loop.
 #[inline(always)]
-fn set_dense_keys(ids: &mut [u32], x: &[u8], t: usize, base: usize, bits: &mut [u64]) {
-    for (id, row) in ids.iter_mut().zip(x.chunks_exact(t)) {
+fn set_dense_keys(keys: &mut [u32], x: &[u8], t: usize, base: usize, bits: &mut [u64]) {
+    for (id, row) in keys.iter_mut().zip(x.chunks_exact(t)) {
         let k = dense_key(row, base);
         *id = k as u32;
         bits[k / 64] |= 1 << (k % 64);
@@ -67,6 +81,11 @@ where
     }
 }
 
+/// The largest token of a chunk (a vectorised max) if it is out of range.
+fn bad_token(xc: &[u8], vocab: usize) -> Option<u8> {
+    xc.iter().copied().max().filter(|&m| m as usize >= vocab)
+}
+
 /// The distinct contexts of some data sets (the parts, e.g. the three splits), in increasing
 /// key order (sorted lexicographically), and the index of every row's context.
 pub struct Contexts {
@@ -74,8 +93,33 @@ pub struct Contexts {
     vocab: usize,
     /// (distinct, T)
     distinct: Vec<u8>,
-    /// For each part, the index of each row's context in `distinct`.
-    ids: Vec<Vec<u32>>,
+    /// For each part, chunk by chunk of [`SCAN_ROWS`] rows, the index of each row's context in
+    /// `distinct`.
+    ids: Vec<Vec<Vec<u32>>>,
+}
+
+/// The set of present dense keys, and each key's rank (its context's id).
+struct Present {
+    /// Bit `k % 64` of word `k / 64` is set if key `k` is present.
+    bits: Vec<u64>,
+    /// The id of each present key: how many present keys are smaller.
+    id_of: Vec<u32>,
+}
+
+impl Present {
+    /// The present keys in order.
+    fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &bits)| {
+            let mut b = bits;
+            std::iter::from_fn(move || {
+                (b != 0).then(|| {
+                    let k = w * 64 + b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    k
+                })
+            })
+        })
+    }
 }
 
 impl Contexts {
@@ -103,113 +147,136 @@ impl Contexts {
         // Tokens are u8, so a base of at most 256 represents every context.
         let base = vocab.clamp(1, 256);
         let space = (base as u128).checked_pow(t as u32).unwrap_or(u128::MAX);
-        let mut ids: Vec<Vec<u32>> = parts.iter().map(|x| vec![0; x.len() / t]).collect();
-        let mut distinct = Vec::new();
-        // The largest token of a chunk (a vectorised max), if out of range, so that the key
-        // loops need no test.
-        let bad_token = |xc: &[u8]| xc.iter().copied().max().filter(|&m| m as usize >= vocab);
-        if space > dense_keys as u128 {
-            let bad = parts
-                .par_iter()
-                .flat_map(|x| x.par_chunks(SCAN_ROWS * t))
-                .filter_map(bad_token)
-                .max();
-            if let Some(bad) = bad {
-                bail!("token {bad} is out of range for a vocabulary of {vocab}");
-            }
-            let base = base as u128;
-            let row_keys: Vec<Vec<u128>> = parts
-                .par_iter()
-                .map(|x| x.par_chunks_exact(t).map(|r| key(r, base)).collect())
-                .collect();
-            let mut keys = row_keys.concat();
-            keys.par_sort_unstable();
-            keys.dedup();
-            for &k in &keys {
-                push_context(&mut distinct, k, base, t);
-            }
-            ids.par_iter_mut()
-                .zip(&row_keys)
-                .flat_map(|(ic, rk)| ic.par_chunks_mut(SCAN_ROWS).zip(rk.par_chunks(SCAN_ROWS)))
-                .for_each(|(ic, rk)| {
-                    for (id, k) in ic.iter_mut().zip(rk) {
-                        // every row's key is in `keys`
-                        *id = keys.binary_search(k).unwrap_or_else(|i| i) as u32;
-                    }
-                });
-            return Ok(Contexts {
-                t,
-                vocab,
-                distinct,
-                ids,
-            });
+        // every chunk of rows of every part, with its part
+        let chunks: Vec<(usize, &[u8])> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, x)| x.chunks(SCAN_ROWS * t).map(move |xc| (p, xc)))
+            .collect();
+        let (distinct, chunk_ids) = if space > dense_keys as u128 {
+            Self::sorted(&chunks, t, vocab, base as u128)?
+        } else {
+            Self::dense(&chunks, t, vocab, base, space as usize)?
+        };
+        let mut ids: Vec<Vec<Vec<u32>>> = parts.iter().map(|_| Vec::new()).collect();
+        for ((p, _), c) in chunks.iter().zip(chunk_ids) {
+            ids[*p].push(c);
         }
-        // Each row's dense key, and the set of keys present: per-job bitsets united, which is
-        // exact in any order.
-        let space = space as usize;
-        let words = space.div_ceil(64);
-        let (present, bad) = ids
-            .par_iter_mut()
-            .zip(parts)
-            .flat_map(|(ic, x)| {
-                ic.par_chunks_mut(SCAN_ROWS)
-                    .zip(x.par_chunks(SCAN_ROWS * t))
-            })
-            .fold(
-                || (vec![0u64; words], None),
-                |(mut bits, bad), (ic, xc)| {
-                    if let Some(b) = bad_token(xc) {
-                        return (bits, bad.max(Some(b)));
-                    }
-                    match t {
-                        // names' context, unrolled
-                        3 => set_dense_keys(ic, xc, 3, base, &mut bits),
-                        _ => set_dense_keys(ic, xc, t, base, &mut bits),
-                    }
-                    (bits, bad)
-                },
-            )
-            .reduce(
-                || (vec![0u64; words], None),
-                |(mut a, bad_a), (b, bad_b)| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a |= b);
-                    (a, bad_a.max(bad_b))
-                },
-            );
-        if let Some(bad) = bad {
-            bail!("token {bad} is out of range for a vocabulary of {vocab}");
-        }
-        // the index of each present key, in key order
-        let mut id_of = vec![0u32; space];
-        let mut present_keys = Vec::new();
-        for (w, &bits) in present.iter().enumerate() {
-            let mut b = bits;
-            while b != 0 {
-                let k = w * 64 + b.trailing_zeros() as usize;
-                id_of[k] = present_keys.len() as u32;
-                present_keys.push(k);
-                b &= b - 1;
-            }
-        }
-        // each row's key to its index, while this thread decodes the contexts
-        rayon::join(
-            || {
-                ids.par_iter_mut()
-                    .flat_map(|ic| ic.par_chunks_mut(SCAN_ROWS))
-                    .for_each(|ic| ic.iter_mut().for_each(|k| *k = id_of[*k as usize]))
-            },
-            || {
-                for &k in &present_keys {
-                    push_context(&mut distinct, k, base, t);
-                }
-            },
-        );
         Ok(Contexts {
             t,
             vocab,
             distinct,
             ids,
         })
+    }
+
+    /// The dense dedup, as one team: each chunk's keys, and each thread's set of the keys it
+    /// saw (bitsets, united by the leader: exact in any order); then each chunk's keys to ids
+    /// while one thread decodes the contexts. Returns the distinct contexts and each chunk's ids.
+    fn dense(
+        chunks: &[(usize, &[u8])],
+        t: usize,
+        vocab: usize,
+        base: usize,
+        space: usize,
+    ) -> Result<(Vec<u8>, Vec<Vec<u32>>)> {
+        let words = space.div_ceil(64);
+        let n = chunks.len();
+        // per chunk: its keys, or its largest bad token
+        let keys: Slots<std::result::Result<Vec<u32>, u8>> = Slots::new(n);
+        // per thread: the keys it saw
+        let seen: Slots<Vec<u64>> = Slots::new(rayon::current_num_threads());
+        let present: OnceLock<std::result::Result<Present, u8>> = OnceLock::new();
+        let ids: Slots<Vec<u32>> = Slots::new(n);
+        let distinct: OnceLock<Vec<u8>> = OnceLock::new();
+        team::run(|team| {
+            let mut bits = vec![0u64; words];
+            team.for_each(n, |i| {
+                let xc = chunks[i].1;
+                keys.set(
+                    i,
+                    match bad_token(xc, vocab) {
+                        Some(bad) => Err(bad),
+                        None => {
+                            let mut k = vec![0u32; xc.len() / t];
+                            match t {
+                                // names' context, unrolled
+                                3 => set_dense_keys(&mut k, xc, 3, base, &mut bits),
+                                _ => set_dense_keys(&mut k, xc, t, base, &mut bits),
+                            }
+                            Ok(k)
+                        }
+                    },
+                );
+            });
+            seen.set(team.index(), bits);
+            team.barrier();
+            if team.is_leader() {
+                let _ = present.set(present_keys(&keys, &seen, words, space));
+            }
+            team.barrier();
+            let present = match present.get()? {
+                Ok(p) => p,
+                Err(bad) => {
+                    return team
+                        .is_leader()
+                        .then(|| Err(anyhow::anyhow!(bad_token_error(*bad, vocab))))
+                }
+            };
+            // each chunk's keys to ids (on the thread that found them, mostly); the last job,
+            // taken early by the first thread done with its own chunks, decodes the contexts
+            team.for_each(n + 1, |i| {
+                if i == n {
+                    let mut d = Vec::new();
+                    for k in present.keys() {
+                        push_context(&mut d, k, base, t);
+                    }
+                    let _ = distinct.set(d);
+                } else if let Some(Ok(k)) = keys.get(i) {
+                    ids.set(i, k.iter().map(|&k| present.id_of[k as usize]).collect());
+                }
+            });
+            team.is_leader().then_some(Ok(()))
+        })?;
+        Ok((distinct.into_inner().unwrap_or_default(), ids.into_vec()))
+    }
+
+    /// The sorted dedup (key spaces above the dense limit): every row's u128 key, all keys
+    /// sorted and deduplicated, each row's id by binary search.
+    fn sorted(
+        chunks: &[(usize, &[u8])],
+        t: usize,
+        vocab: usize,
+        base: u128,
+    ) -> Result<(Vec<u8>, Vec<Vec<u32>>)> {
+        let bad = chunks
+            .par_iter()
+            .filter_map(|(_, xc)| bad_token(xc, vocab))
+            .max();
+        if let Some(bad) = bad {
+            bail!(bad_token_error(bad, vocab));
+        }
+        let row_keys: Vec<Vec<u128>> = chunks
+            .par_iter()
+            .map(|(_, xc)| xc.chunks_exact(t).map(|r| key(r, base)).collect())
+            .collect();
+        let mut keys = row_keys.concat();
+        keys.par_sort_unstable();
+        keys.dedup();
+        let mut distinct = Vec::with_capacity(keys.len() * t);
+        for &k in &keys {
+            push_context(&mut distinct, k, base, t);
+        }
+        let ids = row_keys
+            .par_iter()
+            .map(|rk| {
+                // every row's key is in `keys`
+                rk.iter()
+                    .map(|k| keys.binary_search(k).unwrap_or_else(|i| i) as u32)
+                    .collect()
+            })
+            .collect();
+        Ok((distinct, ids))
     }
 
     /// The distinct contexts, (distinct, T).
@@ -227,44 +294,57 @@ impl Contexts {
         self.distinct.is_empty()
     }
 
-    /// The index of each row of part `part` (panics if there is no such part).
-    pub fn ids(&self, part: usize) -> &[u32] {
-        &self.ids[part]
+    /// How many parts.
+    pub fn parts(&self) -> usize {
+        self.ids.len()
     }
 
-    /// How many rows of part `part` have each context: per-chunk counts (exact integers)
-    /// added in parallel over the contexts.
-    pub fn counts(&self, part: usize) -> Vec<u32> {
-        let n = self.len();
-        let chunks: Vec<Vec<u32>> = self.ids[part]
-            .par_chunks(SCAN_ROWS)
-            .map(|ic| {
-                let mut c = vec![0u32; n];
-                ic.iter().for_each(|&i| c[i as usize] += 1);
-                c
-            })
-            .collect();
-        // blocks of contexts small enough that the merge, too, runs on every thread
-        const BLOCK: usize = 512;
-        let mut counts = vec![0u32; n];
-        counts
-            .par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, out)| {
-                for c in &chunks {
-                    let c = &c[b * BLOCK..][..out.len()];
-                    out.iter_mut().zip(c).for_each(|(o, &x)| *o += x);
-                }
-            });
-        counts
+    /// The index of each row of part `part`, in row order (panics if there is no such part).
+    pub fn ids(&self, part: usize) -> Vec<u32> {
+        self.ids[part].concat()
     }
+
+    /// How many rows part `part` has.
+    fn rows(&self, part: usize) -> usize {
+        self.ids[part].iter().map(Vec::len).sum()
+    }
+}
+
+/// The leader's work between the dense dedup's passes: the largest bad token, if any, else
+/// the union of the threads' bitsets (exact in any order) and the id of each present key.
+fn present_keys(
+    keys: &Slots<std::result::Result<Vec<u32>, u8>>,
+    seen: &Slots<Vec<u64>>,
+    words: usize,
+    space: usize,
+) -> std::result::Result<Present, u8> {
+    if let Some(bad) = keys.iter().filter_map(|r| r.as_ref().err()).max() {
+        return Err(*bad);
+    }
+    let mut bits = vec![0u64; words];
+    for b in seen.iter() {
+        bits.iter_mut().zip(b).for_each(|(a, b)| *a |= b);
+    }
+    let mut present = Present {
+        id_of: vec![0; space],
+        bits,
+    };
+    let keys: Vec<usize> = present.keys().collect();
+    for (id, k) in keys.into_iter().enumerate() {
+        present.id_of[k] = id as u32;
+    }
+    Ok(present)
+}
+
+fn bad_token_error(bad: u8, vocab: usize) -> String {
+    format!("token {bad} is out of range for a vocabulary of {vocab}")
 }
 
 /// The distinct contexts of `x` (rows of `t` ids `< vocab`), in increasing key order, and for
 /// each row the index of its context. Errors as [`Contexts::new`].
 pub fn distinct_contexts(x: &[u8], t: usize, vocab: usize) -> Result<(Vec<u8>, Vec<u32>)> {
-    let mut c = Contexts::new(&[x], t, vocab)?;
-    let ids = c.ids.pop().unwrap_or_default();
+    let c = Contexts::new(&[x], t, vocab)?;
+    let ids = c.ids(0);
     Ok((c.distinct, ids))
 }
 
@@ -302,51 +382,180 @@ pub fn calibrate_part(
     contexts: &Contexts,
     part: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let dims = params.dims();
-    let (t, h) = (dims.context, dims.hidden);
-    check_contexts(contexts, dims)?;
-    if part >= contexts.ids.len() {
-        bail!("no data set {part} among {}", contexts.ids.len());
-    }
-    // the tables while the part's contexts are counted
-    let (all_counts, table) =
-        rayon::join(|| contexts.counts(part), || first_layer_tables(k, params));
-    // the part's contexts and how often each occurs, in key order
-    let (mut present, mut counts) = (Vec::new(), Vec::new());
-    for (row, &c) in contexts.distinct.chunks_exact(t).zip(&all_counts) {
-        if c > 0 {
-            present.extend_from_slice(row);
-            counts.push(c);
+    let table = OnceLock::new();
+    let mut bufs = Vec::new();
+    let calibration = Calibration::new(k, params, contexts, part, &table, &mut bufs)?;
+    team::run(|team| {
+        calibration.run(team, &[]);
+        team.is_leader().then_some(())
+    });
+    calibration.stats()
+}
+
+/// [`calibrate_part`] over part `part`, then [`part_losses`] of every part with those
+/// statistics, in one team (the same bits; the threads wake once, and the first-layer tables
+/// are computed once).
+pub fn calibrate_and_evaluate(
+    k: &Kernels,
+    params: ParamsRef<'_, f32>,
+    contexts: &Contexts,
+    part: usize,
+    ys: &[&[u8]],
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f64>)> {
+    let table = OnceLock::new();
+    let mut bufs = Vec::new();
+    let calibration = Calibration::new(k, params, contexts, part, &table, &mut bufs)?;
+    let losses = Losses::new(k, params, contexts, ys, &table)?;
+    let stats = OnceLock::new();
+    team::run(|team| {
+        calibration.run(
+            team,
+            &[&|| {
+                losses.allocate();
+            }],
+        );
+        if team.is_leader() {
+            let s = calibration.stats();
+            if let Ok((bnmean, bnvar)) = &s {
+                losses.set_stats(bnmean, bnvar);
+            }
+            let _ = stats.set(s);
         }
+        team.barrier();
+        if stats.get().is_some_and(|s| s.is_ok()) {
+            losses.run(team);
+        }
+        team.is_leader().then_some(())
+    });
+    let (bnmean, bnvar) = stats.into_inner().context("the leader calibrated")??;
+    Ok((bnmean, bnvar, losses.finish()?))
+}
+
+/// Calibration of one part as passes of a team: the rows counted per context (per thread,
+/// exact), the part's contexts listed by the leader, then chunks of [`CALIB_ROWS`] contexts.
+struct Calibration<'a> {
+    k: &'a Kernels,
+    params: ParamsRef<'a, f32>,
+    contexts: &'a Contexts,
+    /// The part's rows' ids, chunk by chunk.
+    chunks: &'a [Vec<u32>],
+    /// The first-layer tables, computed in the first pass.
+    table: &'a OnceLock<Vec<f32>>,
+    /// Per thread: how many of the rows it counted have each context.
+    counts: Slots<Vec<u32>>,
+    /// The part's contexts (ids, in key order) and how often each occurs.
+    present: OnceLock<(Vec<u32>, Vec<u32>)>,
+    /// (chunks, 2, H): mean and m2 of each chunk's accumulator.
+    pieces: Pieces<'a, f64>,
+    accs: Slots<Result<BnCalibration<'a>, makemore_core::Error>>,
+}
+
+impl<'a> Calibration<'a> {
+    /// Errors: contexts of another context length or vocabulary, no part `part`.
+    fn new(
+        k: &'a Kernels,
+        params: ParamsRef<'a, f32>,
+        contexts: &'a Contexts,
+        part: usize,
+        table: &'a OnceLock<Vec<f32>>,
+        bufs: &'a mut Vec<f64>,
+    ) -> Result<Self> {
+        let h = params.dims().hidden;
+        check_contexts(contexts, params.dims())?;
+        let Some(chunks) = contexts.ids.get(part) else {
+            bail!("no data set {part} among {}", contexts.ids.len());
+        };
+        // at most one chunk per CALIB_ROWS distinct contexts
+        *bufs = vec![0f64; contexts.len().div_ceil(CALIB_ROWS) * 2 * h];
+        let pieces = Pieces::new(bufs, 2 * h);
+        Ok(Calibration {
+            k,
+            params,
+            contexts,
+            chunks,
+            table,
+            counts: Slots::new(rayon::current_num_threads()),
+            present: OnceLock::new(),
+            accs: Slots::new(pieces.len()),
+            pieces,
+        })
     }
-    let b1 = params.tensors()[2];
-    // (chunks, 2, H): mean and m2 of each chunk's accumulator
-    let mut bufs = vec![0f64; counts.len().div_ceil(CALIB_ROWS) * 2 * h];
-    let chunks: Vec<BnCalibration<'_>> = bufs
-        .par_chunks_mut(2 * h)
-        .zip(present.par_chunks(CALIB_ROWS * t))
-        .zip(counts.par_chunks(CALIB_ROWS))
-        .map_init(
-            || (vec![0f32; CALIB_ROWS * h], vec![0f64; 2 * h]),
-            |(hprebn, sums), ((buf, xc), cc)| {
-                let (mean, m2) = buf.split_at_mut(h);
-                let mut acc = BnCalibration::new(mean, m2)?;
-                let hprebn = &mut hprebn[..cc.len() * h];
-                k.embed_table_forward(hprebn, xc, &table, b1, dims.vocab);
-                acc.add_hprebn(hprebn, cc, sums)?;
-                Ok(acc)
-            },
-        )
-        .collect::<Result<_, makemore_core::Error>>()?;
-    let (mut mean, mut m2) = (vec![0f64; h], vec![0f64; h]);
-    let mut acc = BnCalibration::new(&mut mean, &mut m2)?;
-    for c in &chunks {
-        acc.merge(c)?;
+
+    /// The passes, on every thread of `team`; `extra` jobs run in the first pass.
+    fn run(&self, team: &team::Team<'_>, extra: &[&(dyn Fn() + Sync)]) {
+        let (k, params, contexts) = (self.k, self.params, self.contexts);
+        let dims = params.dims();
+        let (t, h, n) = (dims.context, dims.hidden, contexts.len());
+        let b1 = params.tensors()[2];
+        // the tables while the rows are counted (integer counts: exact in any order)
+        let mut c = vec![0u32; n];
+        let rows = self.chunks.len();
+        team.for_each(rows + 1 + extra.len(), |i| match self.chunks.get(i) {
+            Some(ic) => ic.iter().for_each(|&i| c[i as usize] += 1),
+            None if i == rows => {
+                let _ = self.table.set(first_layer_tables(k, params));
+            }
+            None => extra[i - rows - 1](),
+        });
+        self.counts.set(team.index(), c);
+        team.barrier();
+        if team.is_leader() {
+            let mut total = self.counts.iter();
+            let mut total = total.next().cloned().unwrap_or_default();
+            for c in self.counts.iter().skip(1) {
+                total.iter_mut().zip(c).for_each(|(t, &c)| *t += c);
+            }
+            let (mut ids, mut cc) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for (i, c) in total.into_iter().enumerate() {
+                if c > 0 {
+                    ids.push(i as u32);
+                    cc.push(c);
+                }
+            }
+            let _ = self.present.set((ids, cc));
+        }
+        team.barrier();
+        let (Some((ids, cc)), Some(table)) = (self.present.get(), self.table.get()) else {
+            return;
+        };
+        let (mut x, mut hprebn, mut sums) = (Vec::new(), Vec::new(), vec![0f64; 2 * h]);
+        team.for_each(ids.len().div_ceil(CALIB_ROWS), |i| {
+            let ids = &ids[i * CALIB_ROWS..][..CALIB_ROWS.min(ids.len() - i * CALIB_ROWS)];
+            let cc = &cc[i * CALIB_ROWS..][..ids.len()];
+            x.clear();
+            for &id in ids {
+                x.extend_from_slice(&contexts.distinct[id as usize * t..][..t]);
+            }
+            hprebn.resize(ids.len() * h, 0f32);
+            k.embed_table_forward(&mut hprebn, &x, table, b1, dims.vocab);
+            let (mean, m2) = self.pieces.take(i).split_at_mut(h);
+            let acc = BnCalibration::new(mean, m2)
+                .and_then(|mut acc| acc.add_hprebn(&hprebn, cc, &mut sums).map(|()| acc));
+            self.accs.set(i, acc);
+        });
     }
-    let (mut bnmean, mut bnvar) = (vec![0f32; h], vec![0f32; h]);
-    acc.finish(&mut bnmean, &mut bnvar)
-        .context("batchnorm calibration needs at least 2 examples")?;
-    Ok((bnmean, bnvar))
+
+    /// bnmean and bnvar: the chunks' accumulators merged in chunk order (after [`Self::run`]).
+    fn stats(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let h = self.params.dims().hidden;
+        let (mut mean, mut m2) = (vec![0f64; h], vec![0f64; h]);
+        let mut acc = BnCalibration::new(&mut mean, &mut m2)?;
+        let used = self
+            .present
+            .get()
+            .map_or(0, |p| p.0.len().div_ceil(CALIB_ROWS));
+        for i in 0..used {
+            match self.accs.get(i) {
+                Some(Ok(a)) => acc.merge(a)?,
+                Some(Err(e)) => bail!("calibration: {e}"),
+                None => bail!("calibration chunk {i} did not run"),
+            }
+        }
+        let (mut bnmean, mut bnvar) = (vec![0f32; h], vec![0f32; h]);
+        acc.finish(&mut bnmean, &mut bnvar)
+            .context("batchnorm calibration needs at least 2 examples")?;
+        Ok((bnmean, bnvar))
+    }
 }
 
 /// Errors unless `contexts` were built for the model's context length and vocabulary.
@@ -397,9 +606,7 @@ pub fn part_losses(
     contexts: &Contexts,
     ys: &[&[u8]],
 ) -> Result<Vec<f64>> {
-    let dims = params.dims();
-    let (t, h, v) = (dims.context, dims.hidden, dims.vocab);
-    check_contexts(contexts, dims)?;
+    let h = params.dims().hidden;
     if bnmean.len() != h || bnvar.len() != h {
         bail!(
             "bnmean/bnvar have {}/{} values for {h} hidden units",
@@ -407,100 +614,220 @@ pub fn part_losses(
             bnvar.len()
         );
     }
-    if ys.len() != contexts.ids.len() {
-        bail!(
-            "{} target sets for {} data sets",
-            ys.len(),
-            contexts.ids.len()
-        );
-    }
-    for (y, ids) in ys.iter().zip(&contexts.ids) {
-        if y.len() != ids.len() {
-            bail!("{} targets for {} rows", y.len(), ids.len());
+    let table = OnceLock::new();
+    let losses = Losses::new(k, params, contexts, ys, &table)?;
+    let _ = table.set(first_layer_tables(k, params));
+    losses.set_stats(bnmean, bnvar);
+    team::run(|team| {
+        losses.run(team);
+        team.is_leader().then_some(())
+    });
+    losses.finish()
+}
+
+/// The losses of every part as passes of a team: `lse - logits` of every distinct context,
+/// then one value per row.
+struct Losses<'a> {
+    k: &'a Kernels,
+    params: ParamsRef<'a, f32>,
+    contexts: &'a Contexts,
+    /// The first-layer tables (set before [`Self::run`]).
+    table: &'a OnceLock<Vec<f32>>,
+    /// bnmean and bnvar_inv = (bnvar + eps)**-0.5 (set before [`Self::run`]).
+    stats: OnceLock<(Vec<f32>, Vec<f32>)>,
+    /// nll (contexts, V): -log(softmax(logits)) = lse - logits of each distinct context, with
+    /// lse = log(sum(exp(logits - max))) + max; one value per (context, target), so that the
+    /// pass over the rows reads one number per row. Allocated (zeroed) by one job, filled
+    /// chunk by chunk under the lock, then frozen for the pass over the rows.
+    filling: OnceLock<Mutex<Vec<f32>>>,
+    nll: OnceLock<Vec<f32>>,
+    /// Every part's chunks of rows together, so that small parts do not leave a thread idle:
+    /// (part, ids, targets).
+    scan: Vec<(usize, &'a [u32], &'a [u8])>,
+    /// Per chunk of rows: its part and loss sum, or its largest bad target.
+    partial: Slots<std::result::Result<(usize, f64), u8>>,
+    ys: Vec<usize>,
+}
+
+impl<'a> Losses<'a> {
+    /// Errors: not one target set per part or one target per row, contexts of another context
+    /// length or vocabulary.
+    fn new(
+        k: &'a Kernels,
+        params: ParamsRef<'a, f32>,
+        contexts: &'a Contexts,
+        ys: &[&'a [u8]],
+        table: &'a OnceLock<Vec<f32>>,
+    ) -> Result<Self> {
+        check_contexts(contexts, params.dims())?;
+        if ys.len() != contexts.ids.len() {
+            bail!(
+                "{} target sets for {} data sets",
+                ys.len(),
+                contexts.ids.len()
+            );
         }
-    }
-    let (distinct, rows) = (contexts.distinct(), contexts.len());
-    let table = first_layer_tables(k, params);
-    // forward: bnvar_inv = (bnvar + eps)**-0.5
-    let eps = BN_EPS as f32;
-    let bnvar_inv: Vec<f32> = bnvar.iter().map(|&x| 1.0 / (x + eps).sqrt()).collect();
-    let [_, _, b1, w2, b2, bngain, bnbias] = params.tensors();
-    // nll (rows, V): -log(softmax(logits)) = lse - logits of each distinct context, with
-    // lse = log(sum(exp(logits - max))) + max; one value per (context, target), so that the
-    // pass over the rows reads one number per row
-    let mut nll = vec![0f32; rows * v];
-    nll.par_chunks_mut(EVAL_ROWS * v)
-        .zip(distinct.par_chunks(EVAL_ROWS * t))
-        .for_each_init(
-            || {
-                let (h, e, m) = (EVAL_ROWS * h, EVAL_ROWS * v, EVAL_ROWS);
-                (vec![0f32; h], vec![0f32; e], vec![0f32; e], vec![0f32; m])
-            },
-            |(hbuf, sbuf, ebuf, maxes), (lc, xc)| {
-                let hc = &mut hbuf[..xc.len() / t * h];
-                k.embed_table_forward(hc, xc, &table, b1, v);
-                k.batchnorm_tanh_inference(hc, bnmean, &bnvar_inv, bngain, bnbias);
-                k.linear_forward(lc, hc, w2, b2, v);
-                // NaN wins the max, so a NaN logit is not silently dropped
-                for (m, row) in maxes.iter_mut().zip(lc.chunks_exact(v)) {
-                    *m = row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
-                }
-                // the logits less their row's max into sbuf, exp'd (vectorised) into ebuf
-                let shifted = &mut sbuf[..lc.len()];
-                for ((s, row), &max) in shifted
-                    .chunks_exact_mut(v)
-                    .zip(lc.chunks_exact(v))
-                    .zip(maxes.iter())
-                {
-                    s.iter_mut().zip(row).for_each(|(s, &x)| *s = x - max);
-                }
-                let e = &mut ebuf[..lc.len()];
-                k.exp(e, shifted);
-                for ((row, e), &max) in lc
-                    .chunks_exact_mut(v)
-                    .zip(e.chunks_exact(v))
-                    .zip(maxes.iter())
-                {
-                    let lse = max + e.iter().sum::<f32>().ln();
-                    row.iter_mut().for_each(|x| *x = lse - *x);
-                }
-            },
-        );
-    // every part's chunks of rows together, so that small parts do not leave a thread idle
-    let partial: Vec<(usize, f64)> = ys
-        .par_iter()
-        .zip(&contexts.ids)
-        .enumerate()
-        .flat_map(|(s, (y, ids))| {
-            y.par_chunks(SCAN_ROWS)
-                .zip(ids.par_chunks(SCAN_ROWS))
-                .map(move |c| (s, c))
+        for (p, y) in ys.iter().enumerate() {
+            if y.len() != contexts.rows(p) {
+                bail!("{} targets for {} rows", y.len(), contexts.rows(p));
+            }
+        }
+        let scan: Vec<(usize, &[u32], &[u8])> = contexts
+            .ids
+            .iter()
+            .zip(ys)
+            .enumerate()
+            .flat_map(|(p, (ids, y))| {
+                ids.iter()
+                    .zip(y.chunks(SCAN_ROWS))
+                    .map(move |(ic, yc)| (p, &ic[..], yc))
+            })
+            .collect();
+        Ok(Losses {
+            k,
+            params,
+            contexts,
+            table,
+            stats: OnceLock::new(),
+            filling: OnceLock::new(),
+            nll: OnceLock::new(),
+            partial: Slots::new(scan.len()),
+            scan,
+            ys: ys.iter().map(|y| y.len()).collect(),
         })
-        .map(|(s, (yc, ic))| {
+    }
+
+    /// Sets the batchnorm statistics (H each, checked by the caller).
+    fn set_stats(&self, bnmean: &[f32], bnvar: &[f32]) {
+        // forward: bnvar_inv = (bnvar + eps)**-0.5
+        let eps = BN_EPS as f32;
+        let bnvar_inv = bnvar.iter().map(|&x| 1.0 / (x + eps).sqrt()).collect();
+        let _ = self.stats.set((bnmean.to_vec(), bnvar_inv));
+    }
+
+    /// Allocates the zeroed nll buffer (once; any thread).
+    fn allocate(&self) -> &Mutex<Vec<f32>> {
+        let v = self.params.dims().vocab;
+        self.filling
+            .get_or_init(|| Mutex::new(vec![0f32; self.contexts.len() * v]))
+    }
+
+    /// The passes, on every thread of `team`.
+    fn run(&self, team: &team::Team<'_>) {
+        let (k, contexts) = (self.k, self.contexts);
+        let dims = self.params.dims();
+        let (t, h, v) = (dims.context, dims.hidden, dims.vocab);
+        let [_, _, b1, w2, b2, bngain, bnbias] = self.params.tensors();
+        let (Some(table), Some((bnmean, bnvar_inv))) = (self.table.get(), self.stats.get()) else {
+            return;
+        };
+        let distinct = contexts.distinct();
+        let chunks = contexts.len().div_ceil(EVAL_ROWS);
+        let (mut hbuf, mut sbuf, mut ebuf, mut maxes, mut lc) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // the first job allocates the buffer (if not yet), while the others compute
+        team.for_each(chunks + 1, |i| {
+            if i == 0 {
+                self.allocate();
+                return;
+            }
+            let i = i - 1;
+            let xc = &distinct[i * EVAL_ROWS * t..];
+            let xc = &xc[..xc.len().min(EVAL_ROWS * t)];
+            let rows = xc.len() / t;
+            hbuf.resize(rows * h, 0f32);
+            sbuf.resize(rows * v, 0f32);
+            ebuf.resize(rows * v, 0f32);
+            maxes.resize(rows, 0f32);
+            lc.resize(rows * v, 0f32);
+            k.embed_table_forward(&mut hbuf, xc, table, b1, v);
+            k.batchnorm_tanh_inference(&mut hbuf, bnmean, bnvar_inv, bngain, bnbias);
+            k.linear_forward(&mut lc, &hbuf, w2, b2, v);
+            // NaN wins the max, so a NaN logit is not silently dropped
+            for (m, row) in maxes.iter_mut().zip(lc.chunks_exact(v)) {
+                *m = row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
+            }
+            // the logits less their row's max into sbuf, exp'd (vectorised) into ebuf
+            for ((s, row), &max) in sbuf
+                .chunks_exact_mut(v)
+                .zip(lc.chunks_exact(v))
+                .zip(maxes.iter())
+            {
+                s.iter_mut().zip(row).for_each(|(s, &x)| *s = x - max);
+            }
+            k.exp(&mut ebuf, &sbuf);
+            for ((row, e), &max) in lc
+                .chunks_exact_mut(v)
+                .zip(ebuf.chunks_exact(v))
+                .zip(maxes.iter())
+            {
+                let lse = max + e.iter().sum::<f32>().ln();
+                row.iter_mut().for_each(|x| *x = lse - *x);
+            }
+            let mut out = self.allocate().lock().unwrap_or_else(|e| e.into_inner());
+            out[i * EVAL_ROWS * v..][..lc.len()].copy_from_slice(&lc);
+        });
+        if team.is_leader() {
+            let mut all = self.allocate().lock().unwrap_or_else(|e| e.into_inner());
+            let _ = self.nll.set(std::mem::take(&mut *all));
+        }
+        team.barrier();
+        let Some(nll) = self.nll.get() else {
+            return;
+        };
+        // Every thread reads the values other threads wrote once, in order (the prefetcher
+        // streams them), rather than one cache line at a time in the pass over the rows.
+        if team.threads() > 1 {
+            let mut s = 0f32;
+            for x in nll.iter().step_by(64 / size_of::<f32>()) {
+                s += x;
+            }
+            std::hint::black_box(s);
+            team.barrier();
+        }
+        team.for_each(self.scan.len(), |i| {
+            let (p, ic, yc) = self.scan[i];
             if let Some(bad) = yc.iter().copied().max().filter(|&m| m as usize >= v) {
-                bail!("target {bad} is out of range for a vocabulary of {v}");
+                self.partial.set(i, Err(bad));
+                return;
             }
-            // four running sums (rows r, r+4, ...), so the adds do not wait on each other
+            // four running sums (rows r, r+4, ...), so the adds do not wait on each other;
+            // four rows per step, so that the sums stay in registers
             let mut sums = [0f64; 4];
-            for (r, (&i, &target)) in ic.iter().zip(yc).enumerate() {
-                sums[r % 4] += nll[i as usize * v + target as usize] as f64;
+            let value = |i: u32, target: u8| nll[i as usize * v + target as usize] as f64;
+            let (ic4, yc4) = (ic.chunks_exact(4), yc.chunks_exact(4));
+            let (icr, ycr) = (ic4.remainder(), yc4.remainder());
+            for (i, y) in ic4.zip(yc4) {
+                for j in 0..4 {
+                    sums[j] += value(i[j], y[j]);
+                }
             }
-            Ok((s, (sums[0] + sums[1]) + (sums[2] + sums[3])))
-        })
-        .collect::<Result<_>>()?;
-    let mut sums = vec![0f64; ys.len()];
-    for (s, p) in partial {
-        sums[s] += p;
+            for (j, (&i, &y)) in icr.iter().zip(ycr).enumerate() {
+                sums[j] += value(i, y);
+            }
+            let sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+            self.partial.set(i, Ok((p, sum)));
+        });
     }
-    Ok(sums
-        .iter()
-        .zip(ys)
-        .map(|(sum, y)| {
-            if y.is_empty() {
-                f64::NAN
-            } else {
-                sum / y.len() as f64
-            }
-        })
-        .collect())
+
+    /// The mean loss of each part (after [`Self::run`]): chunk sums added in chunk order.
+    fn finish(self) -> Result<Vec<f64>> {
+        let v = self.params.dims().vocab;
+        let partial = self.partial.into_vec();
+        if let Some(bad) = partial.iter().filter_map(|r| r.as_ref().err()).max() {
+            bail!("target {bad} is out of range for a vocabulary of {v}");
+        }
+        if partial.len() != self.scan.len() {
+            bail!("the losses were not evaluated");
+        }
+        let mut sums = vec![0f64; self.ys.len()];
+        for (s, p) in partial.into_iter().flatten() {
+            sums[s] += p;
+        }
+        Ok(sums
+            .iter()
+            .zip(&self.ys)
+            .map(|(sum, &n)| if n == 0 { f64::NAN } else { sum / n as f64 })
+            .collect())
+    }
 }

@@ -12,3 +12,4 @@ pub mod model;
 pub mod parallel;
 pub mod pyrandom;
 pub mod shard;
+pub mod team;

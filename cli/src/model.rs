@@ -6,7 +6,8 @@ use makemore_core::simd::{Isa, Kernels};
 use makemore_core::{Dims, ParamsRef};
 
 pub use crate::evaluate::{
-    calibrate, calibrate_part, distinct_contexts, part_losses, split_losses, Contexts, EVAL_ROWS,
+    calibrate, calibrate_and_evaluate, calibrate_part, distinct_contexts, part_losses,
+    split_losses, Contexts, EVAL_ROWS,
 };
 
 /// Sizes the CLI accepts. The core's kernels take sizes at run time (its fixed-size arrays are

@@ -15,7 +15,7 @@ use rand_pcg::Pcg64;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
 use crate::model::{
-    calibrate, calibrate_part, check_range, kernels, part_losses, split_losses, Contexts, BATCH,
+    calibrate, calibrate_and_evaluate, check_range, kernels, split_losses, Contexts, BATCH,
     CONTEXT, EMBEDDING, HIDDEN,
 };
 use crate::parallel::{pool, thread_count};
@@ -299,9 +299,8 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
         dims.context,
         dims.vocab,
     )?;
-    let (bnmean, bnvar) = calibrate_part(&k, p, &contexts, 0)?;
     let ys = [&ds.train.y[..], &ds.val.y, &ds.test.y];
-    let losses = part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys)?;
+    let (bnmean, bnvar, losses) = calibrate_and_evaluate(&k, p, &contexts, 0, &ys)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
     println!("train loss {:.4}", losses[0]);
     println!("val loss   {:.4}", losses[1]);

@@ -9,7 +9,8 @@ use std::fs;
 use std::path::Path;
 
 use cli::evaluate::{
-    calibrate, calibrate_part, distinct_contexts, part_losses, split_losses, Contexts,
+    calibrate, calibrate_and_evaluate, calibrate_part, distinct_contexts, part_losses,
+    split_losses, Contexts,
 };
 use cli::parallel::pool;
 use cli::shard::{ShardedStep, SHARD_MIN_BATCH, SHARD_ROWS};
@@ -220,6 +221,31 @@ fn calibration_and_evaluation_ignore_the_thread_count() {
     }
     assert!(part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys[1..]).is_err());
     assert!(calibrate_part(&k, p, &contexts, 4).is_err());
+    // both in one team (as `makemore train` does): the same bits, on every thread count
+    for threads in THREADS {
+        let (m, v, l) = pool(threads)
+            .unwrap()
+            .install(|| calibrate_and_evaluate(&k, p, &contexts, 0, &ys))
+            .unwrap();
+        assert_eq!(
+            bits(&m),
+            bits(&bnmean),
+            "bnmean, one team, {threads} threads"
+        );
+        assert_eq!(bits(&v), bits(&bnvar), "bnvar, one team, {threads} threads");
+        let (a, b): (Vec<u64>, Vec<u64>) = (
+            l.iter().map(|x| x.to_bits()).collect(),
+            losses.iter().map(|x| x.to_bits()).collect(),
+        );
+        assert_eq!(a, b, "losses, one team, {threads} threads");
+    }
+    assert!(calibrate_and_evaluate(&k, p, &contexts, 4, &ys).is_err());
+    assert!(calibrate_and_evaluate(&k, p, &contexts, 0, &ys[1..]).is_err());
+    let mut bad = ys.iter().map(|y| y.to_vec()).collect::<Vec<_>>();
+    bad[1][5] = dims.vocab as u8;
+    let bad: Vec<&[u8]> = bad.iter().map(|y| &y[..]).collect();
+    let err = calibrate_and_evaluate(&k, p, &contexts, 0, &bad).unwrap_err();
+    assert!(err.to_string().contains("target 27"), "{err}");
     for threads in [2, 8] {
         let other = run(threads);
         assert_eq!(bits(&other.0), bits(&one.0), "bnmean on {threads} threads");
