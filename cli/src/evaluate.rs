@@ -106,20 +106,18 @@ struct Present {
     id_of: Vec<u32>,
 }
 
-impl Present {
-    /// The present keys in order.
-    fn keys(&self) -> impl Iterator<Item = usize> + '_ {
-        self.bits.iter().enumerate().flat_map(|(w, &bits)| {
-            let mut b = bits;
-            std::iter::from_fn(move || {
-                (b != 0).then(|| {
-                    let k = w * 64 + b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    k
-                })
+/// The keys whose bits are set, in increasing order.
+fn set_keys(bits: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    bits.iter().enumerate().flat_map(|(w, &bits)| {
+        let mut b = bits;
+        std::iter::from_fn(move || {
+            (b != 0).then(|| {
+                let k = w * 64 + b.trailing_zeros() as usize;
+                b &= b - 1;
+                k
             })
         })
-    }
+    })
 }
 
 impl Contexts {
@@ -228,7 +226,7 @@ impl Contexts {
             team.for_each(n + 1, |i| {
                 if i == n {
                     let mut d = Vec::new();
-                    for k in present.keys() {
+                    for k in set_keys(&present.bits) {
                         push_context(&mut d, k, base, t);
                     }
                     let _ = distinct.set(d);
@@ -294,11 +292,6 @@ impl Contexts {
         self.distinct.is_empty()
     }
 
-    /// How many parts.
-    pub fn parts(&self) -> usize {
-        self.ids.len()
-    }
-
     /// The index of each row of part `part`, in row order (panics if there is no such part).
     pub fn ids(&self, part: usize) -> Vec<u32> {
         self.ids[part].concat()
@@ -325,15 +318,11 @@ fn present_keys(
     for b in seen.iter() {
         bits.iter_mut().zip(b).for_each(|(a, b)| *a |= b);
     }
-    let mut present = Present {
-        id_of: vec![0; space],
-        bits,
-    };
-    let keys: Vec<usize> = present.keys().collect();
-    for (id, k) in keys.into_iter().enumerate() {
-        present.id_of[k] = id as u32;
+    let mut id_of = vec![0; space];
+    for (id, k) in set_keys(&bits).enumerate() {
+        id_of[k] = id as u32;
     }
-    Ok(present)
+    Ok(Present { bits, id_of })
 }
 
 fn bad_token_error(bad: u8, vocab: usize) -> String {
@@ -500,9 +489,8 @@ impl<'a> Calibration<'a> {
         self.counts.set(team.index(), c);
         team.barrier();
         if team.is_leader() {
-            let mut total = self.counts.iter();
-            let mut total = total.next().cloned().unwrap_or_default();
-            for c in self.counts.iter().skip(1) {
+            let mut total = vec![0u32; n];
+            for c in self.counts.iter() {
                 total.iter_mut().zip(c).for_each(|(t, &c)| *t += c);
             }
             let (mut ids, mut cc) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -646,7 +634,6 @@ struct Losses<'a> {
     scan: Vec<(usize, &'a [u32], &'a [u8])>,
     /// Per chunk of rows: its part and loss sum, or its largest bad target.
     partial: Slots<std::result::Result<(usize, f64), u8>>,
-    ys: Vec<usize>,
 }
 
 impl<'a> Losses<'a> {
@@ -693,7 +680,6 @@ impl<'a> Losses<'a> {
             nll: OnceLock::new(),
             partial: Slots::new(scan.len()),
             scan,
-            ys: ys.iter().map(|y| y.len()).collect(),
         })
     }
 
@@ -820,14 +806,16 @@ impl<'a> Losses<'a> {
         if partial.len() != self.scan.len() {
             bail!("the losses were not evaluated");
         }
-        let mut sums = vec![0f64; self.ys.len()];
+        let parts = self.contexts.ids.len();
+        let mut sums = vec![0f64; parts];
         for (s, p) in partial.into_iter().flatten() {
             sums[s] += p;
         }
-        Ok(sums
-            .iter()
-            .zip(&self.ys)
-            .map(|(sum, &n)| if n == 0 { f64::NAN } else { sum / n as f64 })
+        Ok((0..parts)
+            .map(|p| match self.contexts.rows(p) {
+                0 => f64::NAN,
+                n => sums[p] / n as f64,
+            })
             .collect())
     }
 }
