@@ -442,6 +442,38 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
     }
 }
 
+/// `out = ((x0 + x1) + x2) + ...` with `x0 = first`, or `out` itself when `first` is `None`,
+/// then the `K` rows of `rest`, in that order (all of `out`'s length). Full vectors, then one
+/// partial.
+#[inline(always)]
+fn add_rows<S: Simd, const K: usize>(
+    s: S,
+    out: &mut [f32],
+    first: Option<&[f32]>,
+    rest: [&[f32]; K],
+) {
+    let n = out.len();
+    let first = first.map(|f| &f[..n]);
+    let rest = rest.map(|r| &r[..n]);
+    let full = n - n % S::LANES;
+    let mut c = 0;
+    while c < full {
+        let mut acc = s.load(&first.unwrap_or(out)[c..]);
+        for r in rest {
+            acc = s.add(acc, s.load(&r[c..]));
+        }
+        s.store(&mut out[c..], acc);
+        c += S::LANES;
+    }
+    if c < n {
+        let mut acc = s.load_tail(&first.unwrap_or(out)[c..], 0.0);
+        for r in rest {
+            acc = s.add(acc, s.load_tail(&r[c..], 0.0));
+        }
+        s.store_tail(&mut out[c..], acc);
+    }
+}
+
 #[inline(always)]
 pub fn embed_table_forward<S: Simd>(
     s: S,
@@ -455,13 +487,23 @@ pub fn embed_table_forward<S: Simd>(
     let rows = hprebn.len() / hidden;
     let context = x.len() / rows.max(1);
     for (row, xr) in hprebn.chunks_exact_mut(hidden).zip(x.chunks_exact(context)) {
-        for (c, w) in columns::<S>(hidden) {
-            let mut acc = ld(s, &b1[c..][..w]);
-            for (t, &ix) in xr.iter().enumerate() {
-                let entry = &table[(t * vocab + ix as usize) * hidden + c..][..w];
-                acc = s.add(acc, ld(s, entry));
-            }
-            st(s, &mut row[c..][..w], acc);
+        let entry = |t: usize| &table[(t * vocab + xr[t] as usize) * hidden..][..hidden];
+        // passes of up to three entries (three is the notebook's context): one load and store
+        // of the row per pass, the additions in position order
+        match context {
+            1 => add_rows(s, row, Some(b1), [entry(0)]),
+            2 => add_rows(s, row, Some(b1), [entry(0), entry(1)]),
+            _ => add_rows(s, row, Some(b1), [entry(0), entry(1), entry(2)]),
+        }
+        let mut t = 3;
+        while t + 3 <= context {
+            add_rows(s, row, None, [entry(t), entry(t + 1), entry(t + 2)]);
+            t += 3;
+        }
+        match context.saturating_sub(t) {
+            0 => {}
+            1 => add_rows(s, row, None, [entry(t)]),
+            _ => add_rows(s, row, None, [entry(t), entry(t + 1)]),
         }
     }
 }
