@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use makemore_core::safetensors::{
     load_model, read_dims, save_model, saved_model_len, SafeTensors, SafetensorsError,
 };
+use makemore_core::simd::Kernels;
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::data::Vocab;
@@ -44,14 +45,14 @@ pub struct RunState {
 const FORMAT: &str = "makemore-rs/1";
 
 /// The first parameter that is NaN or infinite: its tensor's name, its index in the tensor and
-/// its value. Training checks this after every step, so no checkpoint holds one.
-pub fn first_non_finite(dims: Dims, flat: &[f32]) -> Option<(&'static str, usize, f32)> {
-    // Fast path: a branch-free pass per block that vectorises (`all` alone would branch on every
-    // value); the slow search runs only when it fails.
-    if flat
-        .chunks(512)
-        .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
-    {
+/// its value. Training checks this after every step, so no checkpoint holds one. The fast path
+/// is the vector scan [`Kernels::all_finite`]; the search runs only when it fails.
+pub fn first_non_finite(
+    k: &Kernels,
+    dims: Dims,
+    flat: &[f32],
+) -> Option<(&'static str, usize, f32)> {
+    if k.all_finite(flat) {
         return None;
     }
     let p = ParamsRef::from_flat(dims, flat).ok()?;

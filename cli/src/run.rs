@@ -248,7 +248,7 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
                 last_saved(&ckpt_path, saved_step)
             );
         }
-        if let Some((name, i, x)) = crate::checkpoint::first_non_finite(dims, &params) {
+        if let Some((name, i, x)) = crate::checkpoint::first_non_finite(&k, dims, &params) {
             bail!(
                 "a gradient was not finite at step {step} (the update made {name}[{i}] {x}); training stopped, {}. Try a smaller --lr",
                 last_saved(&ckpt_path, saved_step)

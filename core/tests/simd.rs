@@ -298,6 +298,24 @@ proptest! {
         }
     }
 
+    /// The finiteness scan on every path, with at most one NaN or infinity anywhere (in a full
+    /// block, the partial vector or the last lane); the largest floats are finite.
+    #[test]
+    fn all_finite_finds_any_nan_or_infinity(
+        len in 0usize..300, seed: u64, at: prop::sample::Index,
+        bad in prop_oneof![Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY), Just(f32::MAX), Just(-f32::MAX), Just(1e-45)],
+    ) {
+        let mut rng = common_rng(seed);
+        let mut x: Vec<f32> = (0..len).map(|_| 1e30 * rng.f32()).collect();
+        if len > 0 {
+            x[at.index(len)] = bad;
+        }
+        let want = x.iter().all(|v| v.is_finite());
+        for k in std::iter::once(SCALAR).chain(vector_paths()) {
+            prop_assert_eq!(k.all_finite(&x), want, "{} on {:?}", k.isa(), bad);
+        }
+    }
+
     #[test]
     fn cross_entropy_is_within_a_few_ulp(
         n in rows(1, 40), v in width(), seed: u64, scale in prop_oneof![Just(1.0f32), Just(30.0)],

@@ -790,6 +790,25 @@ pub fn sgd<S: Simd>(s: S, p: &mut [f32], grad: &[f32], lr: f32) {
 }
 
 #[inline(always)]
+pub fn all_finite<S: Simd>(s: S, x: &[f32]) -> bool {
+    // x * 0 is 0 for a finite x and NaN for an infinity or NaN, and NaN survives the sums;
+    // four sums so that the additions overlap
+    let zero = s.splat(0.0);
+    let mut acc = [zero; 4];
+    let mut blocks = x.chunks_exact(4 * S::LANES);
+    for b in &mut blocks {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = s.add(*a, s.mul(s.load(&b[j * S::LANES..]), zero));
+        }
+    }
+    for (c, w) in columns::<S>(blocks.remainder().len()) {
+        acc[0] = s.add(acc[0], s.mul(ld(s, &blocks.remainder()[c..][..w]), zero));
+    }
+    let sum = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
+    s.reduce_add(sum) == 0.0
+}
+
+#[inline(always)]
 pub fn train_step_unchecked<S: Simd>(
     s: S,
     params: &mut ParamsMut<'_, f32>,

@@ -728,6 +728,8 @@ dispatch! {
     fn embed_scatter_add(dC: &mut [f32], dembcat: &[f32], xb: &[u8]);
     /// SGD: `p = p - lr * grad` elementwise. The same bits as scalar.
     fn sgd(p: &mut [f32], grad: &[f32], lr: f32);
+    /// Whether every value of `x` is finite (no NaN, no infinity). Exact on every path.
+    fn all_finite(x: &[f32]) -> bool;
     /// One training step (forward with batch statistics, the fused backward into `grads`, SGD);
     /// returns the loss before the update. `w2t` (V*H) is scratch. Lengths checked by the caller.
     fn train_step_unchecked(

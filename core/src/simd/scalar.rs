@@ -156,6 +156,10 @@ pub fn sgd(p: &mut [f32], grad: &[f32], lr: f32) {
     crate::train::sgd_row(p, grad, lr);
 }
 
+pub fn all_finite(x: &[f32]) -> bool {
+    x.iter().all(|x| x.is_finite())
+}
+
 pub fn train_step_unchecked(
     params: &mut ParamsMut<'_, f32>,
     grads: &mut ParamsMut<'_, f32>,
