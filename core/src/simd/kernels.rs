@@ -9,8 +9,6 @@
 
 use super::Simd;
 use crate::math::ln_f32;
-use crate::model::ParamsMut;
-use crate::train::ActsMut;
 
 // ---------------------------------------------------------------- helpers
 
@@ -777,7 +775,7 @@ pub fn cross_entropy_backward<S: Simd>(s: S, probs_to_dlogits: &mut [f32], yb: &
     }
 }
 
-// ---------------------------------------------------------------- SGD and the whole step
+// ---------------------------------------------------------------- SGD and the finiteness scan
 
 #[inline(always)]
 pub fn sgd<S: Simd>(s: S, p: &mut [f32], grad: &[f32], lr: f32) {
@@ -806,72 +804,4 @@ pub fn all_finite<S: Simd>(s: S, x: &[f32]) -> bool {
     }
     let sum = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
     s.reduce_add(sum) == 0.0
-}
-
-#[inline(always)]
-pub fn train_step_unchecked<S: Simd>(
-    s: S,
-    params: &mut ParamsMut<'_, f32>,
-    grads: &mut ParamsMut<'_, f32>,
-    acts: &mut ActsMut<'_, f32>,
-    w2t: &mut [f32],
-    xb: &[u8],
-    yb: &[u8],
-    lr: f32,
-) -> f32 {
-    let dims = params.dims();
-    let (v, te, hidden, e) = (dims.vocab, dims.embcat(), dims.hidden, dims.embedding);
-    let loss = {
-        let p = params.as_ref();
-        // ---- forward
-        // embcat = C[Xb].view(n, -1)   (kept in the dembcat buffer until dW1 is done)
-        embed_gather(s, acts.dembcat, xb, p.C, e);
-        // hprebn = embcat @ W1 + b1   (into the bnraw buffer)
-        linear_forward(s, acts.bnraw, acts.dembcat, p.W1, p.b1, hidden);
-        // bnmeani, bnvar_inv, bnraw
-        batchnorm_forward(s, acts.bnraw, acts.bnmeani, acts.bnvar_inv);
-        // h = tanh(bngain * bnraw + bnbias)
-        scale_shift_tanh_forward(s, acts.h, acts.bnraw, p.bngain, p.bnbias);
-        // logits = h @ W2 + b2; loss = cross_entropy(logits, Yb)   (probs in place)
-        linear_forward(s, acts.probs, acts.h, p.W2, p.b2, v);
-        let loss = cross_entropy_forward(s, acts.probs, yb);
-
-        // ---- backward
-        // dlogits = (probs - one_hot(Yb)) / n
-        cross_entropy_backward(s, acts.probs, yb);
-        // forward: logits = h @ W2 + b2  =>  dW2 = h.T @ dlogits, db2 = dlogits.sum(0)
-        matmul_tn(s, grads.W2, acts.h, acts.probs, hidden, v);
-        bias_backward(s, grads.b2, acts.probs);
-        // dh = dlogits @ W2.T, then forward h = tanh(hpreact): dhpreact = (1 - h**2) * dh
-        transpose(s, w2t, p.W2, v);
-        linear_tanh_backward(s, acts.h, acts.probs, w2t, hidden);
-        // forward: hpreact = bngain * bnraw + bnbias, and the batchnorm (fused): dhprebn
-        batchnorm_backward(
-            s,
-            acts.h,
-            grads.bngain,
-            grads.bnbias,
-            acts.bnraw,
-            acts.bnvar_inv,
-            p.bngain,
-        );
-        // forward: hprebn = embcat @ W1 + b1  =>  dW1 = embcat.T @ dhprebn, db1 = dhprebn.sum(0)
-        matmul_tn(s, grads.W1, acts.dembcat, acts.h, te, hidden);
-        bias_backward(s, grads.b1, acts.h);
-        // dembcat = dhprebn @ W1.T
-        matmul_nt(s, acts.dembcat, acts.h, p.W1, hidden);
-        loss
-    };
-    // forward: emb = C[Xb]  =>  dC[ix] += demb[k, t] for every Xb[k, t] == ix
-    embed_scatter_add(s, grads.C, acts.dembcat, xb);
-
-    // ---- update: p = p - lr * grad
-    for (p, g) in params
-        .tensors_mut()
-        .into_iter()
-        .zip(grads.as_ref().tensors())
-    {
-        sgd(s, p, g, lr);
-    }
-    loss
 }

@@ -666,9 +666,6 @@ macro_rules! dispatch {
     };
 }
 
-use crate::model::ParamsMut;
-use crate::train::ActsMut;
-
 dispatch! {
     /// `out = exp(x)` elementwise; the same bits as [`crate::math::exp_f32`] on every path.
     fn exp(out: &mut [f32], x: &[f32]);
@@ -730,17 +727,6 @@ dispatch! {
     fn sgd(p: &mut [f32], grad: &[f32], lr: f32);
     /// Whether every value of `x` is finite (no NaN, no infinity). Exact on every path.
     fn all_finite(x: &[f32]) -> bool;
-    /// One training step (forward with batch statistics, the fused backward into `grads`, SGD);
-    /// returns the loss before the update. `w2t` (V*H) is scratch. Lengths checked by the caller.
-    fn train_step_unchecked(
-        params: &mut ParamsMut<'_, f32>,
-        grads: &mut ParamsMut<'_, f32>,
-        acts: &mut ActsMut<'_, f32>,
-        w2t: &mut [f32],
-        xb: &[u8],
-        yb: &[u8],
-        lr: f32,
-    ) -> f32;
     /// The eval forward without batch statistics: `h = tanh(bngain * (hprebn - bnmean) *
     /// bnvar_inv + bnbias)` in place over `hprebn_to_h` (rows, H).
     fn batchnorm_tanh_inference(

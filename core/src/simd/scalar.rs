@@ -6,8 +6,6 @@ use crate::batchnorm;
 use crate::cross_entropy;
 use crate::linear::{axpy, dot};
 use crate::math::{exp_f32, tanh_f32};
-use crate::model::ParamsMut;
-use crate::train::ActsMut;
 
 pub fn exp(out: &mut [f32], x: &[f32]) {
     let x = &x[..out.len()];
@@ -158,18 +156,6 @@ pub fn sgd(p: &mut [f32], grad: &[f32], lr: f32) {
 
 pub fn all_finite(x: &[f32]) -> bool {
     x.iter().all(|x| x.is_finite())
-}
-
-pub fn train_step_unchecked(
-    params: &mut ParamsMut<'_, f32>,
-    grads: &mut ParamsMut<'_, f32>,
-    acts: &mut ActsMut<'_, f32>,
-    _w2t: &mut [f32],
-    xb: &[u8],
-    yb: &[u8],
-    lr: f32,
-) -> f32 {
-    crate::train::train_step_unchecked(params, grads, acts, xb, yb, lr)
 }
 
 pub fn batchnorm_tanh_inference(
