@@ -11,6 +11,13 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 PATHS = ["scalar", "avx2", "avx512"]
+STEP_ORDER = [
+    "embed_gather", "linear_forward hprebn", "batchnorm_forward", "scale_shift_tanh_forward",
+    "linear_forward logits", "cross_entropy_forward", "cross_entropy_backward", "matmul_tn dW2",
+    "bias_backward db2", "transpose W2", "linear_tanh_backward dh", "batchnorm_backward",
+    "matmul_tn dW1", "bias_backward db1", "matmul_nt dembcat", "embed_scatter_add", "sgd",
+    "exp", "tanh", "train_step", "train_step warm", "evaluate val split",
+]
 PRODUCTS = ("linear_forward", "matmul", "linear_tanh_backward", "train_step")
 
 
@@ -30,7 +37,11 @@ def cell(group: pathlib.Path, isa: str) -> str:
 
 
 def main() -> None:
-    order = sys.argv[1:] or sorted(p.name for p in ROOT.iterdir() if (p / "scalar").exists())
+    found = sorted(p.name for p in ROOT.iterdir() if (p / "scalar").exists())
+    # default: the step's order, then any other group
+    order = sys.argv[1:] or [g for g in STEP_ORDER if g in found] + [
+        g for g in found if g not in STEP_ORDER
+    ]
     print("| kernel | " + " | ".join(PATHS) + " |")
     print("|---|" + "---|" * len(PATHS))
     for name in order:
