@@ -680,8 +680,8 @@ impl Kernels {
     }
 
     /// The step of the vector paths: one dispatched kernel after another. (The same kernels
-    /// inlined into one `#[target_feature]` function made the step 15% slower: 21.5 against
-    /// 18.6 us on Zen 5.)
+    /// inlined into one `#[target_feature]` function made the step 17% slower: 21.5 against
+    /// 18.4 us on Zen 5, same bits.)
     #[allow(clippy::too_many_arguments)]
     fn vector_train_step(
         &self,
