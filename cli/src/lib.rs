@@ -11,5 +11,4 @@ pub mod evaluate;
 pub mod model;
 pub mod parallel;
 pub mod pyrandom;
-pub mod shard;
 pub mod team;

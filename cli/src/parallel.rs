@@ -4,6 +4,8 @@
 //! on the data, and partial results are merged in chunk order (see [`crate::evaluate`]).
 
 use anyhow::{bail, Context, Result};
+use makemore_core::step::Schedule;
+use rayon::prelude::*;
 
 /// Most threads `--threads` accepts.
 pub const MAX_THREADS: usize = 1024;
@@ -26,4 +28,17 @@ pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
         .thread_name(|i| format!("makemore-{i}"))
         .build()
         .with_context(|| format!("cannot start {threads} threads"))
+}
+
+/// The core's [`Schedule`] on the current rayon pool: the shards of a training step in
+/// parallel (the results do not depend on which thread runs which shard).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rayon;
+
+impl Schedule for Rayon {
+    fn for_each_chunk(&self, data: &mut [f32], len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        data.par_chunks_mut(len.max(1))
+            .enumerate()
+            .for_each(|(i, chunk)| f(i, chunk));
+    }
 }

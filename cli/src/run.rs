@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use makemore_core::train::ActsMut;
+use makemore_core::step::{InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut};
 use rand_core::Rng as _;
 use rand_pcg::Pcg64;
@@ -18,9 +18,8 @@ use crate::model::{
     calibrate, calibrate_and_evaluate, check_range, kernels, split_losses, Contexts, BATCH,
     CONTEXT, EMBEDDING, HIDDEN,
 };
-use crate::parallel::{pool, thread_count};
+use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
-use crate::shard::{ShardedStep, SHARD_MIN_BATCH};
 use crate::{EvalArgs, TrainArgs};
 
 /// Adapts a PCG generator to the core's random source.
@@ -171,24 +170,19 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     println!("instruction set: {}", k.isa());
 
     let n = a.batch_size;
-    // The step: from SHARD_MIN_BATCH rows on, sharded across the pool's threads; below, the
-    // single-thread kernel step. The choice depends on the batch size only, never on
+    // The step: the batch in shards of 64 rows from 128 rows on, run on the pool's threads;
+    // below, one shard on this thread. The cut depends on the batch size only, never on
     // --threads, so a run gives the same bits for any thread count.
-    let mut sharded = if n >= SHARD_MIN_BATCH {
-        Some(ShardedStep::new(dims, n)?)
+    let mut step_buf = vec![0f32; Step::flat_len(&dims, n).context("the batch is too large")?];
+    let mut scratch = Step::from_flat(dims, n, &mut step_buf)?;
+    let step_kind = if scratch.shards() > 1 {
+        "sharded"
     } else {
-        None
-    };
-    let plain_len = |len: usize| if sharded.is_some() { 0 } else { len };
-    let mut acts_buf = vec![0f32; plain_len(ActsMut::<f32>::flat_len(&dims, n))];
-    let mut grads_buf = vec![0f32; plain_len(dims.num_params())];
-    let mut w2t = vec![0f32; plain_len(dims.vocab * dims.hidden)];
-    let step_kind = match sharded {
-        Some(_) => "sharded",
-        None => "single-thread",
+        "single-thread"
     };
     println!(
-        "training step: {step_kind} (sharded from batch {SHARD_MIN_BATCH}), {threads} threads"
+        "training step: {step_kind} (sharded from batch {}), {threads} threads",
+        2 * SHARD_ROWS
     );
     let mut xb = vec![0u8; n * dims.context];
     let mut yb = vec![0u8; n];
@@ -233,14 +227,11 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
         } else {
             run.lr / 10.0
         };
-        let loss = match &mut sharded {
-            Some(sharded) => sharded.step(&k, &mut params, &xb, &yb, lr)?,
-            None => {
-                let mut p = ParamsMut::from_flat(dims, &mut params)?;
-                let mut g = ParamsMut::from_flat(dims, &mut grads_buf)?;
-                let mut acts = ActsMut::from_flat(dims, n, &mut acts_buf)?;
-                k.train_step(&mut p, &mut g, &mut acts, &mut w2t, &xb, &yb, lr)?
-            }
+        let mut p = ParamsMut::from_flat(dims, &mut params)?;
+        let loss = if scratch.shards() > 1 {
+            k.train_step(&Rayon, &mut p, &mut scratch, &xb, &yb, lr)?
+        } else {
+            k.train_step(&InTurn, &mut p, &mut scratch, &xb, &yb, lr)?
         };
         if !loss.is_finite() {
             bail!(

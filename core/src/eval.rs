@@ -30,7 +30,7 @@ pub fn first_layer_tables(kernels: &Kernels, params: ParamsRef<'_, f32>, table: 
         "first-layer table length"
     );
     for (pos, tab) in table.chunks_exact_mut(dims.vocab * hd).enumerate() {
-        kernels.linear_forward(tab, params.C, &params.W1[pos * e * hd..][..e * hd], &[], hd);
+        kernels.linear_forward_raw(tab, params.C, &params.W1[pos * e * hd..][..e * hd], &[], hd);
     }
 }
 
@@ -82,7 +82,7 @@ impl<'a> Evaluator<'a> {
     fn hprebn(&mut self, x: &[u8]) -> usize {
         let dims = self.params.dims();
         let rows = x.len() / dims.context;
-        self.kernels.embed_table_forward(
+        self.kernels.embed_table_forward_raw(
             &mut self.h[..rows * dims.hidden],
             x,
             self.table,
@@ -151,8 +151,8 @@ impl<'a> Evaluator<'a> {
         {
             let n = self.hprebn(xc);
             let h = &mut self.h[..n * dims.hidden];
-            k.batchnorm_tanh_inference(h, bnmean, self.bnvar_inv, p.bngain, p.bnbias);
-            k.linear_forward(lc, h, p.W2, p.b2, dims.vocab);
+            k.batchnorm_tanh_inference_raw(h, bnmean, self.bnvar_inv, p.bngain, p.bnbias);
+            k.linear_forward_raw(lc, h, p.W2, p.b2, dims.vocab);
         }
         for (row, l) in logits.chunks_exact(dims.vocab).zip(lse.iter_mut()) {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max_nan(x));
@@ -196,10 +196,10 @@ impl<'a> Evaluator<'a> {
         for (xc, yc) in x.chunks(self.rows * dims.context).zip(y.chunks(self.rows)) {
             let rows = self.hprebn(xc);
             let h = &mut self.h[..rows * dims.hidden];
-            k.batchnorm_tanh_inference(h, bnmean, self.bnvar_inv, p.bngain, p.bnbias);
+            k.batchnorm_tanh_inference_raw(h, bnmean, self.bnvar_inv, p.bngain, p.bnbias);
             let logits = &mut self.logits[..rows * dims.vocab];
-            k.linear_forward(logits, h, p.W2, p.b2, dims.vocab);
-            sum += k.cross_entropy_forward(logits, yc) as f64 * rows as f64;
+            k.linear_forward_raw(logits, h, p.W2, p.b2, dims.vocab);
+            sum += (k.cross_entropy_sum_raw(logits, yc) / rows as f32) as f64 * rows as f64;
         }
         Ok(sum)
     }

@@ -18,7 +18,6 @@ use crate::error::Error;
 use crate::float::Float;
 use crate::linear::{axpy, bias_backward, dot, embed_linear_forward, linear_forward};
 use crate::model::{Dims, Params, ParamsMut, ParamsRef};
-use crate::simd::Kernels;
 
 /// Borrowed activations and scratch of one training batch of `n` rows. What each buffer holds
 /// after [`forward`] / during backward:
@@ -317,7 +316,11 @@ fn check_batch<F: Float>(
     if acts.dims != *dims {
         return Err(Error::DimsMismatch);
     }
-    let n = acts.n;
+    check_rows(dims, acts.n, xb, yb)
+}
+
+/// Checks a batch of `n` rows: `xb` (n, T), `yb` (n), ids < V.
+pub(crate) fn check_rows(dims: &Dims, n: usize, xb: &[u8], yb: &[u8]) -> Result<(), Error> {
     if xb.len() != n * dims.context {
         return Err(Error::LengthMismatch {
             what: "Xb",
@@ -466,7 +469,7 @@ fn backward_into<F: Float, S: GradSink<F>>(
     let (v, hidden, e, t_len) = (dims.vocab, dims.hidden, dims.embedding, dims.context);
 
     // forward: loss = cross_entropy(logits, Yb)  =>  dlogits = (probs - one_hot) / n
-    cross_entropy_backward(acts.probs, yb);
+    cross_entropy_backward(acts.probs, yb, acts.n);
     let dlogits = &*acts.probs;
 
     // forward: logits = h @ W2 + b2
@@ -612,142 +615,6 @@ pub fn train_step<F: Float>(
     backward(params.as_ref(), grads, acts, xb, yb)?;
     sgd_update(params, grads.as_ref(), lr)?;
     Ok(loss)
-}
-
-/// [`train_step`] without the checks (the caller has made them): the scalar path of
-/// [`Kernels::train_step`].
-pub(crate) fn train_step_unchecked<F: Float>(
-    params: &mut ParamsMut<'_, F>,
-    grads: &mut ParamsMut<'_, F>,
-    acts: &mut ActsMut<'_, F>,
-    xb: &[u8],
-    yb: &[u8],
-    lr: F,
-) -> F {
-    let loss = forward_unchecked(params.as_ref(), acts, xb, yb);
-    let mut g = grads.reborrow();
-    let mut sink = StoreGrads {
-        params: params.as_ref(),
-        grads: &mut g,
-    };
-    backward_into(&mut sink, acts, xb, yb);
-    for (p, g) in params
-        .tensors_mut()
-        .into_iter()
-        .zip(grads.as_ref().tensors())
-    {
-        sgd_row(p, g, lr);
-    }
-    loss
-}
-
-impl Kernels {
-    /// One training step on this path: forward with batch statistics, the fused backward into
-    /// `grads` (overwritten), SGD. Returns the loss before the update. `w2t` is scratch of
-    /// `V * H` values (the vector paths transpose W2 into it). Errors as [`train_step`], and a
-    /// wrong `w2t` length.
-    ///
-    /// The scalar path gives exactly [`train_step`]'s bits. The vector paths give the same
-    /// elementwise bits (batchnorm, tanh, exp, SGD) but the products use FMA, so parameters
-    /// drift from the scalar run by rounding (measured: 1000 steps keep the losses within 1e-4).
-    #[allow(clippy::too_many_arguments)]
-    pub fn train_step(
-        &self,
-        params: &mut ParamsMut<'_, f32>,
-        grads: &mut ParamsMut<'_, f32>,
-        acts: &mut ActsMut<'_, f32>,
-        w2t: &mut [f32],
-        xb: &[u8],
-        yb: &[u8],
-        lr: f32,
-    ) -> Result<f32, Error> {
-        let dims = params.dims();
-        if grads.dims() != dims {
-            return Err(Error::DimsMismatch);
-        }
-        check_batch(&dims, acts, xb, yb)?;
-        if w2t.len() != dims.vocab * dims.hidden {
-            return Err(Error::LengthMismatch {
-                what: "w2t scratch",
-                expected: dims.vocab * dims.hidden,
-                got: w2t.len(),
-            });
-        }
-        Ok(match self.isa() {
-            crate::simd::Isa::Scalar => train_step_unchecked(params, grads, acts, xb, yb, lr),
-            _ => self.vector_train_step(params, grads, acts, w2t, xb, yb, lr),
-        })
-    }
-
-    /// The step of the vector paths: one dispatched kernel after another. (The same kernels
-    /// inlined into one `#[target_feature]` function made the step 17% slower: 21.5 against
-    /// 18.4 us on Zen 5, same bits.)
-    #[allow(clippy::too_many_arguments)]
-    fn vector_train_step(
-        &self,
-        params: &mut ParamsMut<'_, f32>,
-        grads: &mut ParamsMut<'_, f32>,
-        acts: &mut ActsMut<'_, f32>,
-        w2t: &mut [f32],
-        xb: &[u8],
-        yb: &[u8],
-        lr: f32,
-    ) -> f32 {
-        let dims = params.dims();
-        let (v, te, hidden, e) = (dims.vocab, dims.embcat(), dims.hidden, dims.embedding);
-        let loss = {
-            let p = params.as_ref();
-            // ---- forward
-            // embcat = C[Xb].view(n, -1)   (kept in the dembcat buffer until dW1 is done)
-            self.embed_gather(acts.dembcat, xb, p.C, e);
-            // hprebn = embcat @ W1 + b1   (into the bnraw buffer)
-            self.linear_forward(acts.bnraw, acts.dembcat, p.W1, p.b1, hidden);
-            // bnmeani, bnvar_inv, bnraw
-            self.batchnorm_forward(acts.bnraw, acts.bnmeani, acts.bnvar_inv);
-            // h = tanh(bngain * bnraw + bnbias)
-            self.scale_shift_tanh_forward(acts.h, acts.bnraw, p.bngain, p.bnbias);
-            // logits = h @ W2 + b2; loss = cross_entropy(logits, Yb)   (probs in place)
-            self.linear_forward(acts.probs, acts.h, p.W2, p.b2, v);
-            let loss = self.cross_entropy_forward(acts.probs, yb);
-
-            // ---- backward
-            // dlogits = (probs - one_hot(Yb)) / n
-            self.cross_entropy_backward(acts.probs, yb);
-            // forward: logits = h @ W2 + b2  =>  dW2 = h.T @ dlogits, db2 = dlogits.sum(0)
-            self.matmul_tn(grads.W2, acts.h, acts.probs, hidden, v);
-            self.bias_backward(grads.b2, acts.probs);
-            // dh = dlogits @ W2.T, then forward h = tanh(hpreact): dhpreact = (1 - h**2) * dh
-            self.transpose(w2t, p.W2, v);
-            self.linear_tanh_backward(acts.h, acts.probs, w2t, hidden);
-            // forward: hpreact = bngain * bnraw + bnbias, and the batchnorm (fused): dhprebn
-            self.batchnorm_backward(
-                acts.h,
-                grads.bngain,
-                grads.bnbias,
-                acts.bnraw,
-                acts.bnvar_inv,
-                p.bngain,
-            );
-            // forward: hprebn = embcat @ W1 + b1  =>  dW1 = embcat.T @ dhprebn, db1 = dhprebn.sum(0)
-            self.matmul_tn(grads.W1, acts.dembcat, acts.h, te, hidden);
-            self.bias_backward(grads.b1, acts.h);
-            // dembcat = dhprebn @ W1.T
-            self.matmul_nt(acts.dembcat, acts.h, p.W1, hidden);
-            loss
-        };
-        // forward: emb = C[Xb]  =>  dC[ix] += demb[k, t] for every Xb[k, t] == ix
-        self.embed_scatter_add(grads.C, acts.dembcat, xb);
-
-        // ---- update: p = p - lr * grad
-        for (p, g) in params
-            .tensors_mut()
-            .into_iter()
-            .zip(grads.as_ref().tensors())
-        {
-            self.sgd(p, g, lr);
-        }
-        loss
-    }
 }
 
 /// One training step with no gradient buffer: each parameter row is updated as soon as its

@@ -527,112 +527,108 @@ pub fn transpose<S: Simd>(s: S, out: &mut [f32], a: &[f32], m: usize) {
 
 // ---------------------------------------------------------------- batchnorm, tanh
 
+/// `hprebn_to_bndiff -= bnmeani` and `sum2 = (bndiff**2).sum(0)` (written), per hidden unit.
 #[inline(always)]
-pub fn batchnorm_forward<S: Simd>(
+pub fn batchnorm_center<S: Simd>(
     s: S,
-    hprebn_to_bnraw: &mut [f32],
-    bnmeani: &mut [f32],
-    bnvar_inv: &mut [f32],
+    hprebn_to_bndiff: &mut [f32],
+    bnmeani: &[f32],
+    sum2: &mut [f32],
 ) {
     let hidden = bnmeani.len();
-    let rows = hprebn_to_bnraw.len() / hidden;
-    let x = &mut hprebn_to_bnraw[..rows * hidden];
-    let n = rows as f32;
-    let inv_n = s.splat(1.0 / n);
-    let inv_n1 = s.splat(1.0 / (n - 1.0));
-    let eps = s.splat(crate::batchnorm::BN_EPS as f32);
     for (c, w) in columns::<S>(hidden) {
-        // bnmeani = 1/n * hprebn.sum(0)
-        let mut sum = s.splat(0.0);
-        for row in x.chunks_exact(hidden) {
-            sum = s.add(sum, ld(s, &row[c..][..w]));
-        }
-        let mean = s.mul(inv_n, sum);
-        st(s, &mut bnmeani[c..][..w], mean);
-        // bndiff = hprebn - bnmeani; sum of bndiff**2
-        let mut sum2 = s.splat(0.0);
-        for row in x.chunks_exact_mut(hidden) {
+        let mean = ld(s, &bnmeani[c..][..w]);
+        let mut acc = s.splat(0.0);
+        for row in hprebn_to_bndiff.chunks_exact_mut(hidden) {
             let d = s.sub(ld(s, &row[c..][..w]), mean);
             st(s, &mut row[c..][..w], d);
-            sum2 = s.add(sum2, s.mul(d, d));
+            acc = s.add(acc, s.mul(d, d));
         }
-        // bnvar_inv = (bnvar + eps)**-0.5
-        let inv = s.div(s.splat(1.0), s.sqrt(s.add(s.mul(inv_n1, sum2), eps)));
-        st(s, &mut bnvar_inv[c..][..w], inv);
-        // bnraw = bndiff * bnvar_inv
-        for row in x.chunks_exact_mut(hidden) {
-            let v = s.mul(ld(s, &row[c..][..w]), inv);
-            st(s, &mut row[c..][..w], v);
-        }
+        st(s, &mut sum2[c..][..w], acc);
     }
 }
 
+/// `bnraw = bndiff * bnvar_inv` (in place) and `h = tanh(bngain * bnraw + bnbias)`.
 #[inline(always)]
-pub fn scale_shift_tanh_forward<S: Simd>(
+pub fn batchnorm_scale_shift_tanh<S: Simd>(
     s: S,
     h: &mut [f32],
-    bnraw: &[f32],
+    bndiff_to_bnraw: &mut [f32],
+    bnvar_inv: &[f32],
     bngain: &[f32],
     bnbias: &[f32],
 ) {
     let hidden = bngain.len();
     for (c, w) in columns::<S>(hidden) {
+        let inv = ld(s, &bnvar_inv[c..][..w]);
         let g = ld(s, &bngain[c..][..w]);
         let b = ld(s, &bnbias[c..][..w]);
-        for (h_row, raw_row) in h.chunks_exact_mut(hidden).zip(bnraw.chunks_exact(hidden)) {
-            let v = tanh_v(s, s.add(s.mul(g, ld(s, &raw_row[c..][..w])), b));
+        for (h_row, raw_row) in h
+            .chunks_exact_mut(hidden)
+            .zip(bndiff_to_bnraw.chunks_exact_mut(hidden))
+        {
+            let raw = s.mul(ld(s, &raw_row[c..][..w]), inv);
+            st(s, &mut raw_row[c..][..w], raw);
+            let v = tanh_v(s, s.add(s.mul(g, raw), b));
             st(s, &mut h_row[c..][..w], v);
         }
     }
 }
 
+/// `dbngain = (bnraw * dhpreact).sum(0)`, `dbnbias = dhpreact.sum(0)` (written).
 #[inline(always)]
-pub fn tanh_backward<S: Simd>(s: S, dh_to_dhpreact: &mut [f32], h: &[f32]) {
-    let h = &h[..dh_to_dhpreact.len()];
-    for (c, w) in columns::<S>(h.len()) {
-        let hv = ld(s, &h[c..][..w]);
-        let d = ld(s, &dh_to_dhpreact[c..][..w]);
-        st(
-            s,
-            &mut dh_to_dhpreact[c..][..w],
-            s.mul(s.sub(s.splat(1.0), s.mul(hv, hv)), d),
-        );
-    }
-}
-
-#[inline(always)]
-pub fn batchnorm_backward<S: Simd>(
+pub fn batchnorm_backward_sums<S: Simd>(
     s: S,
-    dhpreact_to_dhprebn: &mut [f32],
     dbngain: &mut [f32],
     dbnbias: &mut [f32],
+    dhpreact: &[f32],
     bnraw: &[f32],
-    bnvar_inv: &[f32],
-    bngain: &[f32],
 ) {
-    let hidden = bngain.len();
-    let rows = dhpreact_to_dhprebn.len() / hidden;
-    let d = &mut dhpreact_to_dhprebn[..rows * hidden];
-    let n = rows as f32;
-    let n_over_n1 = s.splat(n / (n - 1.0));
-    let nv = s.splat(n);
+    let hidden = dbngain.len();
     for (c, w) in columns::<S>(hidden) {
-        // dbngain = (bnraw * dhpreact).sum(0); dbnbias = dhpreact.sum(0)
         let mut g = s.splat(0.0);
         let mut b = s.splat(0.0);
-        for (d_row, raw_row) in d.chunks_exact(hidden).zip(bnraw.chunks_exact(hidden)) {
+        for (d_row, raw_row) in dhpreact
+            .chunks_exact(hidden)
+            .zip(bnraw.chunks_exact(hidden))
+        {
             let dv = ld(s, &d_row[c..][..w]);
             g = s.add(g, s.mul(ld(s, &raw_row[c..][..w]), dv));
             b = s.add(b, dv);
         }
         st(s, &mut dbngain[c..][..w], g);
         st(s, &mut dbnbias[c..][..w], b);
-        // dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain)
+    }
+}
+
+/// `dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain)` in place,
+/// with `n` the rows of the whole batch.
+#[inline(always)]
+pub fn batchnorm_backward_apply<S: Simd>(
+    s: S,
+    dhpreact_to_dhprebn: &mut [f32],
+    bnraw: &[f32],
+    bnvar_inv: &[f32],
+    bngain: &[f32],
+    dbngain: &[f32],
+    dbnbias: &[f32],
+    n: usize,
+) {
+    let hidden = bngain.len();
+    let n = n as f32;
+    let n_over_n1 = s.splat(n / (n - 1.0));
+    let nv = s.splat(n);
+    for (c, w) in columns::<S>(hidden) {
+        let g = ld(s, &dbngain[c..][..w]);
+        let b = ld(s, &dbnbias[c..][..w]);
         let scale = s.div(
             s.mul(ld(s, &bngain[c..][..w]), ld(s, &bnvar_inv[c..][..w])),
             nv,
         );
-        for (d_row, raw_row) in d.chunks_exact_mut(hidden).zip(bnraw.chunks_exact(hidden)) {
+        for (d_row, raw_row) in dhpreact_to_dhprebn
+            .chunks_exact_mut(hidden)
+            .zip(bnraw.chunks_exact(hidden))
+        {
             let dv = ld(s, &d_row[c..][..w]);
             let rv = ld(s, &raw_row[c..][..w]);
             let v = s.mul(
@@ -735,7 +731,7 @@ fn cross_entropy_rows<S: Simd, const R: usize>(
 }
 
 #[inline(always)]
-pub fn cross_entropy_forward<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
+pub fn cross_entropy_sum<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
     let v = logits_to_probs.len() / yb.len();
     let n = yb.len();
     let mut loss_sum = 0.0f32;
@@ -751,13 +747,13 @@ pub fn cross_entropy_forward<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u
         loss_sum += l;
         i += 1;
     }
-    loss_sum / n as f32
+    loss_sum
 }
 
 #[inline(always)]
-pub fn cross_entropy_backward<S: Simd>(s: S, probs_to_dlogits: &mut [f32], yb: &[u8]) {
+pub fn cross_entropy_backward<S: Simd>(s: S, probs_to_dlogits: &mut [f32], yb: &[u8], n: usize) {
     let v = probs_to_dlogits.len() / yb.len();
-    let inv_n = 1.0 / yb.len() as f32;
+    let inv_n = 1.0 / n as f32;
     for (row, &y) in probs_to_dlogits.chunks_exact_mut(v).zip(yb) {
         row[y as usize] -= 1.0;
     }

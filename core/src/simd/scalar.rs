@@ -96,48 +96,89 @@ pub fn transpose(out: &mut [f32], a: &[f32], m: usize) {
     }
 }
 
-pub fn batchnorm_forward(hprebn_to_bnraw: &mut [f32], bnmeani: &mut [f32], bnvar_inv: &mut [f32]) {
-    batchnorm::batchnorm_forward(hprebn_to_bnraw, bnmeani, bnvar_inv);
-}
-
-pub fn scale_shift_tanh_forward(h: &mut [f32], bnraw: &[f32], bngain: &[f32], bnbias: &[f32]) {
-    batchnorm::scale_shift_tanh_forward(h, bnraw, bngain, bnbias);
-}
-
-pub fn tanh_backward(dh_to_dhpreact: &mut [f32], h: &[f32]) {
-    for (d, &h) in dh_to_dhpreact.iter_mut().zip(h) {
-        *d = batchnorm::tanh_backward(h, *d);
+pub fn batchnorm_center(hprebn_to_bndiff: &mut [f32], bnmeani: &[f32], sum2: &mut [f32]) {
+    let hidden = bnmeani.len();
+    sum2.fill(0.0);
+    for row in hprebn_to_bndiff.chunks_exact_mut(hidden) {
+        for ((x, &m), q) in row.iter_mut().zip(bnmeani).zip(sum2.iter_mut()) {
+            *x -= m;
+            *q += *x * *x;
+        }
     }
 }
 
-pub fn batchnorm_backward(
-    dhpreact_to_dhprebn: &mut [f32],
+pub fn batchnorm_scale_shift_tanh(
+    h: &mut [f32],
+    bndiff_to_bnraw: &mut [f32],
+    bnvar_inv: &[f32],
+    bngain: &[f32],
+    bnbias: &[f32],
+) {
+    let hidden = bngain.len();
+    for (h_row, raw_row) in h
+        .chunks_exact_mut(hidden)
+        .zip(bndiff_to_bnraw.chunks_exact_mut(hidden))
+    {
+        for j in 0..hidden {
+            raw_row[j] *= bnvar_inv[j];
+            h_row[j] = tanh_f32(bngain[j] * raw_row[j] + bnbias[j]);
+        }
+    }
+}
+
+pub fn batchnorm_backward_sums(
     dbngain: &mut [f32],
     dbnbias: &mut [f32],
+    dhpreact: &[f32],
+    bnraw: &[f32],
+) {
+    let hidden = dbngain.len();
+    dbngain.fill(0.0);
+    dbnbias.fill(0.0);
+    for (d_row, raw_row) in dhpreact
+        .chunks_exact(hidden)
+        .zip(bnraw.chunks_exact(hidden))
+    {
+        for j in 0..hidden {
+            dbngain[j] += raw_row[j] * d_row[j];
+            dbnbias[j] += d_row[j];
+        }
+    }
+}
+
+pub fn batchnorm_backward_apply(
+    dhpreact_to_dhprebn: &mut [f32],
     bnraw: &[f32],
     bnvar_inv: &[f32],
     bngain: &[f32],
+    dbngain: &[f32],
+    dbnbias: &[f32],
+    n: usize,
 ) {
-    batchnorm::batchnorm_backward(
-        dhpreact_to_dhprebn,
-        dbngain,
-        dbnbias,
-        bnraw,
-        bnvar_inv,
-        bngain,
-    );
+    let hidden = bngain.len();
+    let n = n as f32;
+    let n_over_n1 = n / (n - 1.0);
+    for (d_row, raw_row) in dhpreact_to_dhprebn
+        .chunks_exact_mut(hidden)
+        .zip(bnraw.chunks_exact(hidden))
+    {
+        for j in 0..hidden {
+            let scale = bngain[j] * bnvar_inv[j] / n;
+            d_row[j] = scale * (n * d_row[j] - dbnbias[j] - n_over_n1 * raw_row[j] * dbngain[j]);
+        }
+    }
 }
 
 pub fn bias_backward(dbias: &mut [f32], dout: &[f32]) {
     crate::linear::bias_backward(dbias, dout);
 }
 
-pub fn cross_entropy_forward(logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
-    cross_entropy::cross_entropy_forward(logits_to_probs, yb)
+pub fn cross_entropy_sum(logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
+    cross_entropy::cross_entropy_sum(logits_to_probs, yb)
 }
 
-pub fn cross_entropy_backward(probs_to_dlogits: &mut [f32], yb: &[u8]) {
-    cross_entropy::cross_entropy_backward(probs_to_dlogits, yb);
+pub fn cross_entropy_backward(probs_to_dlogits: &mut [f32], yb: &[u8], n: usize) {
+    cross_entropy::cross_entropy_backward(probs_to_dlogits, yb, n);
 }
 
 pub fn embed_scatter_add(dC: &mut [f32], dembcat: &[f32], xb: &[u8]) {

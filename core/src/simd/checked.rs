@@ -1,0 +1,389 @@
+//! The public kernels of [`Kernels`]: each checks its shapes once, before the path is chosen,
+//! so every path gives the same `Ok`/`Err` for the same arguments, and then calls the unchecked
+//! dispatch. Sizes not passed explicitly are inferred from the slice lengths, and every
+//! inference is checked (a width of 0, a length that is not a whole number of rows, a token id
+//! out of range), so no path panics, divides by zero or truncates.
+
+#![forbid(unsafe_code)]
+
+use super::Kernels;
+use crate::error::Error;
+
+/// `Err(LengthMismatch)` unless `got == expected`.
+fn len(what: &'static str, expected: usize, got: usize) -> Result<(), Error> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+/// `len / width` when `len` is whole rows of a `width > 0`, else an error naming `what`.
+fn rows(what: &'static str, len: usize, width: usize) -> Result<usize, Error> {
+    if width == 0 {
+        return Err(Error::InvalidArgument(what));
+    }
+    if len % width != 0 {
+        return Err(Error::LengthMismatch {
+            what,
+            expected: (len / width + 1) * width,
+            got: len,
+        });
+    }
+    Ok(len / width)
+}
+
+impl Kernels {
+    /// `out = exp(x)` elementwise; the same bits as [`crate::math::exp_f32`] on every path.
+    /// Errors: `x.len() != out.len()`.
+    pub fn exp(&self, out: &mut [f32], x: &[f32]) -> Result<(), Error> {
+        len("x", out.len(), x.len())?;
+        self.exp_raw(out, x);
+        Ok(())
+    }
+
+    /// `out = tanh(x)` elementwise; the same bits as [`crate::math::tanh_f32`] on every path.
+    /// Errors: `x.len() != out.len()`.
+    pub fn tanh(&self, out: &mut [f32], x: &[f32]) -> Result<(), Error> {
+        len("x", out.len(), x.len())?;
+        self.tanh_raw(out, x);
+        Ok(())
+    }
+
+    /// `embcat = C[Xb].view(n, T*E)`: the embedding gather. `embcat` (n*T, E), `xb` (n*T) ids
+    /// `< V`, `C` (V, E), `embedding` = E >= 1. Exact (a copy).
+    pub fn embed_gather(
+        &self,
+        embcat: &mut [f32],
+        xb: &[u8],
+        C: &[f32],
+        embedding: usize,
+    ) -> Result<(), Error> {
+        let vocab = rows("C (V, E) with E >= 1", C.len(), embedding)?;
+        len("embcat", xb.len() * embedding, embcat.len())?;
+        crate::check_tokens(xb, vocab)?;
+        self.embed_gather_raw(embcat, xb, C, embedding);
+        Ok(())
+    }
+
+    /// `out = a @ b + bias` (`bias` empty: no bias). `out` (n, m), `a` (n, k), `b` (k, m),
+    /// `bias` (m or 0), m >= 1. Vector paths sum over k in the same order with FMA: each element
+    /// differs from scalar by at most k rounding errors of its partial sums.
+    pub fn linear_forward(
+        &self,
+        out: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+        m: usize,
+    ) -> Result<(), Error> {
+        let k = rows("b (k, m) with m >= 1", b.len(), m)?;
+        let n = rows("out (n, m)", out.len(), m)?;
+        len("a (n, k)", n * k, a.len())?;
+        if !bias.is_empty() {
+            len("bias", m, bias.len())?;
+        }
+        self.linear_forward_raw(out, a, b, bias, m);
+        Ok(())
+    }
+
+    /// `out = a.T @ b` (the weight gradient of a linear layer). `out` (k, m), `a` (n, k),
+    /// `b` (n, m), m >= 1. Sums over n in order, FMA on the vector paths.
+    pub fn matmul_tn(
+        &self,
+        out: &mut [f32],
+        a: &[f32],
+        b: &[f32],
+        k: usize,
+        m: usize,
+    ) -> Result<(), Error> {
+        let n = rows("b (n, m) with m >= 1", b.len(), m)?;
+        len("out (k, m)", k * m, out.len())?;
+        len("a (n, k)", n * k, a.len())?;
+        self.matmul_tn_raw(out, a, b, k, m);
+        Ok(())
+    }
+
+    /// `out = a @ b.T` (the input gradient of a linear layer). `out` (n, p), `a` (n, m),
+    /// `b` (p, m), m >= 1. Vector paths sum in lane-strided order, then across lanes.
+    pub fn matmul_nt(&self, out: &mut [f32], a: &[f32], b: &[f32], m: usize) -> Result<(), Error> {
+        let p = rows("b (p, m) with m >= 1", b.len(), m)?;
+        let n = rows("a (n, m)", a.len(), m)?;
+        len("out (n, p)", n * p, out.len())?;
+        self.matmul_nt_raw(out, a, b, m);
+        Ok(())
+    }
+
+    /// `h_to_dhpreact = (1 - h**2) * (dout @ wt)` in place over h (n, m): the input gradient of
+    /// `logits = h @ W2 + b2` fused with the tanh backward. `dout` (n, k), `wt` = W2.T (k, m),
+    /// m >= 1. Sums over k in order, FMA on the vector paths.
+    pub fn linear_tanh_backward(
+        &self,
+        h_to_dhpreact: &mut [f32],
+        dout: &[f32],
+        wt: &[f32],
+        m: usize,
+    ) -> Result<(), Error> {
+        let k = rows("wt (k, m) with m >= 1", wt.len(), m)?;
+        let n = rows("h (n, m)", h_to_dhpreact.len(), m)?;
+        len("dout (n, k)", n * k, dout.len())?;
+        self.linear_tanh_backward_raw(h_to_dhpreact, dout, wt, m);
+        Ok(())
+    }
+
+    /// `hprebn[i] = b1 + table[0][x[i,0]] + ... + table[T-1][x[i,T-1]]`, added in that order:
+    /// the first linear layer at inference through per-position tables
+    /// `table[t] = C @ W1[t*E..(t+1)*E]` (T, V, H). `hprebn` (rows, H), `x` (rows, T) ids
+    /// `< vocab`, `b1` (H), H >= 1, T >= 1 when rows >= 1. The same bits as scalar.
+    pub fn embed_table_forward(
+        &self,
+        hprebn: &mut [f32],
+        x: &[u8],
+        table: &[f32],
+        b1: &[f32],
+        vocab: usize,
+    ) -> Result<(), Error> {
+        let n = rows(
+            "hprebn (rows, H) with H = b1.len() >= 1",
+            hprebn.len(),
+            b1.len(),
+        )?;
+        if n == 0 {
+            return len("x (rows, T)", 0, x.len());
+        }
+        let t = rows("x (rows, T) with T >= 1", x.len(), n)?;
+        if t == 0 {
+            return Err(Error::InvalidArgument("x (rows, T) with T >= 1"));
+        }
+        len("table (T, V, H)", t * vocab * b1.len(), table.len())?;
+        crate::check_tokens(x, vocab)?;
+        self.embed_table_forward_raw(hprebn, x, table, b1, vocab);
+        Ok(())
+    }
+
+    /// `out = a.T`. `out` (m, n), `a` (n, m), m >= 1. Exact.
+    pub fn transpose(&self, out: &mut [f32], a: &[f32], m: usize) -> Result<(), Error> {
+        rows("a (n, m) with m >= 1", a.len(), m)?;
+        len("out (m, n)", a.len(), out.len())?;
+        self.transpose_raw(out, a, m);
+        Ok(())
+    }
+
+    /// Batchnorm forward, the part after the mean: `bndiff = hprebn - bnmeani` in place over
+    /// `hprebn_to_bndiff` (n, H), and `sum2 = (bndiff**2).sum(0)` (H, written; sum over the
+    /// rows). H = `bnmeani.len()` >= 1. The same bits as scalar.
+    pub fn batchnorm_center(
+        &self,
+        hprebn_to_bndiff: &mut [f32],
+        bnmeani: &[f32],
+        sum2: &mut [f32],
+    ) -> Result<(), Error> {
+        rows(
+            "hprebn (n, H) with H = bnmeani.len() >= 1",
+            hprebn_to_bndiff.len(),
+            bnmeani.len(),
+        )?;
+        len("sum2", bnmeani.len(), sum2.len())?;
+        self.batchnorm_center_raw(hprebn_to_bndiff, bnmeani, sum2);
+        Ok(())
+    }
+
+    /// `bnraw = bndiff * bnvar_inv` in place over `bndiff_to_bnraw` (n, H), then
+    /// `h = tanh(bngain * bnraw + bnbias)` (n, H). H = `bngain.len()` >= 1. The same bits as
+    /// scalar.
+    pub fn batchnorm_scale_shift_tanh(
+        &self,
+        h: &mut [f32],
+        bndiff_to_bnraw: &mut [f32],
+        bnvar_inv: &[f32],
+        bngain: &[f32],
+        bnbias: &[f32],
+    ) -> Result<(), Error> {
+        let hd = bngain.len();
+        rows(
+            "bnraw (n, H) with H = bngain.len() >= 1",
+            bndiff_to_bnraw.len(),
+            hd,
+        )?;
+        len("h (n, H)", bndiff_to_bnraw.len(), h.len())?;
+        len("bnvar_inv", hd, bnvar_inv.len())?;
+        len("bnbias", hd, bnbias.len())?;
+        self.batchnorm_scale_shift_tanh_raw(h, bndiff_to_bnraw, bnvar_inv, bngain, bnbias);
+        Ok(())
+    }
+
+    /// The sums of the batchnorm backward: `dbngain = (bnraw * dhpreact).sum(0)`,
+    /// `dbnbias = dhpreact.sum(0)` (H each, written; sums over the rows). `dhpreact`, `bnraw`
+    /// (n, H), H >= 1. The same bits as scalar.
+    pub fn batchnorm_backward_sums(
+        &self,
+        dbngain: &mut [f32],
+        dbnbias: &mut [f32],
+        dhpreact: &[f32],
+        bnraw: &[f32],
+    ) -> Result<(), Error> {
+        let hd = dbngain.len();
+        rows(
+            "dhpreact (n, H) with H = dbngain.len() >= 1",
+            dhpreact.len(),
+            hd,
+        )?;
+        len("dbnbias", hd, dbnbias.len())?;
+        len("bnraw (n, H)", dhpreact.len(), bnraw.len())?;
+        self.batchnorm_backward_sums_raw(dbngain, dbnbias, dhpreact, bnraw);
+        Ok(())
+    }
+
+    /// The fused batchnorm backward of Exercise 3, from the whole batch's sums, in place over
+    /// `dhpreact_to_dhprebn` (rows, H):
+    /// `dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain)`, with `n`
+    /// (>= 2) the rows of the whole batch. `bnraw` (rows, H); the others (H), H >= 1. The same
+    /// bits as scalar.
+    pub fn batchnorm_backward_apply(
+        &self,
+        dhpreact_to_dhprebn: &mut [f32],
+        bnraw: &[f32],
+        bnvar_inv: &[f32],
+        bngain: &[f32],
+        dbngain: &[f32],
+        dbnbias: &[f32],
+        n: usize,
+    ) -> Result<(), Error> {
+        if n < 2 {
+            return Err(Error::BatchTooSmall { n });
+        }
+        let hd = bngain.len();
+        rows(
+            "dhpreact (rows, H) with H = bngain.len() >= 1",
+            dhpreact_to_dhprebn.len(),
+            hd,
+        )?;
+        len("bnraw (rows, H)", dhpreact_to_dhprebn.len(), bnraw.len())?;
+        len("bnvar_inv", hd, bnvar_inv.len())?;
+        len("dbngain", hd, dbngain.len())?;
+        len("dbnbias", hd, dbnbias.len())?;
+        self.batchnorm_backward_apply_raw(
+            dhpreact_to_dhprebn,
+            bnraw,
+            bnvar_inv,
+            bngain,
+            dbngain,
+            dbnbias,
+            n,
+        );
+        Ok(())
+    }
+
+    /// `dbias = dout.sum(0)`, (m) from (n, m), m >= 1 (or both empty). The same bits as scalar.
+    pub fn bias_backward(&self, dbias: &mut [f32], dout: &[f32]) -> Result<(), Error> {
+        if dbias.is_empty() {
+            return len("dout (n, m) with m = 0", 0, dout.len());
+        }
+        rows("dout (n, m)", dout.len(), dbias.len())?;
+        self.bias_backward_raw(dbias, dout);
+        Ok(())
+    }
+
+    /// Cross-entropy forward over `logits_to_probs` (n, V) (overwritten by probs); returns the
+    /// loss summed over the n >= 1 rows (divide by the batch's rows for the notebook's mean).
+    /// `yb` (n) ids < V. Vector paths sum `counts` across lanes in tree order (a few ulp in
+    /// probs and loss).
+    pub fn cross_entropy_sum(&self, logits_to_probs: &mut [f32], yb: &[u8]) -> Result<f32, Error> {
+        let v = rows(
+            "logits (n, V) with n = yb.len() >= 1",
+            logits_to_probs.len(),
+            yb.len(),
+        )?;
+        if v == 0 {
+            return Err(Error::InvalidArgument("logits (n, V) with V >= 1"));
+        }
+        crate::check_tokens(yb, v)?;
+        Ok(self.cross_entropy_sum_raw(logits_to_probs, yb))
+    }
+
+    /// `dlogits = (probs - one_hot(Yb)) / n` in place over `probs_to_dlogits` (rows, V), with
+    /// `n` >= 1 the rows of the whole batch (`rows` unless the batch is sharded). The same bits
+    /// as scalar.
+    pub fn cross_entropy_backward(
+        &self,
+        probs_to_dlogits: &mut [f32],
+        yb: &[u8],
+        n: usize,
+    ) -> Result<(), Error> {
+        if n == 0 {
+            return Err(Error::BatchTooSmall { n });
+        }
+        let v = rows(
+            "probs (rows, V) with rows = yb.len() >= 1",
+            probs_to_dlogits.len(),
+            yb.len(),
+        )?;
+        crate::check_tokens(yb, v)?;
+        self.cross_entropy_backward_raw(probs_to_dlogits, yb, n);
+        Ok(())
+    }
+
+    /// `dC[Xb[k, t]] += demb[k, t]`: the scatter-add of the embedding gradient. `dC` (V, E) is
+    /// overwritten (rows no token used get 0); `dembcat` (n*T, E); `xb` (n*T) ids < V; E >= 1.
+    /// The same bits as scalar.
+    pub fn embed_scatter_add(
+        &self,
+        dC: &mut [f32],
+        dembcat: &[f32],
+        xb: &[u8],
+    ) -> Result<(), Error> {
+        if xb.is_empty() {
+            len("dembcat", 0, dembcat.len())?;
+            dC.fill(0.0);
+            return Ok(());
+        }
+        let e = rows(
+            "dembcat (n*T, E) with n*T = xb.len()",
+            dembcat.len(),
+            xb.len(),
+        )?;
+        let v = rows("dC (V, E) with E >= 1", dC.len(), e)?;
+        crate::check_tokens(xb, v)?;
+        self.embed_scatter_add_raw(dC, dembcat, xb);
+        Ok(())
+    }
+
+    /// SGD: `p = p - lr * grad` elementwise. The same bits as scalar. Errors: lengths differ.
+    pub fn sgd(&self, p: &mut [f32], grad: &[f32], lr: f32) -> Result<(), Error> {
+        len("grad", p.len(), grad.len())?;
+        self.sgd_raw(p, grad, lr);
+        Ok(())
+    }
+
+    /// Whether every value of `x` is finite (no NaN, no infinity). Exact on every path.
+    pub fn all_finite(&self, x: &[f32]) -> bool {
+        self.all_finite_raw(x)
+    }
+
+    /// The eval forward without batch statistics: `h = tanh(bngain * (hprebn - bnmean) *
+    /// bnvar_inv + bnbias)` in place over `hprebn_to_h` (rows, H); the others (H), H >= 1.
+    pub fn batchnorm_tanh_inference(
+        &self,
+        hprebn_to_h: &mut [f32],
+        bnmean: &[f32],
+        bnvar_inv: &[f32],
+        bngain: &[f32],
+        bnbias: &[f32],
+    ) -> Result<(), Error> {
+        let hd = bngain.len();
+        rows(
+            "hprebn (rows, H) with H = bngain.len() >= 1",
+            hprebn_to_h.len(),
+            hd,
+        )?;
+        len("bnmean", hd, bnmean.len())?;
+        len("bnvar_inv", hd, bnvar_inv.len())?;
+        len("bnbias", hd, bnbias.len())?;
+        self.batchnorm_tanh_inference_raw(hprebn_to_h, bnmean, bnvar_inv, bngain, bnbias);
+        Ok(())
+    }
+}
