@@ -2,14 +2,15 @@
 //! evaluation of all splits against the thread count (Exercise-4 model, the fastest ISA).
 //!
 //! `cargo bench -p benches --bench threads`. Groups:
-//! - `train/batch_N` (N = 32, 128, 512, 2048; throughput in examples/s): `kernel_step` is the
-//!   single-thread `Kernels::train_step` (what the CLI runs below `SHARD_MIN_BATCH`),
-//!   `sharded/T` the sharded step on a pool of T threads (1, 2 and every core).
+//! - `train/batch_N` (N = 32, 128, 512, 2048; throughput in examples/s): the core's
+//!   `Kernels::train_step` as `makemore train` runs it: `in_turn` with its shards in turn on
+//!   one thread, `rayon/T` with its shards on a pool of T threads (1, 2 and every core). From
+//!   batch 128 on the batch is cut into shards of 64 rows; below it is one shard.
 //! - `eval_all_splits` (examples/s): batchnorm calibration over train, then the losses of
 //!   train, val and test of names.txt, as at the end of `makemore train`, on T threads.
 //!
-//! Before timing, each configuration's result is checked: the sharded step gives the same bits
-//! on every thread count and agrees with the kernel step; evaluation gives the same bits.
+//! Before timing, each configuration's result is checked: the step gives the same bits on every
+//! schedule and thread count; evaluation gives the same bits.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -18,8 +19,7 @@ use std::time::Duration;
 use benches::{check_close, StepState};
 use cli::dataset::Dataset;
 use cli::evaluate::{calibrate_and_evaluate, Contexts};
-use cli::parallel::pool;
-use cli::shard::ShardedStep;
+use cli::parallel::{pool, Rayon};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use makemore_core::model::Dims;
 use makemore_core::simd::Kernels;
@@ -41,34 +41,27 @@ fn train(c: &mut Criterion) {
     for n in [32, 128, 512, 2048] {
         let mut group = c.benchmark_group(format!("train/batch_{n}"));
         group.throughput(Throughput::Elements(n as u64));
-        let mut plain = StepState::new(D, n, 7);
-        let start = plain.params.clone();
-        plain.step(&k, LR);
-        let want = plain.params.clone();
-        group.bench_function("kernel_step", |b| b.iter(|| black_box(plain.step(&k, LR))));
+        let mut in_turn = StepState::new(D, n, 7);
+        let start = in_turn.params.clone();
+        in_turn.step(&k, LR);
+        let want = in_turn.params.clone();
+        group.bench_function("in_turn", |b| b.iter(|| black_box(in_turn.step(&k, LR))));
 
-        let mut first: Option<Vec<f32>> = None;
         for threads in thread_counts() {
             let pool = pool(threads).unwrap();
-            let mut step = ShardedStep::new(D, n).unwrap();
-            let mut params = start.clone();
-            let (xb, yb) = (plain.xb.clone(), plain.yb.clone());
-            pool.install(|| step.step(&k, &mut params, &xb, &yb, LR))
-                .unwrap();
-            check_close("sharded step", k.isa(), &params, &want, 1e-5);
-            match &first {
-                None => first = Some(params.clone()),
-                Some(p) => assert!(
-                    p.iter()
-                        .zip(&params)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "batch {n}: the sharded step differs on {threads} threads"
-                ),
-            }
-            group.bench_function(format!("sharded/{threads}"), |b| {
-                pool.install(|| {
-                    b.iter(|| black_box(step.step(&k, &mut params, &xb, &yb, LR).unwrap()))
-                })
+            let mut state = StepState::new(D, n, 7);
+            state.params.copy_from_slice(&start);
+            pool.install(|| state.step_on(&k, &Rayon, LR));
+            assert!(
+                state
+                    .params
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "batch {n}: the step on {threads} threads differs from the step in turn"
+            );
+            group.bench_function(format!("rayon/{threads}"), |b| {
+                pool.install(|| b.iter(|| black_box(state.step_on(&k, &Rayon, LR))))
             });
         }
         group.finish();

@@ -4,7 +4,7 @@
 use makemore_core::model::Dims;
 use makemore_core::rng::{Rng, SplitMix64};
 use makemore_core::simd::{Isa, Kernels};
-use makemore_core::train::ActsMut;
+use makemore_core::step::{InTurn, Schedule, Step};
 use makemore_core::ParamsMut;
 
 /// The batch of the notebook.
@@ -71,9 +71,8 @@ pub fn check_close(what: &str, isa: Isa, got: &[f32], want: &[f32], rel: f32) {
 pub struct StepState {
     pub dims: Dims,
     pub params: Vec<f32>,
-    pub grads: Vec<f32>,
-    pub acts: Vec<f32>,
-    pub w2t: Vec<f32>,
+    /// The scratch of [`Step`] for batches of `yb.len()` rows.
+    pub scratch: Vec<f32>,
     pub xb: Vec<u8>,
     pub yb: Vec<u8>,
 }
@@ -88,30 +87,24 @@ impl StepState {
         let mut data = Data::new(seed ^ 1);
         StepState {
             dims,
-            grads: vec![f32::NAN; dims.num_params()],
-            acts: vec![f32::NAN; ActsMut::<f32>::flat_len(&dims, n)],
-            w2t: vec![f32::NAN; dims.vocab * dims.hidden],
+            scratch: vec![f32::NAN; Step::flat_len(&dims, n).unwrap()],
             xb: data.tokens(n * dims.context, dims.vocab),
             yb: data.tokens(n, dims.vocab),
             params,
         }
     }
 
-    /// One step on `k`; returns the loss.
+    /// One step on `k` with its shards in turn on this thread; returns the loss.
     pub fn step(&mut self, k: &Kernels, lr: f32) -> f32 {
+        self.step_on(k, &InTurn, lr)
+    }
+
+    /// One step on `k` with its shards run by `schedule`; returns the loss.
+    pub fn step_on(&mut self, k: &Kernels, schedule: &impl Schedule, lr: f32) -> f32 {
         let n = self.yb.len();
         let mut p = ParamsMut::from_flat(self.dims, &mut self.params).unwrap();
-        let mut g = ParamsMut::from_flat(self.dims, &mut self.grads).unwrap();
-        let mut a = ActsMut::from_flat(self.dims, n, &mut self.acts).unwrap();
-        k.train_step(
-            &mut p,
-            &mut g,
-            &mut a,
-            &mut self.w2t,
-            &self.xb,
-            &self.yb,
-            lr,
-        )
-        .unwrap()
+        let mut step = Step::from_flat(self.dims, n, &mut self.scratch).unwrap();
+        k.train_step(schedule, &mut p, &mut step, &self.xb, &self.yb, lr)
+            .unwrap()
     }
 }
