@@ -20,10 +20,8 @@
 //! the same elementwise bits but sum the products with FMA.
 
 use crate::error::Error;
-use crate::math::sqrt_f32;
 use crate::model::{Dims, ParamsMut, ParamsRef};
 use crate::simd::Kernels;
-use crate::BN_EPS;
 
 /// Rows per shard of a sharded batch.
 pub const SHARD_ROWS: usize = 64;
@@ -309,11 +307,7 @@ impl Kernels {
         });
         // bnvar = 1/(n-1) * (bndiff**2).sum(0); bnvar_inv = (bnvar + 1e-5)**-0.5
         sum_over_shards(bnvar_inv, shards, len, l.colsum);
-        let inv_n1 = 1.0 / (nf - 1.0);
-        let eps = BN_EPS as f32;
-        bnvar_inv
-            .iter_mut()
-            .for_each(|x| *x = 1.0 / sqrt_f32(inv_n1 * *x + eps));
+        k.batchnorm_var_inv_raw(bnvar_inv, n);
 
         // ---- C: forward to the loss, backward to dhpreact and the shard's dbngain, dbnbias
         k.transpose_raw(w2t, w2, v);

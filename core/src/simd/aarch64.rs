@@ -92,6 +92,7 @@ impl Simd for Neon {
     op!(sub(a: float32x4_t, b: float32x4_t) -> float32x4_t = vsubq_f32(a, b));
     op!(mul(a: float32x4_t, b: float32x4_t) -> float32x4_t = vmulq_f32(a, b));
     op!(div(a: float32x4_t, b: float32x4_t) -> float32x4_t = vdivq_f32(a, b));
+    op!(sqrt(a: float32x4_t) -> float32x4_t = vsqrtq_f32(a));
     op!(fma(a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t = vfmaq_f32(c, a, b));
     op!(max(a: float32x4_t, b: float32x4_t) -> float32x4_t = vmaxq_f32(a, b));
     op!(gt(a: float32x4_t, b: float32x4_t) -> uint32x4_t = vcgtq_f32(a, b));

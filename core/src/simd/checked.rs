@@ -192,6 +192,17 @@ impl Kernels {
         Ok(())
     }
 
+    /// `bnvar_inv = (1/(n-1) * sum2 + 1e-5)**-0.5` in place over `sum2_to_bnvar_inv` (H), with
+    /// `sum2 = (bndiff**2).sum(0)` over the `n >= 2` rows of the whole batch. Correctly rounded
+    /// sqrt and division: the same bits as scalar.
+    pub fn batchnorm_var_inv(&self, sum2_to_bnvar_inv: &mut [f32], n: usize) -> Result<(), Error> {
+        if n < 2 {
+            return Err(Error::BatchTooSmall { n });
+        }
+        self.batchnorm_var_inv_raw(sum2_to_bnvar_inv, n);
+        Ok(())
+    }
+
     /// `bnraw = bndiff * bnvar_inv` in place over `bndiff_to_bnraw` (n, H), then
     /// `h = tanh(bngain * bnraw + bnbias)` (n, H). H = `bngain.len()` >= 1. The same bits as
     /// scalar.

@@ -548,6 +548,19 @@ pub fn batchnorm_center<S: Simd>(
     }
 }
 
+/// `bnvar_inv = (1/(n-1) * sum2 + eps)**-0.5` in place, `n` the rows of the whole batch.
+#[inline(always)]
+pub fn batchnorm_var_inv<S: Simd>(s: S, sum2_to_bnvar_inv: &mut [f32], n: usize) {
+    let n = n as f32;
+    let inv_n1 = s.splat(1.0 / (n - 1.0));
+    let eps = s.splat(crate::batchnorm::BN_EPS as f32);
+    for (c, w) in columns::<S>(sum2_to_bnvar_inv.len()) {
+        let x = &mut sum2_to_bnvar_inv[c..][..w];
+        let v = s.div(s.splat(1.0), s.sqrt(s.add(s.mul(inv_n1, ld(s, x)), eps)));
+        st(s, x, v);
+    }
+}
+
 /// `bnraw = bndiff * bnvar_inv` (in place) and `h = tanh(bngain * bnraw + bnbias)`.
 #[inline(always)]
 pub fn batchnorm_scale_shift_tanh<S: Simd>(

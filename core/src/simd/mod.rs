@@ -59,6 +59,7 @@ macro_rules! kernel_list {
             fn embed_table_forward / embed_table_forward_raw(hprebn: &mut [f32], x: &[u8], table: &[f32], b1: &[f32], vocab: usize);
             fn transpose / transpose_raw(out: &mut [f32], a: &[f32], m: usize);
             fn batchnorm_center / batchnorm_center_raw(hprebn_to_bndiff: &mut [f32], bnmeani: &[f32], sum2: &mut [f32]);
+            fn batchnorm_var_inv / batchnorm_var_inv_raw(sum2_to_bnvar_inv: &mut [f32], n: usize);
             fn batchnorm_scale_shift_tanh / batchnorm_scale_shift_tanh_raw(h: &mut [f32], bndiff_to_bnraw: &mut [f32], bnvar_inv: &[f32], bngain: &[f32], bnbias: &[f32]);
             fn batchnorm_backward_sums / batchnorm_backward_sums_raw(dbngain: &mut [f32], dbnbias: &mut [f32], dhpreact: &[f32], bnraw: &[f32]);
             fn batchnorm_backward_apply / batchnorm_backward_apply_raw(dhpreact_to_dhprebn: &mut [f32], bnraw: &[f32], bnvar_inv: &[f32], bngain: &[f32], dbngain: &[f32], dbnbias: &[f32], n: usize);
@@ -169,6 +170,8 @@ pub(crate) trait Simd: Copy {
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
     /// IEEE division (correctly rounded).
     fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// IEEE square root (correctly rounded).
+    fn sqrt(self, a: Self::V) -> Self::V;
     /// `a * b + c` with one rounding.
     fn fma(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// Lane-wise maximum (which operand a NaN gives is not specified).

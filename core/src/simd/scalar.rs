@@ -5,7 +5,7 @@
 use crate::batchnorm;
 use crate::cross_entropy;
 use crate::linear::{axpy, dot};
-use crate::math::{exp_f32, tanh_f32};
+use crate::math::{exp_f32, sqrt_f32, tanh_f32};
 
 pub fn exp(out: &mut [f32], x: &[f32]) {
     let x = &x[..out.len()];
@@ -104,6 +104,15 @@ pub fn batchnorm_center(hprebn_to_bndiff: &mut [f32], bnmeani: &[f32], sum2: &mu
             *x -= m;
             *q += *x * *x;
         }
+    }
+}
+
+pub fn batchnorm_var_inv(sum2_to_bnvar_inv: &mut [f32], n: usize) {
+    let n = n as f32;
+    let inv_n1 = 1.0 / (n - 1.0);
+    let eps = crate::batchnorm::BN_EPS as f32;
+    for x in sum2_to_bnvar_inv.iter_mut() {
+        *x = 1.0 / sqrt_f32(inv_n1 * *x + eps);
     }
 }
 

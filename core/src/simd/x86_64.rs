@@ -129,6 +129,7 @@ impl Simd for Avx512 {
     op!(sub(a: __m512, b: __m512) -> __m512 = _mm512_sub_ps(a, b));
     op!(mul(a: __m512, b: __m512) -> __m512 = _mm512_mul_ps(a, b));
     op!(div(a: __m512, b: __m512) -> __m512 = _mm512_div_ps(a, b));
+    op!(sqrt(a: __m512) -> __m512 = _mm512_sqrt_ps(a));
     op!(fma(a: __m512, b: __m512, c: __m512) -> __m512 = _mm512_fmadd_ps(a, b, c));
     op!(max(a: __m512, b: __m512) -> __m512 = _mm512_max_ps(a, b));
     op!(gt(a: __m512, b: __m512) -> __mmask16 = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b));
@@ -225,6 +226,7 @@ impl Simd for Avx2 {
     op!(sub(a: __m256, b: __m256) -> __m256 = _mm256_sub_ps(a, b));
     op!(mul(a: __m256, b: __m256) -> __m256 = _mm256_mul_ps(a, b));
     op!(div(a: __m256, b: __m256) -> __m256 = _mm256_div_ps(a, b));
+    op!(sqrt(a: __m256) -> __m256 = _mm256_sqrt_ps(a));
     op!(fma(a: __m256, b: __m256, c: __m256) -> __m256 = _mm256_fmadd_ps(a, b, c));
     op!(max(a: __m256, b: __m256) -> __m256 = _mm256_max_ps(a, b));
     op!(gt(a: __m256, b: __m256) -> __m256 = _mm256_cmp_ps::<_CMP_GT_OQ>(a, b));
