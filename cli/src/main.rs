@@ -18,6 +18,7 @@ mod gradcheck;
 mod plot;
 mod run;
 mod sample;
+mod train;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
 use cli::{checkpoint, data, dataset, model, parallel};
@@ -163,8 +164,8 @@ pub struct GradcheckArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => run::train(&cli.train),
-        Some(Command::Train(a)) => run::train(&a),
+        None => train::train(&cli.train),
+        Some(Command::Train(a)) => train::train(&a),
         Some(Command::Sample(a)) => sample::sample(&a),
         Some(Command::Eval(a)) => run::eval(&a),
         Some(Command::Gradcheck(a)) => gradcheck::gradcheck(&a),
