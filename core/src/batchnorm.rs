@@ -11,43 +11,54 @@ pub const BN_EPS: f64 = 1e-5;
 /// `bnmeani = hprebn.mean(0)`, `bndiff = hprebn - bnmeani`,
 /// `bnvar = bndiff2.sum(0) / (n-1)`, `bnvar_inv = (bnvar + eps)**-0.5`, `bnraw = bndiff * bnvar_inv`.
 /// Saves `bnmeani` (H) and `bnvar_inv` (H) for the backward pass. Requires n >= 2.
+///
+/// Written as the pieces the sharded step runs between its reductions (the column sum, then
+/// [`batchnorm_center`], [`batchnorm_var_inv`]), so both give the same bits.
 pub fn batchnorm_forward<F: Float>(
     hprebn_to_bnraw: &mut [F],
     bnmeani: &mut [F],
     bnvar_inv: &mut [F],
 ) {
     let hidden = bnmeani.len();
-    let n = F::from_usize(hprebn_to_bnraw.len() / hidden);
+    let rows = hprebn_to_bnraw.len() / hidden;
     // bnmeani = 1/n * hprebn.sum(0)   (sum over the batch, per feature)
-    bnmeani.fill(F::ZERO);
-    for row in hprebn_to_bnraw.chunks_exact(hidden) {
-        for (m, &x) in bnmeani.iter_mut().zip(row) {
-            *m += x;
-        }
-    }
-    let inv_n = F::ONE / n;
+    crate::linear::bias_backward(bnmeani, hprebn_to_bnraw);
+    let inv_n = F::ONE / F::from_usize(rows);
     for m in bnmeani.iter_mut() {
         *m = inv_n * *m;
     }
-    // bndiff = hprebn - bnmeani; bnvar_inv temporarily holds sum(bndiff**2)
-    bnvar_inv.fill(F::ZERO);
-    for row in hprebn_to_bnraw.chunks_exact_mut(hidden) {
-        for ((x, &m), s) in row.iter_mut().zip(bnmeani.iter()).zip(bnvar_inv.iter_mut()) {
-            *x -= m;
-            *s += *x * *x;
-        }
-    }
-    // bnvar = 1/(n-1) * sum;  bnvar_inv = (bnvar + eps)**-0.5
-    let inv_n1 = F::ONE / (n - F::ONE);
-    let eps = F::from_f64(BN_EPS);
-    for s in bnvar_inv.iter_mut() {
-        *s = F::ONE / (inv_n1 * *s + eps).sqrt();
-    }
+    // bndiff = hprebn - bnmeani; bnvar_inv = (1/(n-1) * (bndiff**2).sum(0) + eps)**-0.5
+    batchnorm_center(hprebn_to_bnraw, bnmeani, bnvar_inv);
+    batchnorm_var_inv(bnvar_inv, rows);
     // bnraw = bndiff * bnvar_inv
     for row in hprebn_to_bnraw.chunks_exact_mut(hidden) {
         for (x, &inv) in row.iter_mut().zip(bnvar_inv.iter()) {
             *x *= inv;
         }
+    }
+}
+
+/// `bndiff = hprebn - bnmeani` in place over `hprebn_to_bndiff` (rows, H), and
+/// `sum2 = (bndiff**2).sum(0)` (H, written; the sum over the rows).
+pub fn batchnorm_center<F: Float>(hprebn_to_bndiff: &mut [F], bnmeani: &[F], sum2: &mut [F]) {
+    let hidden = bnmeani.len();
+    sum2.fill(F::ZERO);
+    for row in hprebn_to_bndiff.chunks_exact_mut(hidden) {
+        for ((x, &m), q) in row.iter_mut().zip(bnmeani).zip(sum2.iter_mut()) {
+            *x -= m;
+            *q += *x * *x;
+        }
+    }
+}
+
+/// `bnvar_inv = (1/(n-1) * sum2 + eps)**-0.5` in place over `sum2_to_bnvar_inv` (H), with `n`
+/// (>= 2) the rows of the whole batch.
+pub fn batchnorm_var_inv<F: Float>(sum2_to_bnvar_inv: &mut [F], n: usize) {
+    let n = F::from_usize(n);
+    let inv_n1 = F::ONE / (n - F::ONE);
+    let eps = F::from_f64(BN_EPS);
+    for s in sum2_to_bnvar_inv.iter_mut() {
+        *s = F::ONE / (inv_n1 * *s + eps).sqrt();
     }
 }
 
@@ -79,12 +90,31 @@ pub fn batchnorm_backward<F: Float>(
     bnvar_inv: &[F],
     bngain: &[F],
 ) {
-    let hidden = bngain.len();
-    let rows = dhpreact_to_dhprebn.len() / hidden;
-    let n = F::from_usize(rows);
+    let rows = dhpreact_to_dhprebn.len() / bngain.len();
+    batchnorm_backward_sums(dbngain, dbnbias, dhpreact_to_dhprebn, bnraw);
+    batchnorm_backward_apply(
+        dhpreact_to_dhprebn,
+        bnraw,
+        bnvar_inv,
+        bngain,
+        dbngain,
+        dbnbias,
+        rows,
+    );
+}
+
+/// `dbngain = (bnraw * dhpreact).sum(0)`, `dbnbias = dhpreact.sum(0)` (H each, written; sums
+/// over the rows of `dhpreact`, `bnraw` (rows, H)).
+pub fn batchnorm_backward_sums<F: Float>(
+    dbngain: &mut [F],
+    dbnbias: &mut [F],
+    dhpreact: &[F],
+    bnraw: &[F],
+) {
+    let hidden = dbngain.len();
     dbngain.fill(F::ZERO);
     dbnbias.fill(F::ZERO);
-    for (d_row, raw_row) in dhpreact_to_dhprebn
+    for (d_row, raw_row) in dhpreact
         .chunks_exact(hidden)
         .zip(bnraw.chunks_exact(hidden))
     {
@@ -93,6 +123,21 @@ pub fn batchnorm_backward<F: Float>(
             dbnbias[j] += d_row[j];
         }
     }
+}
+
+/// `dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain)` in place over
+/// `dhpreact_to_dhprebn` (rows, H), from the sums of the whole batch of `n` (>= 2) rows.
+pub fn batchnorm_backward_apply<F: Float>(
+    dhpreact_to_dhprebn: &mut [F],
+    bnraw: &[F],
+    bnvar_inv: &[F],
+    bngain: &[F],
+    dbngain: &[F],
+    dbnbias: &[F],
+    n: usize,
+) {
+    let hidden = bngain.len();
+    let n = F::from_usize(n);
     let n_over_n1 = n / (n - F::ONE);
     for (d_row, raw_row) in dhpreact_to_dhprebn
         .chunks_exact_mut(hidden)

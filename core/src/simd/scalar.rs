@@ -5,7 +5,7 @@
 use crate::batchnorm;
 use crate::cross_entropy;
 use crate::linear::{axpy, dot};
-use crate::math::{exp_f32, sqrt_f32, tanh_f32};
+use crate::math::{exp_f32, tanh_f32};
 
 pub fn exp(out: &mut [f32], x: &[f32]) {
     let x = &x[..out.len()];
@@ -97,23 +97,11 @@ pub fn transpose(out: &mut [f32], a: &[f32], m: usize) {
 }
 
 pub fn batchnorm_center(hprebn_to_bndiff: &mut [f32], bnmeani: &[f32], sum2: &mut [f32]) {
-    let hidden = bnmeani.len();
-    sum2.fill(0.0);
-    for row in hprebn_to_bndiff.chunks_exact_mut(hidden) {
-        for ((x, &m), q) in row.iter_mut().zip(bnmeani).zip(sum2.iter_mut()) {
-            *x -= m;
-            *q += *x * *x;
-        }
-    }
+    batchnorm::batchnorm_center(hprebn_to_bndiff, bnmeani, sum2);
 }
 
 pub fn batchnorm_var_inv(sum2_to_bnvar_inv: &mut [f32], n: usize) {
-    let n = n as f32;
-    let inv_n1 = 1.0 / (n - 1.0);
-    let eps = crate::batchnorm::BN_EPS as f32;
-    for x in sum2_to_bnvar_inv.iter_mut() {
-        *x = 1.0 / sqrt_f32(inv_n1 * *x + eps);
-    }
+    batchnorm::batchnorm_var_inv(sum2_to_bnvar_inv, n);
 }
 
 pub fn batchnorm_scale_shift_tanh(
@@ -124,15 +112,12 @@ pub fn batchnorm_scale_shift_tanh(
     bnbias: &[f32],
 ) {
     let hidden = bngain.len();
-    for (h_row, raw_row) in h
-        .chunks_exact_mut(hidden)
-        .zip(bndiff_to_bnraw.chunks_exact_mut(hidden))
-    {
-        for j in 0..hidden {
-            raw_row[j] *= bnvar_inv[j];
-            h_row[j] = tanh_f32(bngain[j] * raw_row[j] + bnbias[j]);
+    for row in bndiff_to_bnraw.chunks_exact_mut(hidden) {
+        for (x, &inv) in row.iter_mut().zip(bnvar_inv) {
+            *x *= inv;
         }
     }
+    batchnorm::scale_shift_tanh_forward(h, bndiff_to_bnraw, bngain, bnbias);
 }
 
 pub fn batchnorm_backward_sums(
@@ -141,18 +126,7 @@ pub fn batchnorm_backward_sums(
     dhpreact: &[f32],
     bnraw: &[f32],
 ) {
-    let hidden = dbngain.len();
-    dbngain.fill(0.0);
-    dbnbias.fill(0.0);
-    for (d_row, raw_row) in dhpreact
-        .chunks_exact(hidden)
-        .zip(bnraw.chunks_exact(hidden))
-    {
-        for j in 0..hidden {
-            dbngain[j] += raw_row[j] * d_row[j];
-            dbnbias[j] += d_row[j];
-        }
-    }
+    batchnorm::batchnorm_backward_sums(dbngain, dbnbias, dhpreact, bnraw);
 }
 
 pub fn batchnorm_backward_apply(
@@ -164,18 +138,15 @@ pub fn batchnorm_backward_apply(
     dbnbias: &[f32],
     n: usize,
 ) {
-    let hidden = bngain.len();
-    let n = n as f32;
-    let n_over_n1 = n / (n - 1.0);
-    for (d_row, raw_row) in dhpreact_to_dhprebn
-        .chunks_exact_mut(hidden)
-        .zip(bnraw.chunks_exact(hidden))
-    {
-        for j in 0..hidden {
-            let scale = bngain[j] * bnvar_inv[j] / n;
-            d_row[j] = scale * (n * d_row[j] - dbnbias[j] - n_over_n1 * raw_row[j] * dbngain[j]);
-        }
-    }
+    batchnorm::batchnorm_backward_apply(
+        dhpreact_to_dhprebn,
+        bnraw,
+        bnvar_inv,
+        bngain,
+        dbngain,
+        dbnbias,
+        n,
+    );
 }
 
 pub fn bias_backward(dbias: &mut [f32], dout: &[f32]) {
