@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use makemore_core::rng::{init_stream, SAMPLE_SEED};
 use makemore_core::train::ActsMut;
 use makemore_core::{Dims, ParamsMut};
-use rand_core::Rng as _;
-use rand_pcg::Pcg64;
 
+use crate::batch::fill_batch;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
 use crate::model::{
@@ -22,37 +22,6 @@ use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::shard::{ShardedStep, SHARD_MIN_BATCH};
 use crate::{EvalArgs, TrainArgs};
-
-/// Adapts a PCG generator to the core's random source.
-pub struct CoreRng<'a>(pub &'a mut Pcg64);
-
-impl makemore_core::Rng for CoreRng<'_> {
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-}
-
-/// The PCG stream of the initialisation.
-pub fn init_rng(seed: u64) -> Pcg64 {
-    Pcg64::new(seed as u128, 0xda3e_39cb_94b9_5bdb)
-}
-
-/// The PCG stream minibatch `step` is drawn from: (seed, step) is the whole RNG state of a run,
-/// so a resumed run draws exactly the batches the uninterrupted one would.
-pub fn batch_rng(seed: u64, step: u64) -> Pcg64 {
-    Pcg64::new(((seed as u128) << 64) | step as u128, 0x5851_f42d_4c95_7f2d)
-}
-
-/// Uniform in 0..n without modulo bias (Lemire's multiply-and-reject).
-pub fn below(rng: &mut Pcg64, n: u64) -> u64 {
-    let threshold = n.wrapping_neg() % n;
-    loop {
-        let m = (rng.next_u64() as u128) * (n as u128);
-        if (m as u64) >= threshold {
-            return (m >> 64) as u64;
-        }
-    }
-}
 
 /// Training window for the loss curve.
 const WINDOW: u64 = 1000;
@@ -73,7 +42,7 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
         bail!("--lr {} must be a finite number > 0", a.lr);
     }
-    let k = kernels(a.isa.as_deref())?;
+    let k = kernels(a.isa)?;
     let ds = Dataset::load(&a.input, a.context)?;
     println!(
         "{}: {} words ({} duplicates kept, {} blank lines skipped), vocabulary of {}",
@@ -156,7 +125,7 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
         )
     } else {
         let mut params = vec![0f32; dims.num_params()];
-        ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
+        ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(a.seed));
         let run = RunState {
             step: 0,
             seed: a.seed,
@@ -222,12 +191,7 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     let mut saved_step = a.resume.then_some(run.step);
     while run.step < a.steps {
         let step = run.step;
-        let mut rng = batch_rng(run.seed, step);
-        for k in 0..n {
-            let i = below(&mut rng, ds.train.len() as u64) as usize;
-            xb[k * dims.context..][..dims.context].copy_from_slice(ds.train.row(i));
-            yb[k] = ds.train.y[i];
-        }
+        fill_batch(&ds.train, run.seed, step, &mut xb, &mut yb)?;
         let lr = if step < run.lr_decay_step {
             run.lr
         } else {
@@ -347,7 +311,15 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     if a.samples > 0 {
         let prov = Provenance::new(&ds.split);
         let names = crate::sample::sample_names(
-            p, &bnmean, &bnvar, &ds.vocab, a.samples, 2147483657, 1.0, 0, "",
+            p,
+            &bnmean,
+            &bnvar,
+            &ds.vocab,
+            a.samples,
+            SAMPLE_SEED,
+            1.0,
+            0,
+            "",
         )?;
         println!("samples:");
         for name in names {
@@ -379,7 +351,7 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
 }
 
 fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
-    let k = kernels(a.isa.as_deref())?;
+    let k = kernels(a.isa)?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let ds = Dataset::load(&a.input, ck.dims.context)?;
     if let Some(v) = &ck.vocab {
@@ -404,11 +376,7 @@ fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
         Some(bn) => bn.clone(),
         None => calibrate(&k, p, &ds.train.x)?,
     };
-    let splits: Vec<&str> = if a.split == "all" {
-        vec!["train", "val", "test"]
-    } else {
-        vec![a.split.as_str()]
-    };
+    let splits = a.split.names();
     let mut out = serde_json::Map::new();
     let examples: Vec<(&[u8], &[u8])> = splits
         .iter()
@@ -418,7 +386,7 @@ fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
         })
         .collect();
     let losses = split_losses(&k, p, &bnmean, &bnvar, &examples)?;
-    for (s, loss) in splits.into_iter().zip(losses) {
+    for (&s, loss) in splits.iter().zip(losses) {
         let e = ds.examples(s);
         if !a.json {
             println!("{s:5} loss {loss:.4} ({} examples)", e.len());
