@@ -11,7 +11,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 steps=${FIRMWARE_CKPT_STEPS:-3000}        # CLI training steps of the embedded checkpoints
-seed=2147483657                            # firmware_demo::SAMPLE_SEED
 qemu_timeout=${FIRMWARE_QEMU_TIMEOUT:-300} # seconds per QEMU run (each takes 1 to 2 s)
 work="$root/target/firmware"
 mkdir -p "$work"
@@ -72,6 +71,8 @@ for config in ex4:ex4-128k:mps2-an386 ex1:ex1-64k:mps2-an386 ex4:ex4-128k:netdui
 
   # The names: the lines between the "sample:" and "train:" headers.
   awk '/^train:/{s=0} s{print} /^sample:/{s=1}' "$out" >"$work/$bin.$machine.names"
+  # the seed the firmware says it used (makemore_core::rng::SAMPLE_SEED)
+  seed=$(sed -n 's/^sample: .* seed \([0-9]*\),.*/\1/p' "$out")
   makemore sample --checkpoint "$work/$model/model.safetensors" --seed "$seed" --count 20 \
     2>/dev/null | cut -f1 >"$work/$model.host.names"
   if [ "$(wc -l <"$work/$bin.$machine.names")" -eq 20 ] &&

@@ -7,8 +7,10 @@
 //! one once before it is timed.
 
 use benches::{check_close, paths, Data, StepState, BATCH};
+use cli::batch::fill_batch;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use makemore_core::model::Dims;
+use makemore_core::rng::TRAIN_SEED;
 use makemore_core::simd::Kernels;
 use std::hint::black_box;
 
@@ -316,48 +318,66 @@ fn train_step(c: &mut Criterion) {
 }
 
 /// The whole step as training runs it: back to back on one state (caches warm), each step on
-/// the next of 1024 batches of names.txt's training split (rows drawn uniformly from a fixed
-/// seed), lr 0.1. Checked once against scalar first: one step from the same state and batch.
-/// `train_step` above times each step on fresh inputs instead (a cold cache).
+/// the next batch of names.txt's training split drawn by the sampler `makemore train` runs
+/// (`cli::batch::fill_batch`, seed `TRAIN_SEED`), lr 0.1; the time is the draw plus the step.
+/// Checked once against scalar first: one step from the same state and batch. `train_step`
+/// above times each step on fresh inputs instead (a cold cache).
 fn train_step_warm(c: &mut Criterion) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/names.txt");
     let ds = cli::dataset::Dataset::load(&path, D.context)
         .unwrap_or_else(|e| panic!("{}: {e:#} (the benchmark needs the data)", path.display()));
-    let mut data = Data::new(11);
-    let batches: Vec<(Vec<u8>, Vec<u8>)> = (0..1024)
-        .map(|_| {
-            let rows = data
-                .tokens(BATCH, 255)
-                .into_iter()
-                .zip(data.tokens(BATCH, 255));
-            let ids: Vec<usize> = rows
-                .map(|(a, b)| (a as usize * 256 + b as usize) % ds.train.len())
-                .collect();
-            let xb = ids.iter().flat_map(|&i| ds.train.row(i).to_vec()).collect();
-            (xb, ids.iter().map(|&i| ds.train.y[i]).collect())
-        })
-        .collect();
     let mut group = c.benchmark_group("train_step warm");
     group.throughput(Throughput::Elements(step_flop()));
     let mut want: Option<Vec<f32>> = None;
     for k in paths() {
         let mut state = StepState::new(D, BATCH, 7);
-        (state.xb, state.yb) = batches[0].clone();
+        fill_batch(&ds.train, TRAIN_SEED, 0, &mut state.xb, &mut state.yb).unwrap();
         state.step(&k, 0.1);
         match &want {
             None => want = Some(state.params.clone()),
             Some(w) => check_close("train_step warm", k.isa(), &state.params, w, 1e-4),
         }
-        let mut i = 0;
+        let mut step = 0;
         group.bench_function(k.isa().name(), |b| {
             b.iter(|| {
-                i = (i + 1) % batches.len();
-                state.xb.copy_from_slice(&batches[i].0);
-                state.yb.copy_from_slice(&batches[i].1);
+                step += 1;
+                fill_batch(&ds.train, TRAIN_SEED, step, &mut state.xb, &mut state.yb).unwrap();
                 black_box(state.step(&k, 0.1))
             })
         });
     }
+    group.finish();
+}
+
+/// The batch sampler alone: batch after batch of `BATCH` rows of names.txt's training split, as
+/// `makemore train` draws them (`cli::batch::fill_batch`). Throughput is rows/s. Checked first:
+/// batch 0 is the rows the core's `below` picks from `batch_stream(TRAIN_SEED, 0)`.
+fn batch_sampler(c: &mut Criterion) {
+    use makemore_core::rng::{batch_stream, below};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/names.txt");
+    let ds = cli::dataset::Dataset::load(&path, D.context)
+        .unwrap_or_else(|e| panic!("{}: {e:#} (the benchmark needs the data)", path.display()));
+    let (mut xb, mut yb) = (vec![0u8; BATCH * D.context], vec![0u8; BATCH]);
+    fill_batch(&ds.train, TRAIN_SEED, 0, &mut xb, &mut yb).unwrap();
+    let mut rng = batch_stream(TRAIN_SEED, 0);
+    let len = std::num::NonZeroU64::new(ds.train.len() as u64).unwrap();
+    for (k, &y) in yb.iter().enumerate() {
+        let i = below(&mut rng, len) as usize;
+        assert_eq!(
+            (&xb[k * D.context..][..D.context], y),
+            (ds.train.row(i), ds.train.y[i])
+        );
+    }
+    let mut group = c.benchmark_group("batch_sampler");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut step = 0;
+    group.bench_function("fill_batch", |b| {
+        b.iter(|| {
+            step += 1;
+            fill_batch(&ds.train, TRAIN_SEED, step, &mut xb, &mut yb).unwrap();
+            black_box(&yb);
+        })
+    });
     group.finish();
 }
 
@@ -389,5 +409,12 @@ fn evaluation(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, kernels, train_step, train_step_warm, evaluation);
+criterion_group!(
+    benches,
+    kernels,
+    train_step,
+    train_step_warm,
+    batch_sampler,
+    evaluation
+);
 criterion_main!(benches);

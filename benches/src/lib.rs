@@ -10,21 +10,21 @@ use makemore_core::ParamsMut;
 /// The batch of the notebook.
 pub const BATCH: usize = 32;
 
-/// The paths to time: scalar and every vector path of this CPU, or, with `MAKEMORE_ISA` set,
-/// scalar and that path (panicking if the CPU lacks it, so a forced run never times another).
+/// The paths to time: scalar and every vector path of this CPU, or, with `MAKEMORE_ISA` set
+/// (read by [`Isa::from_env`]), scalar and that path (panicking if the CPU lacks it, so a forced
+/// run never times another).
 pub fn paths() -> Vec<Kernels> {
     let mut out = vec![Kernels::scalar()];
-    match std::env::var("MAKEMORE_ISA").ok().as_deref() {
-        None | Some("") | Some("auto") => out.extend(
+    match Isa::from_env().unwrap_or_else(|e| panic!("{e}")) {
+        None => out.extend(
             Isa::ALL
                 .into_iter()
                 .filter(|isa| *isa != Isa::Scalar && isa.is_available())
                 .map(|isa| Kernels::new(isa).unwrap()),
         ),
-        Some(name) => {
-            let isa = Isa::parse(name).unwrap_or_else(|| panic!("MAKEMORE_ISA={name}: unknown"));
+        Some(isa) => {
             let k = Kernels::new(isa)
-                .unwrap_or_else(|e| panic!("MAKEMORE_ISA={name} is forced but unavailable: {e}"));
+                .unwrap_or_else(|e| panic!("MAKEMORE_ISA={isa} is forced but unavailable: {e}"));
             if isa != Isa::Scalar {
                 out.push(k);
             }

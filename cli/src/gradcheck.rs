@@ -1,15 +1,17 @@
 //! `gradcheck`: the notebook's comparison table for its 26 tensors on a batch of names at the
 //! notebook's initialisation (Exercise-1 model: E=10, H=64, T=3, batch 32, V=27).
 
+use std::num::NonZeroU64;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use makemore_core::atomic::{AtomicGrads, AtomicTape};
 use makemore_core::gradcheck::{finite_difference_check, rows, table, TableStorage};
+use makemore_core::rng::{batch_stream, below, init_stream};
 use makemore_core::Params;
 
+use crate::batch::fill_batch;
 use crate::dataset::Dataset;
-use crate::run::{batch_rng, below, init_rng, CoreRng};
 use crate::GradcheckArgs;
 
 /// Largest relative error allowed against finite differences (f64).
@@ -25,17 +27,11 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
         );
     }
     let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
-    params
-        .view_mut()
-        .init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
+    params.view_mut().init_notebook(&mut init_stream(a.seed));
+    // the training run's first batch
     let mut xb = [[0u8; 3]; 32];
     let mut yb = [0u8; 32];
-    let mut rng = batch_rng(a.seed, 0);
-    for k in 0..32 {
-        let i = below(&mut rng, ds.train.len() as u64) as usize;
-        xb[k].copy_from_slice(ds.train.row(i));
-        yb[k] = ds.train.y[i];
-    }
+    fill_batch(&ds.train, a.seed, 0, xb.as_flattened_mut(), &mut yb)?;
     let mut storage = Box::new(TableStorage::<32, 27, 3, 10, 30, 64>::ZERO);
     let table_rows = table(&params, &xb, &yb, &mut storage)?;
 
@@ -44,7 +40,8 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
     let loss = reference.forward(&params, &xb, &yb)?;
     let mut grads = Box::new(AtomicGrads::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
     grads.backward(&reference, &params, &xb, &yb)?;
-    let mut pick = batch_rng(a.seed, 1);
+    // the coordinates checked by finite differences: the stream of the run's second batch
+    let mut pick = batch_stream(a.seed, 1);
     println!("loss at init (f64): {loss:.4}");
     println!(
         "{:15} | {:^24} | {:^35} | {:^17}",
@@ -57,12 +54,11 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
     let mut failed = Vec::new();
     for (r, row) in table_rows.iter().zip(rows::<f64, 32, 27, 3, 10, 30, 64>()) {
         let len = (row.grad)(&grads).len();
-        let idx: Vec<usize> = if len <= a.fd_samples {
-            (0..len).collect()
-        } else {
-            (0..a.fd_samples)
-                .map(|_| below(&mut pick, len as u64) as usize)
-                .collect()
+        let idx: Vec<usize> = match NonZeroU64::new(len as u64) {
+            Some(n) if len > a.fd_samples => (0..a.fd_samples)
+                .map(|_| below(&mut pick, n) as usize)
+                .collect(),
+            _ => (0..len).collect(),
         };
         let fd = finite_difference_check(
             &row,

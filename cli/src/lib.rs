@@ -4,6 +4,7 @@
 //! thread pool; `evaluate`, calibration and evaluation over whole splits; `shard`, the sharded
 //! training step; `model`, the run-time-sized model). The binary (`main.rs`) uses them from here.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod dataset;

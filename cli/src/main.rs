@@ -21,7 +21,7 @@ mod sample;
 mod train;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
-use cli::{checkpoint, data, dataset, model, parallel};
+use cli::{batch, checkpoint, data, dataset, model, parallel};
 
 use std::fmt;
 use std::io::Write as _;
@@ -29,7 +29,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use makemore_core::rng::{SAMPLE_SEED, TRAIN_SEED};
+use model::IsaChoice;
 
 /// Train, evaluate and sample the MLP of makemore part 4 (backprop ninja).
 ///
@@ -86,7 +88,7 @@ pub struct TrainArgs {
     pub lr_decay_step: u64,
     /// Seed of the initialisation and the minibatch stream (the data split is always Python's
     /// random.seed(42) shuffle).
-    #[arg(long, default_value_t = 2147483647)]
+    #[arg(long, default_value_t = TRAIN_SEED)]
     pub seed: u64,
     /// Continue the run in <out>/model.safetensors.
     #[arg(long)]
@@ -97,10 +99,9 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Instruction set: auto, scalar, avx2, avx512 or neon (default: $MAKEMORE_ISA, else auto,
-    /// the fastest this CPU runs).
-    #[arg(long)]
-    pub isa: Option<String>,
+    /// Instruction set (default: $MAKEMORE_ISA, else auto, the fastest this CPU runs).
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaChoice>,
     /// Names to sample at the end.
     #[arg(long, default_value_t = 20)]
     pub samples: usize,
@@ -115,7 +116,7 @@ pub struct SampleArgs {
     pub input: PathBuf,
     #[arg(long, default_value_t = 20)]
     pub count: usize,
-    #[arg(long, default_value_t = 2147483657)]
+    #[arg(long, default_value_t = SAMPLE_SEED)]
     pub seed: u64,
     /// Softmax temperature (> 0).
     #[arg(long, default_value_t = 1.0)]
@@ -136,17 +137,38 @@ pub struct EvalArgs {
     pub checkpoint: PathBuf,
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
-    /// train, val, test or all.
-    #[arg(long, default_value = "all", value_parser = ["train", "val", "test", "all"])]
-    pub split: String,
+    /// The split to evaluate, or all three.
+    #[arg(long, value_enum, default_value_t = SplitChoice::All)]
+    pub split: SplitChoice,
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Instruction set: auto, scalar, avx2, avx512 or neon (default: $MAKEMORE_ISA, else auto).
-    #[arg(long)]
-    pub isa: Option<String>,
+    /// Instruction set (default: $MAKEMORE_ISA, else auto, the fastest this CPU runs).
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaChoice>,
     /// Print {"train": .., "val": .., "test": ..} only.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `eval --split`: one split of the data set, or all three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitChoice {
+    Train,
+    Val,
+    Test,
+    All,
+}
+
+impl SplitChoice {
+    /// The names of the splits evaluated ([`dataset::Dataset::examples`]), in output order.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            SplitChoice::Train => &["train"],
+            SplitChoice::Val => &["val"],
+            SplitChoice::Test => &["test"],
+            SplitChoice::All => &["train", "val", "test"],
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -154,7 +176,7 @@ pub struct GradcheckArgs {
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
     /// Seed of the initialisation and the batch.
-    #[arg(long, default_value_t = 2147483647)]
+    #[arg(long, default_value_t = TRAIN_SEED)]
     pub seed: u64,
     /// Coordinates per tensor checked by finite differences.
     #[arg(long, default_value_t = 32)]

@@ -25,22 +25,50 @@ pub fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result
     Ok(())
 }
 
-/// The kernels `--isa` (or, without the flag, the `MAKEMORE_ISA` variable) asks for: `auto`
-/// (the default) is the fastest this CPU runs; a named path the CPU lacks is an error.
-pub fn kernels(flag: Option<&str>) -> Result<Kernels> {
-    let env = std::env::var("MAKEMORE_ISA").ok();
-    let (name, from) = match (flag, env.as_deref()) {
-        (Some(f), _) => (f, "--isa"),
-        (None, Some(e)) if !e.is_empty() => (e, "MAKEMORE_ISA"),
-        _ => ("auto", "--isa"),
-    };
-    if name == "auto" {
-        return Ok(Kernels::best());
+/// `--isa`: `auto` (the fastest path this CPU runs) or one of the core's [`Isa`]s, spelled as
+/// [`Isa::name`] spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsaChoice {
+    Auto,
+    Forced(Isa),
+}
+
+impl clap::ValueEnum for IsaChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            IsaChoice::Auto,
+            IsaChoice::Forced(Isa::Scalar),
+            IsaChoice::Forced(Isa::Avx2),
+            IsaChoice::Forced(Isa::Avx512),
+            IsaChoice::Forced(Isa::Neon),
+        ]
     }
-    let Some(isa) = Isa::parse(name) else {
-        bail!("{from} {name}: unknown instruction set; use auto, scalar, avx2, avx512 or neon");
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            IsaChoice::Auto => "auto",
+            IsaChoice::Forced(isa) => isa.name(),
+        }))
+    }
+}
+
+/// The kernels `--isa` (or, without the flag, the `MAKEMORE_ISA` variable, read by
+/// [`Isa::from_env`]) asks for: `auto` (the default) is the fastest this CPU runs; a named path
+/// the CPU lacks is an error naming the flag or the variable.
+pub fn kernels(flag: Option<IsaChoice>) -> Result<Kernels> {
+    let (choice, from) = match flag {
+        Some(choice) => (choice, "--isa "),
+        None => (
+            Isa::from_env()?.map_or(IsaChoice::Auto, IsaChoice::Forced),
+            "MAKEMORE_ISA=",
+        ),
     };
-    Kernels::new(isa).map_err(|e| anyhow::anyhow!("{from} {name}: {e}"))
+    match choice {
+        IsaChoice::Auto => Ok(Kernels::best()),
+        IsaChoice::Forced(isa) => {
+            Kernels::new(isa).map_err(|e| anyhow::anyhow!("{from}{isa}: {e}"))
+        }
+    }
 }
 
 /// Scratch for [`Inference`] over `rows` rows at a time.
@@ -73,5 +101,23 @@ impl InferBuffers {
             &mut self.h,
             &mut self.logits,
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_isa_of_the_core_is_a_choice_by_its_name() {
+        for isa in Isa::ALL {
+            assert_eq!(
+                IsaChoice::from_str(isa.name(), false),
+                Ok(IsaChoice::Forced(isa))
+            );
+        }
+        assert_eq!(IsaChoice::from_str("auto", false), Ok(IsaChoice::Auto));
+        assert_eq!(IsaChoice::value_variants().len(), Isa::ALL.len() + 1);
     }
 }

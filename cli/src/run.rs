@@ -1,47 +1,14 @@
-//! `eval`, and the random streams of training.
+//! `eval`: the loss of a checkpoint on each split.
 
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use rand_core::Rng as _;
-use rand_pcg::Pcg64;
 
 use crate::checkpoint::Checkpoint;
 use crate::dataset::Dataset;
 use crate::model::{calibrate, kernels, split_losses};
 use crate::parallel::{pool, thread_count};
 use crate::EvalArgs;
-
-/// Adapts a PCG generator to the core's random source.
-pub struct CoreRng<'a>(pub &'a mut Pcg64);
-
-impl makemore_core::Rng for CoreRng<'_> {
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-}
-
-/// The PCG stream of the initialisation.
-pub fn init_rng(seed: u64) -> Pcg64 {
-    Pcg64::new(seed as u128, 0xda3e_39cb_94b9_5bdb)
-}
-
-/// The PCG stream minibatch `step` is drawn from: (seed, step) is the whole RNG state of a run,
-/// so a resumed run draws exactly the batches the uninterrupted one would.
-pub fn batch_rng(seed: u64, step: u64) -> Pcg64 {
-    Pcg64::new(((seed as u128) << 64) | step as u128, 0x5851_f42d_4c95_7f2d)
-}
-
-/// Uniform in 0..n without modulo bias (Lemire's multiply-and-reject).
-pub fn below(rng: &mut Pcg64, n: u64) -> u64 {
-    let threshold = n.wrapping_neg() % n;
-    loop {
-        let m = (rng.next_u64() as u128) * (n as u128);
-        if (m as u64) >= threshold {
-            return (m >> 64) as u64;
-        }
-    }
-}
 
 /// `eval`: loss of each split with the checkpoint's calibrated batchnorm (calibrating over the
 /// training split if the checkpoint has no statistics), in a pool of `--threads` threads.
@@ -50,7 +17,7 @@ pub fn eval(a: &EvalArgs) -> Result<ExitCode> {
 }
 
 fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
-    let k = kernels(a.isa.as_deref())?;
+    let k = kernels(a.isa)?;
     let ck = Checkpoint::load(&a.checkpoint)?;
     let ds = Dataset::load(&a.input, ck.dims.context)?;
     if let Some(v) = &ck.vocab {
@@ -75,11 +42,7 @@ fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
         Some(bn) => bn.clone(),
         None => calibrate(&k, p, &ds.train.x)?,
     };
-    let splits: Vec<&str> = if a.split == "all" {
-        vec!["train", "val", "test"]
-    } else {
-        vec![a.split.as_str()]
-    };
+    let splits = a.split.names();
     let mut out = serde_json::Map::new();
     let examples: Vec<(&[u8], &[u8])> = splits
         .iter()
@@ -89,7 +52,7 @@ fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
         })
         .collect();
     let losses = split_losses(&k, p, &bnmean, &bnvar, &examples)?;
-    for (s, loss) in splits.into_iter().zip(losses) {
+    for (&s, loss) in splits.iter().zip(losses) {
         let e = ds.examples(s);
         if !a.json {
             println!("{s:5} loss {loss:.4} ({} examples)", e.len());

@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use makemore_core::rng::{name_stream, uniform};
 use makemore_core::ParamsRef;
-use rand_core::Rng as _;
-use rand_pcg::Pcg64;
 use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
@@ -21,15 +20,7 @@ const NAMES_PER_CHUNK: usize = 64;
 /// Longest name drawn (characters, prefix included).
 pub const MAX_NAME: usize = 256;
 
-/// The PCG stream of the `index`-th name: names do not depend on each other or on threads.
-fn name_rng(seed: u64, index: u64) -> Pcg64 {
-    Pcg64::new(
-        ((seed as u128) << 64) | index as u128,
-        0x2545_f491_4f6c_dd1d,
-    )
-}
-
-/// Draws `count` names.
+/// Draws `count` names: name `i` from the core's `name_stream(seed, i)`.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_names(
     params: ParamsRef<'_, f32>,
@@ -66,9 +57,9 @@ pub fn sample_names(
                 let names = c * NAMES_PER_CHUNK..count.min((c + 1) * NAMES_PER_CHUNK);
                 let mut chunk = Vec::with_capacity(names.len());
                 for i in names {
-                    let mut rng = name_rng(seed, i as u64);
-                    let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-                    let len = inf.sample_name(&prefix, temperature, top_k, uniform, &mut out)?;
+                    let mut rng = name_stream(seed, i as u64);
+                    let draw = || uniform(&mut rng);
+                    let len = inf.sample_name(&prefix, temperature, top_k, draw, &mut out)?;
                     chunk.push(
                         out[..len]
                             .iter()

@@ -12,10 +12,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use makemore_core::rng::{init_stream, SAMPLE_SEED};
 use makemore_core::simd::Kernels;
 use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
+use crate::batch::fill_batch;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
 use crate::model::{
@@ -23,7 +25,6 @@ use crate::model::{
 };
 use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
-use crate::run::{batch_rng, below, init_rng, CoreRng};
 use crate::TrainArgs;
 
 /// Training window for the loss curve.
@@ -82,7 +83,7 @@ impl<'a> Trainer<'a> {
         if !(a.lr.is_finite() && a.lr > 0.0) {
             bail!("--lr {} must be a finite number > 0", a.lr);
         }
-        let kernels = kernels(a.isa.as_deref())?;
+        let kernels = kernels(a.isa)?;
         let ds = load_data(&a.input, a.context)?;
         let dims = Dims {
             vocab: ds.vocab.len(),
@@ -98,8 +99,7 @@ impl<'a> Trainer<'a> {
             resume(a, &checkpoint, &ds, dims)?
         } else {
             let mut params = vec![0f32; dims.num_params()];
-            ParamsMut::from_flat(dims, &mut params)?
-                .init_notebook(&mut CoreRng(&mut init_rng(a.seed)));
+            ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(a.seed));
             let run = RunState {
                 step: 0,
                 seed: a.seed,
@@ -151,12 +151,7 @@ impl<'a> Trainer<'a> {
         let first_step = self.run.step;
         while self.run.step < self.args.steps {
             let s = self.run.step;
-            let mut rng = batch_rng(self.run.seed, s);
-            for r in 0..n {
-                let i = below(&mut rng, self.ds.train.len() as u64) as usize;
-                xb[r * dims.context..][..dims.context].copy_from_slice(self.ds.train.row(i));
-                yb[r] = self.ds.train.y[i];
-            }
+            fill_batch(&self.ds.train, self.run.seed, s, &mut xb, &mut yb)?;
             let lr = if s < self.run.lr_decay_step {
                 self.run.lr
             } else {
@@ -289,7 +284,7 @@ impl<'a> Trainer<'a> {
                 &eval.bnvar,
                 &ds.vocab,
                 a.samples,
-                2147483657,
+                SAMPLE_SEED,
                 1.0,
                 0,
                 "",

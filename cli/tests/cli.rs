@@ -522,3 +522,102 @@ fn eval_json_matches_training_metrics() {
         );
     }
 }
+
+/// `--isa` and `--split` take only their choices, and `MAKEMORE_ISA` (read when `--isa` is not
+/// given) only an instruction set's name; each error names the flag or the variable, the value
+/// and the choices, or what the CPU lacks.
+#[test]
+fn isa_and_split_choices_are_checked() {
+    let names = names_path();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let train = |isa: Option<&str>, env: Option<&str>| {
+        let mut args = vec!["train", "--input", s(&names), "--steps", "1"];
+        args.extend(["--samples", "0", "--out", s(&out)]);
+        if let Some(isa) = isa {
+            args.extend(["--isa", isa]);
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"));
+        cmd.args(&args).env_remove("RUST_BACKTRACE");
+        match env {
+            Some(v) => cmd.env("MAKEMORE_ISA", v),
+            None => cmd.env_remove("MAKEMORE_ISA"),
+        };
+        let o = cmd.output().expect("cannot start the makemore binary");
+        common::Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    let err = train(Some("sse"), None).failed();
+    assert!(
+        err.contains("invalid value 'sse' for '--isa")
+            && err.contains("auto, scalar, avx2, avx512, neon"),
+        "{err}"
+    );
+    let err = train(None, Some("sse")).failed();
+    assert!(
+        err.contains("MAKEMORE_ISA=\"sse\": unknown instruction set")
+            && err.contains("auto, scalar, avx2, avx512 or neon"),
+        "{err}"
+    );
+    // a path this CPU cannot run, from the flag and from the variable
+    let missing = if cfg!(target_arch = "x86_64") {
+        "neon"
+    } else {
+        "avx2"
+    };
+    let err = train(Some(missing), None).failed();
+    assert!(
+        err.contains(&format!(
+            "--isa {missing}: instruction set {missing} is not available"
+        )),
+        "{err}"
+    );
+    let err = train(None, Some(missing)).failed();
+    assert!(
+        err.contains(&format!(
+            "MAKEMORE_ISA={missing}: instruction set {missing} is not available"
+        )),
+        "{err}"
+    );
+    // the flag wins over the variable; an empty variable is auto
+    let run = train(Some("scalar"), Some("sse")).ok();
+    assert!(
+        run.stdout.contains("instruction set: scalar"),
+        "{}",
+        run.dump()
+    );
+    train(None, Some("")).ok();
+
+    let err = makemore(&["eval", "--split", "dev"]).failed();
+    assert!(
+        err.contains("invalid value 'dev' for '--split") && err.contains("train, val, test, all"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_of_one_split_prints_that_split_only() {
+    let names = names_path();
+    let run = makemore(&[
+        "eval",
+        "--checkpoint",
+        s(&short_checkpoint()),
+        "--input",
+        s(&names),
+        "--split",
+        "val",
+        "--json",
+    ])
+    .ok();
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON line");
+    let keys: Vec<&String> = v.as_object().expect("an object").keys().collect();
+    assert_eq!(keys, ["val"], "{}", run.stdout);
+    let (a, b) = (number(&v, "val"), number(&metrics(short_run()), "val_loss"));
+    assert!(
+        (a - b).abs() <= 1e-9,
+        "eval --split val {a} vs metrics.json {b}"
+    );
+}

@@ -13,20 +13,17 @@
 use makemore_core::simd::{Isa, Kernels};
 use proptest::prelude::*;
 
-/// The paths under test: the forced one (failing if unavailable), or all available.
+/// The paths under test: the one `MAKEMORE_ISA` forces (failing if unavailable), or all
+/// available.
 fn vector_paths() -> Vec<Kernels> {
-    match std::env::var("MAKEMORE_ISA").ok().as_deref() {
-        None | Some("auto") | Some("") => Isa::ALL
+    match Isa::from_env().unwrap_or_else(|e| panic!("{e}")) {
+        None => Isa::ALL
             .into_iter()
             .filter(|isa| *isa != Isa::Scalar && isa.is_available())
             .map(|isa| Kernels::new(isa).unwrap())
             .collect(),
-        Some(name) => {
-            let isa = Isa::parse(name)
-                .unwrap_or_else(|| panic!("MAKEMORE_ISA={name}: not scalar|avx2|avx512|neon"));
-            vec![Kernels::new(isa)
-                .unwrap_or_else(|e| panic!("MAKEMORE_ISA={name} is forced but unavailable: {e}"))]
-        }
+        Some(isa) => vec![Kernels::new(isa)
+            .unwrap_or_else(|e| panic!("MAKEMORE_ISA={isa} is forced but unavailable: {e}"))],
     }
 }
 
@@ -37,7 +34,7 @@ fn every_vector_path_of_this_cpu_is_tested() {
     let paths = vector_paths();
     // On this project's x86_64 CI machines both x86 paths exist; elsewhere at least say so.
     #[cfg(target_arch = "x86_64")]
-    if std::env::var("MAKEMORE_ISA").is_err() {
+    if Isa::from_env() == Ok(None) {
         assert_eq!(
             paths.iter().any(|k| k.isa() == Isa::Avx2),
             std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")

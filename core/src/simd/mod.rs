@@ -138,6 +138,52 @@ impl core::fmt::Display for Isa {
     }
 }
 
+/// The path the environment forces: the one reading of `MAKEMORE_ISA`, for the CLI (when
+/// `--isa` is not given), the SIMD tests and the benchmarks.
+#[cfg(feature = "std")]
+impl Isa {
+    /// The variable that forces a path.
+    pub const ENV_VAR: &'static str = "MAKEMORE_ISA";
+
+    /// `Ok(None)` when `MAKEMORE_ISA` is unset, empty or `auto` (the caller picks [`Isa::best`],
+    /// or tests every available path); `Ok(Some(isa))` for `scalar`, `avx2`, `avx512` or `neon`,
+    /// whether or not this CPU runs it ([`Kernels::new`] says); any other value, non-UTF-8
+    /// included, is an [`IsaEnvError`].
+    pub fn from_env() -> Result<Option<Isa>, IsaEnvError> {
+        match std::env::var_os(Isa::ENV_VAR) {
+            None => Ok(None),
+            Some(value) => match value.to_str() {
+                Some("" | "auto") => Ok(None),
+                Some(name) => Isa::parse(name).map(Some).ok_or(IsaEnvError { value }),
+                None => Err(IsaEnvError { value }),
+            },
+        }
+    }
+}
+
+/// `MAKEMORE_ISA` holds no instruction set's name.
+#[cfg(feature = "std")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsaEnvError {
+    /// The variable's value.
+    pub value: std::ffi::OsString,
+}
+
+#[cfg(feature = "std")]
+impl core::fmt::Display for IsaEnvError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}={:?}: unknown instruction set; use auto, scalar, avx2, avx512 or neon, or unset it",
+            Isa::ENV_VAR,
+            self.value
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for IsaEnvError {}
+
 // ---------------------------------------------------------------- the vector interface
 
 /// The operations the generic kernels use, on vectors of `LANES` f32.

@@ -10,27 +10,26 @@
 #![forbid(unsafe_code)]
 
 use core::fmt::{self, Write};
+use core::num::NonZeroU64;
 
 use makemore_core::infer::Inference;
-use makemore_core::rng::SplitMix64;
+use makemore_core::rng::{below, name_stream, uniform, SplitMix64};
 use makemore_core::safetensors::{load_model, read_dims, SafeTensors, SafetensorsError};
 use makemore_core::train::InPlaceTrainState;
-use makemore_core::{Error, Params, Rng};
-use rand_core::Rng as _;
-use rand_pcg::Pcg64;
+use makemore_core::{Error, Params};
 
 include!(concat!(env!("OUT_DIR"), "/words.rs"));
 
-/// The seed `makemore sample` uses by default.
-pub const SAMPLE_SEED: u64 = 2147483657;
+/// The seed `makemore sample` uses by default (the core's).
+pub use makemore_core::rng::SAMPLE_SEED;
 /// Names sampled.
 pub const SAMPLE_COUNT: usize = 20;
 /// Longest name drawn (characters), as in `makemore sample`.
 pub const MAX_NAME: usize = 256;
 
 /// Seed of the initialisation (`SplitMix64(TRAIN_SEED)`) and of the batches
-/// (`SplitMix64(!TRAIN_SEED)`).
-pub const TRAIN_SEED: u64 = 2147483647;
+/// (`SplitMix64(!TRAIN_SEED)`): the core's default training seed.
+pub use makemore_core::rng::TRAIN_SEED;
 /// SGD steps, learning rate, and a loss line every `PRINT_EVERY` steps (and after the last).
 pub const TRAIN_STEPS: u64 = 200;
 pub const LR: f32 = 0.1;
@@ -79,15 +78,6 @@ impl fmt::Display for DemoError {
             DemoError::Fmt => f.write_str("output failed"),
         }
     }
-}
-
-/// The PCG stream of the `index`-th name: the same as `name_rng` in `cli/src/sample.rs` (CI
-/// diffs the names the two print).
-pub fn name_rng(seed: u64, index: u64) -> Pcg64 {
-    Pcg64::new(
-        ((seed as u128) << 64) | index as u128,
-        0x2545_f491_4f6c_dd1d,
-    )
 }
 
 /// What sampling needs besides the parameters: the calibrated batchnorm statistics and the
@@ -158,26 +148,15 @@ pub fn sample_checkpoint<
     let mut inf = Inference::new(params.view(), &bnmean[..], &bnvar[..], bnvar_inv, h, logits)?;
     let mut name = [0u8; MAX_NAME];
     for i in 0..count {
-        let mut rng = name_rng(seed, i as u64);
-        let uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let len = inf.sample_name(&[], 1.0, 0, uniform, &mut name)?;
+        // the CLI's stream of name i (CI diffs the names the two print)
+        let mut rng = name_stream(seed, i as u64);
+        let len = inf.sample_name(&[], 1.0, 0, || uniform(&mut rng), &mut name)?;
         for &t in &name[..len] {
             out.write_char(vocab.chars().nth(t as usize).unwrap_or('?'))?;
         }
         out.write_char('\n')?;
     }
     Ok(())
-}
-
-/// Uniform in 0..n without modulo bias (Lemire's multiply-and-reject), as the CLI draws batches.
-fn below(rng: &mut SplitMix64, n: u64) -> u64 {
-    let threshold = n.wrapping_neg() % n;
-    loop {
-        let m = (rng.next_u64() as u128) * (n as u128);
-        if (m as u64) >= threshold {
-            return (m >> 64) as u64;
-        }
-    }
 }
 
 /// The token id of an ASCII character of [`VOCAB`].
@@ -203,15 +182,21 @@ pub fn example(e: u32, x: &mut [u8]) -> u8 {
     word.get(pos).map_or(0, |&c| token(c))
 }
 
-/// Fills `xb` (N, T) and `yb` (N) with examples drawn uniformly from all the words' examples.
+/// Number of examples of all the words (checked non-zero when the firmware is built).
+const EXAMPLES: NonZeroU64 = match NonZeroU64::new(EXAMPLE_STARTS[WORDS.len()] as u64) {
+    Some(n) => n,
+    None => panic!("the word list in flash has no examples"),
+};
+
+/// Fills `xb` (N, T) and `yb` (N) with examples drawn uniformly from all the words' examples,
+/// with the core's `below`, as the CLI draws batches (from another stream: SplitMix64 here).
 pub fn batch<const N: usize, const T: usize>(
     rng: &mut SplitMix64,
     xb: &mut [[u8; T]; N],
     yb: &mut [u8; N],
 ) {
-    let total = EXAMPLE_STARTS[WORDS.len()] as u64;
     for (x, y) in xb.iter_mut().zip(yb.iter_mut()) {
-        *y = example(below(rng, total) as u32, x);
+        *y = example(below(rng, EXAMPLES) as u32, x);
     }
 }
 
