@@ -287,10 +287,43 @@ pub enum SafetensorsError {
         /// C's second dimension.
         embedding: usize,
     },
-    /// The `context` metadata is not a decimal integer.
-    InvalidContextMetadata {
+    /// A metadata value of the checkpoint schema does not parse as what its key holds.
+    InvalidMetadata {
+        /// The key.
+        key: &'static str,
+        /// What its value must be.
+        expected: &'static str,
         /// Its raw JSON text.
         value: NameBuf,
+    },
+    /// A metadata key of the checkpoint schema is missing while another of its group is present
+    /// (a training state needs all six of its keys).
+    MissingMetadata {
+        /// The missing key.
+        key: &'static str,
+        /// A key of the same group that is present.
+        because: &'static str,
+    },
+    /// The `format` metadata names another format than the one this code reads.
+    UnknownFormat {
+        /// Its raw JSON text.
+        value: NameBuf,
+    },
+    /// The `embedding` or `hidden` metadata disagrees with the tensors' shapes.
+    ConfigMismatch {
+        /// The key.
+        key: &'static str,
+        /// What the shapes give.
+        expected: usize,
+        /// What the metadata states.
+        got: usize,
+    },
+    /// The `vocab` metadata has another number of symbols than C has rows (V).
+    VocabMismatch {
+        /// Its symbols (characters).
+        symbols: usize,
+        /// V.
+        vocab: usize,
     },
     /// The context length stated in the metadata (or passed as an argument) disagrees with the
     /// tensors' shapes.
@@ -301,11 +334,6 @@ pub enum SafetensorsError {
         expected: usize,
         /// What was stated.
         got: usize,
-    },
-    /// The `checksum` metadata is not `crc32:` followed by 8 lowercase hex digits.
-    InvalidChecksumMetadata {
-        /// Its raw JSON text.
-        value: NameBuf,
     },
     /// The CRC-32 of the tensor bytes differs from the `checksum` metadata: the data is corrupt.
     ChecksumMismatch {
@@ -528,9 +556,32 @@ impl fmt::Display for SafetensorsError {
                 f,
                 "W1 has {embcat} rows, not a multiple of the embedding size {embedding}"
             ),
-            E::InvalidContextMetadata { value } => write!(
+            E::InvalidMetadata {
+                key,
+                expected,
+                value,
+            } => write!(f, "metadata \"{key}\" is \"{value}\", expected {expected}"),
+            E::MissingMetadata { key, because } => write!(
                 f,
-                "metadata \"context\" is \"{value}\", not a non-negative integer"
+                "metadata \"{key}\" is missing, though \"{because}\" is present (a training \
+                 state has all its keys: the file was edited or not written by makemore)"
+            ),
+            E::UnknownFormat { value } => write!(
+                f,
+                "metadata \"{}\" is \"{value}\", a format this version does not read (it \
+                 reads \"{}\")",
+                crate::checkpoint::key::FORMAT,
+                crate::checkpoint::FORMAT
+            ),
+            E::ConfigMismatch { key, expected, got } => write!(
+                f,
+                "metadata \"{key}\" is {got} but the tensors' shapes give {key} {expected}: the \
+                 file is inconsistent"
+            ),
+            E::VocabMismatch { symbols, vocab } => write!(
+                f,
+                "metadata vocab has {symbols} symbols but C has {vocab} rows: the file is \
+                 inconsistent"
             ),
             E::ContextMismatch {
                 from,
@@ -540,15 +591,12 @@ impl fmt::Display for SafetensorsError {
                 f,
                 "context length {got} (from the {from}) disagrees with the tensors' {expected}"
             ),
-            E::InvalidChecksumMetadata { value } => write!(
-                f,
-                "metadata \"checksum\" is \"{value}\", expected \"crc32:\" and 8 lowercase hex digits"
-            ),
             E::ChecksumMismatch { stated, computed } => write!(
                 f,
                 "the tensor data is corrupt: its CRC-32 is crc32:{computed:08x} but the metadata \
-                 \"checksum\" says crc32:{stated:08x} (a truncated copy or a flipped byte); restore \
-                 the file or write it again"
+                 \"{}\" says crc32:{stated:08x} (a truncated copy or a flipped byte); restore \
+                 the file or write it again",
+                crate::checkpoint::key::CHECKSUM
             ),
             E::ReservedMetadataKey { key } => {
                 write!(f, "metadata key \"{key}\" is written by save_model itself")

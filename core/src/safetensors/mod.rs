@@ -42,16 +42,9 @@
 //!
 //! # The model
 //!
-//! [`save_model`], [`read_dims`] and [`load_model`] use the notebook's names and shapes:
-//! `C` (V,E), `W1` (T*E,H), `b1` (H), `W2` (H,V), `b2` (V), `bngain` (1,H), `bnbias` (1,H), and
-//! optionally the calibrated batchnorm statistics `bnmean` (1,H), `bnvar` (1,H); see
-//! [`MODEL_TENSOR_NAMES`].
-//!
-//! [`save_model`] adds the metadata entry `"checksum": "crc32:xxxxxxxx"`: the CRC-32 (zlib's,
-//! lowercase hex) of the whole byte buffer after the header, i.e. of every tensor's bytes in file
-//! order (in Python: `zlib.crc32(data[8 + n:])`). [`load_model`] verifies it when present
-//! ([`verify_checksum`]), so a flipped byte in the data is refused; files without it (PyTorch's)
-//! still load. The header itself is not covered: its JSON is validated instead.
+//! The model's checkpoint schema (tensor names and shapes, metadata keys, checksum) is
+//! [`crate::checkpoint`]'s; [`save_model`], [`read_dims`], [`load_model`] and [`verify_checksum`]
+//! are re-exported here.
 //!
 //! [safetensors]: https://github.com/huggingface/safetensors
 

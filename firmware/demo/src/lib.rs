@@ -13,7 +13,8 @@ use core::fmt::{self, Write};
 
 use makemore_core::infer::Inference;
 use makemore_core::rng::SplitMix64;
-use makemore_core::safetensors::{load_model, read_dims, SafeTensors, SafetensorsError};
+use makemore_core::checkpoint::{load_model, read_dims, read_metadata};
+use makemore_core::safetensors::{SafeTensors, SafetensorsError};
 use makemore_core::train::InPlaceTrainState;
 use makemore_core::{Error, Params, Rng};
 use rand_core::Rng as _;
@@ -48,7 +49,7 @@ pub enum DemoError {
     Checkpoint(SafetensorsError),
     /// The checkpoint's dims differ from the firmware's compile-time ones.
     WrongDims,
-    /// The checkpoint lacks `bnmean`/`bnvar` or the `vocab` metadata.
+    /// The checkpoint lacks `bnmean`/`bnvar` or the vocabulary metadata.
     Incomplete(&'static str),
     Fmt,
 }
@@ -149,12 +150,12 @@ pub fn sample_checkpoint<
     if !load_model(&st, &mut params.view_mut(), Some((bnmean, bnvar)))? {
         return Err(DemoError::Incomplete("bnmean/bnvar"));
     }
-    // The vocabulary as makemore writes it: '.' followed by the sorted symbols, V of them.
+    // The vocabulary as makemore writes it: '.' followed by the sorted symbols, V of them (the
+    // schema checks the count).
     let mut vocab_buf = [0u8; 256];
-    let vocab = st
-        .metadata("vocab", &mut vocab_buf)?
-        .filter(|v| v.chars().count() == V)
-        .ok_or(DemoError::Incomplete("vocab of V symbols"))?;
+    let vocab = read_metadata(&st, Params::<f32, V, T, E, TE, H>::DIMS, &mut vocab_buf)?
+        .vocab
+        .ok_or(DemoError::Incomplete("vocabulary"))?;
     let mut inf = Inference::new(params.view(), &bnmean[..], &bnvar[..], bnvar_inv, h, logits)?;
     let mut name = [0u8; MAX_NAME];
     for i in 0..count {
