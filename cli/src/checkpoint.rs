@@ -61,7 +61,7 @@ impl Checkpoint {
         let symbols: Option<String> = self.vocab.as_ref().map(|v| v.symbols().iter().collect());
         let meta = Metadata {
             vocab: symbols.as_deref(),
-            run: self.run,
+            run: self.run.clone(),
         };
         let bn = self.bn.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice()));
         let mut out = vec![0u8; checkpoint::saved_len(self.dims, bn.is_some(), &meta)];

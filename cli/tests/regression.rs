@@ -18,6 +18,7 @@
 //! A path this CPU lacks is reported on stderr as not checked (never silently passed); on
 //! x86_64 AVX2 is required.
 
+#[allow(dead_code)]
 mod common;
 
 use common::{makemore, names_path, TENSORS};

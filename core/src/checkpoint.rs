@@ -290,6 +290,7 @@ pub fn verify_checksum(st: &SafeTensors<'_>) -> Result<Option<u32>> {
 /// b2 (V), bngain (1,H), bnbias (1,H), and with `bn = Some((bnmean, bnvar))` also bnmean (1,H) and
 /// bnvar (1,H). After `metadata` comes the entry `"checksum": "crc32:xxxxxxxx"` of the tensor
 /// bytes (see the module documentation). Returns the bytes written (= [`saved_model_len`]).
+/// A checkpoint with the schema's metadata is [`save`]'s; this takes any metadata.
 ///
 /// Errors: those of [`write()`] (at most [`MAX_METADATA`] - 1 entries, the checksum takes one);
 /// `bnmean`/`bnvar` not of length H ([`SafetensorsError::Model`]); a `"context"` entry in
@@ -426,8 +427,9 @@ pub fn load_model(
 // ------------------------------------------------------------------------------------------------
 // The metadata
 
-/// Where a training run stands: enough to resume it exactly.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Where a training run stands: enough to resume it exactly. (Not `Copy`, so that a copy is
+/// visible at the call site.)
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunState {
     /// Steps done.
     pub step: u64,
@@ -445,7 +447,7 @@ pub struct RunState {
 }
 
 /// A checkpoint's metadata besides the config (which [`Dims`] holds) and the checksum.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Metadata<'a> {
     /// The vocabulary: `.` then the sorted symbols, V characters; `None` if unknown.
     pub vocab: Option<&'a str>,
@@ -501,7 +503,7 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
     text[0] = Text::of(dims.context);
     text[1] = Text::of(dims.embedding);
     text[2] = Text::of(dims.hidden);
-    if let Some(r) = meta.run {
+    if let Some(r) = &meta.run {
         text[3] = Text::of(r.step);
         text[4] = Text::of(r.seed);
         text[5] = Text::of(r.steps);

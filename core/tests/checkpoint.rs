@@ -169,17 +169,23 @@ fn every_key_round_trips() {
         Some(".\"\\\u{1}é€😀bcdefghijklmnopqrstu"),
     ];
     for vocab in vocabs {
-        for run in runs.iter().copied().map(Some).chain([None]) {
+        for run in runs.iter().cloned().map(Some).chain([None]) {
             for with_bn in [false, true] {
-                let meta = Metadata { vocab, run };
+                let meta = Metadata {
+                    vocab,
+                    run: run.clone(),
+                };
                 let f = saved(&meta, with_bn);
                 let st = SafeTensors::parse(&f).unwrap();
                 assert_eq!(read_dims(&st, None).unwrap(), DIMS);
                 let mut buf = [0u8; 256];
                 let back = read_metadata(&st, DIMS, &mut buf).unwrap();
                 assert_eq!(back.vocab, vocab);
-                let (a, b) = (back.run, run);
-                assert_eq!(a.map(|r| r.lr.to_bits()), b.map(|r| r.lr.to_bits()));
+                let (a, b) = (back.run, run.clone());
+                assert_eq!(
+                    a.as_ref().map(|r| r.lr.to_bits()),
+                    b.as_ref().map(|r| r.lr.to_bits())
+                );
                 assert_eq!(a, b);
             }
         }
