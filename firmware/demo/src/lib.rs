@@ -11,9 +11,9 @@
 
 use core::fmt::{self, Write};
 
+use makemore_core::checkpoint::{load_model, read_dims, read_metadata};
 use makemore_core::infer::Inference;
 use makemore_core::rng::SplitMix64;
-use makemore_core::checkpoint::{load_model, read_dims, read_metadata};
 use makemore_core::safetensors::{SafeTensors, SafetensorsError};
 use makemore_core::train::InPlaceTrainState;
 use makemore_core::{Error, Params, Rng};
