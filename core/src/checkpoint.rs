@@ -14,7 +14,7 @@
 //!
 //! Written by [`save`] in this order (a file's bytes depend on it), each key a constant of [`key`]:
 //!
-//! | key | value | on reading ([`read_metadata`]) |
+//! | key | value | on reading ([`read_metadata`]: [`read_config`], [`read_vocab`], [`read_run`]) |
 //! |---|---|---|
 //! | `format` | [`FORMAT`] | optional; any other value is refused |
 //! | `vocab` | `.` then the sorted symbols: V characters | optional; must have V characters |
@@ -560,23 +560,25 @@ pub fn save(
 }
 
 /// Reads and validates the metadata of a checkpoint whose tensors give `dims` (see
-/// [`read_dims`]); the vocabulary is unescaped into `buf`. Every key is optional (a file from
-/// PyTorch has none), but what is there must be right:
-/// - `format`, if present, is [`FORMAT`] ([`SafetensorsError::UnknownFormat`]);
-/// - `context`, `embedding`, `hidden`, if present, are decimal integers
-///   ([`SafetensorsError::InvalidMetadata`]) equal to `dims`' ([`SafetensorsError::ContextMismatch`],
-///   [`SafetensorsError::ConfigMismatch`]);
-/// - `vocab`, if present, has V characters ([`SafetensorsError::VocabMismatch`]) and fits `buf`
-///   ([`SafetensorsError::BufferTooSmall`]);
-/// - the training state's six keys are all present ([`SafetensorsError::MissingMetadata`]) or
-///   none, each a decimal integer fitting its type, `lr` an `f32` ([`SafetensorsError::InvalidMetadata`]).
-///
-/// The checksum is [`load_model`]'s (it needs the tensors).
+/// [`read_dims`]): [`read_config`], [`read_run`], [`read_vocab`] (into `buf`). Every key is
+/// optional (a file from PyTorch has none), but what is there must be right. The checksum is
+/// [`load_model`]'s (it needs the tensors).
 pub fn read_metadata<'b>(
     st: &SafeTensors<'_>,
     dims: Dims,
     buf: &'b mut [u8],
 ) -> Result<Metadata<'b>> {
+    read_config(st, dims)?;
+    let run = read_run(st)?;
+    let vocab = read_vocab(st, dims, buf)?;
+    Ok(Metadata { vocab, run })
+}
+
+/// Checks the format and the config: `format`, if present, is [`FORMAT`]
+/// ([`SafetensorsError::UnknownFormat`]); `context`, `embedding`, `hidden`, if present, are
+/// decimal integers ([`SafetensorsError::InvalidMetadata`]) equal to `dims`'
+/// ([`SafetensorsError::ContextMismatch`], [`SafetensorsError::ConfigMismatch`]).
+pub fn read_config(st: &SafeTensors<'_>, dims: Dims) -> Result<()> {
     if let Some(raw) = st.metadata_raw(key::FORMAT) {
         let mut text = [0u8; FORMAT.len()];
         if unescape_validated(raw, &mut text).ok() != Some(FORMAT) {
@@ -598,47 +600,62 @@ pub fn read_metadata<'b>(
             _ => {}
         }
     }
-    let run = match key::RUN.into_iter().find(|k| st.metadata_raw(k).is_some()) {
-        None => None,
-        Some(because) => {
-            let need = |k: &'static str| -> Result<u64> {
-                metadata_u64(st, k)?.ok_or(SafetensorsError::MissingMetadata { key: k, because })
-            };
-            let lr_raw = st
-                .metadata_raw(key::LR)
-                .ok_or(SafetensorsError::MissingMetadata {
-                    key: key::LR,
-                    because,
-                })?;
-            let mut text = Text::EMPTY;
-            let lr = unescape_validated(lr_raw, &mut text.buf)
-                .ok()
-                .and_then(|s| s.parse::<f32>().ok())
-                .ok_or(SafetensorsError::InvalidMetadata {
-                    key: key::LR,
-                    expected: "a decimal f32",
-                    value: NameBuf::new(lr_raw),
-                })?;
-            Some(RunState {
-                step: need(key::STEP)?,
-                seed: need(key::SEED)?,
-                steps: need(key::STEPS)?,
-                batch_size: metadata_usize(st, key::BATCH_SIZE)?.ok_or(
-                    SafetensorsError::MissingMetadata {
-                        key: key::BATCH_SIZE,
-                        because,
-                    },
-                )?,
-                lr,
-                lr_decay_step: need(key::LR_DECAY_STEP)?,
-            })
-        }
-    };
+    Ok(())
+}
+
+/// The vocabulary, unescaped into `buf`, if the file states one: V characters
+/// ([`SafetensorsError::VocabMismatch`]) that fit `buf` ([`SafetensorsError::BufferTooSmall`]).
+pub fn read_vocab<'b>(
+    st: &SafeTensors<'_>,
+    dims: Dims,
+    buf: &'b mut [u8],
+) -> Result<Option<&'b str>> {
     let vocab = st.metadata(key::VOCAB, buf)?;
     if let Some(v) = vocab {
         check_vocab(v, dims)?;
     }
-    Ok(Metadata { vocab, run })
+    Ok(vocab)
+}
+
+/// The training state, if the file has one: its six keys all present
+/// ([`SafetensorsError::MissingMetadata`]) or none, each a decimal integer fitting its type,
+/// `lr` an `f32` ([`SafetensorsError::InvalidMetadata`]). (Separate from [`read_vocab`] so that
+/// sampling, e.g. on a microcontroller, need not link the `f32` parser.)
+pub fn read_run(st: &SafeTensors<'_>) -> Result<Option<RunState>> {
+    let Some(because) = key::RUN.into_iter().find(|k| st.metadata_raw(k).is_some()) else {
+        return Ok(None);
+    };
+    let need = |k: &'static str| -> Result<u64> {
+        metadata_u64(st, k)?.ok_or(SafetensorsError::MissingMetadata { key: k, because })
+    };
+    let lr_raw = st
+        .metadata_raw(key::LR)
+        .ok_or(SafetensorsError::MissingMetadata {
+            key: key::LR,
+            because,
+        })?;
+    let mut text = Text::EMPTY;
+    let lr = unescape_validated(lr_raw, &mut text.buf)
+        .ok()
+        .and_then(|s| s.parse::<f32>().ok())
+        .ok_or(SafetensorsError::InvalidMetadata {
+            key: key::LR,
+            expected: "a decimal f32",
+            value: NameBuf::new(lr_raw),
+        })?;
+    Ok(Some(RunState {
+        step: need(key::STEP)?,
+        seed: need(key::SEED)?,
+        steps: need(key::STEPS)?,
+        batch_size: metadata_usize(st, key::BATCH_SIZE)?.ok_or(
+            SafetensorsError::MissingMetadata {
+                key: key::BATCH_SIZE,
+                because,
+            },
+        )?,
+        lr,
+        lr_decay_step: need(key::LR_DECAY_STEP)?,
+    }))
 }
 
 /// A vocabulary of V characters.

@@ -11,7 +11,7 @@
 
 use core::fmt::{self, Write};
 
-use makemore_core::checkpoint::{load_model, read_dims, read_metadata};
+use makemore_core::checkpoint::{load_model, read_config, read_dims, read_vocab};
 use makemore_core::infer::Inference;
 use makemore_core::rng::SplitMix64;
 use makemore_core::safetensors::{SafeTensors, SafetensorsError};
@@ -152,10 +152,12 @@ pub fn sample_checkpoint<
     }
     // The vocabulary as makemore writes it: '.' followed by the sorted symbols, V of them (the
     // schema checks the count).
+    // The training state is not read: sampling does not need it (nor the `f32` parser).
+    let dims = Params::<f32, V, T, E, TE, H>::DIMS;
+    read_config(&st, dims)?;
     let mut vocab_buf = [0u8; 256];
-    let vocab = read_metadata(&st, Params::<f32, V, T, E, TE, H>::DIMS, &mut vocab_buf)?
-        .vocab
-        .ok_or(DemoError::Incomplete("vocabulary"))?;
+    let vocab =
+        read_vocab(&st, dims, &mut vocab_buf)?.ok_or(DemoError::Incomplete("vocabulary"))?;
     let mut inf = Inference::new(params.view(), &bnmean[..], &bnvar[..], bnvar_inv, h, logits)?;
     let mut name = [0u8; MAX_NAME];
     for i in 0..count {
