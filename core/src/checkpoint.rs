@@ -261,7 +261,7 @@ fn parse_checksum(s: &str) -> Option<u32> {
 /// (the whole byte buffer). Returns the CRC if the file states one, `None` if it has no
 /// `checksum` entry (a file not written by [`save_model`], e.g. PyTorch's).
 ///
-/// Errors: [`SafetensorsError::InvalidChecksumMetadata`] for a malformed or unknown checksum,
+/// Errors: [`SafetensorsError::InvalidMetadata`] for a malformed or unknown checksum,
 /// [`SafetensorsError::ChecksumMismatch`] if the bytes do not match.
 pub fn verify_checksum(st: &SafeTensors<'_>) -> Result<Option<u32>> {
     let Some(raw) = st.metadata_raw(CHECKSUM_KEY) else {

@@ -19,7 +19,7 @@ pub enum SafetensorsError {
     },
     /// The header length exceeds [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN).
     HeaderTooLarge {
-        /// The header length (read from the file, or that [`write()`] would need).
+        /// The header length (read from the file, or that [`write()`](super::write()) would need).
         len: u64,
         /// [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN).
         max: usize,
@@ -229,14 +229,14 @@ pub enum SafetensorsError {
         /// How many bytes it needs.
         needed: usize,
     },
-    /// [`TensorView::read_f32_into`]'s output has another length than the tensor.
+    /// [`TensorView::read_f32_into`](super::TensorView::read_f32_into)'s output has another length than the tensor.
     OutputLenMismatch {
         /// The tensor's number of elements.
         expected: usize,
         /// The output's length.
         got: usize,
     },
-    /// A tensor given to [`write()`] has data of another length than its shape's product.
+    /// A tensor given to [`write()`](super::write()) has data of another length than its shape's product.
     DataLenMismatch {
         /// The tensor.
         tensor: NameBuf,
@@ -245,12 +245,12 @@ pub enum SafetensorsError {
         /// The data's length.
         got: usize,
     },
-    /// Two tensors, or two metadata keys, given to [`write()`] have the same name.
+    /// Two tensors, or two metadata keys, given to [`write()`](super::write()) have the same name.
     DuplicateName {
         /// The name.
         name: NameBuf,
     },
-    /// A tensor given to [`write()`] is named `__metadata__`.
+    /// A tensor given to [`write()`](super::write()) is named `__metadata__`.
     ReservedName,
     /// A model tensor is missing from the file.
     MissingTensor {
@@ -342,7 +342,7 @@ pub enum SafetensorsError {
         /// What the bytes give.
         computed: u32,
     },
-    /// [`save_model`] was given a metadata key it writes itself.
+    /// [`save_model`](super::save_model) was given a metadata key it writes itself.
     ReservedMetadataKey {
         /// The key.
         key: &'static str,

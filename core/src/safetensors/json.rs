@@ -174,7 +174,7 @@ pub(crate) fn unescape_validated<'b>(raw: &str, buf: &'b mut [u8]) -> Result<&'b
 }
 
 /// Unescapes the raw content of a JSON string (the text between the quotes, as
-/// [`SafeTensors::metadata_entries`] and [`TensorView::name`] give it) into `buf`.
+/// [`SafeTensors::metadata_entries`](super::SafeTensors::metadata_entries) and [`TensorView::name`](super::TensorView::name) give it) into `buf`.
 ///
 /// Errors: [`SafetensorsError::BufferTooSmall`] with the length needed; for content that is not
 /// valid JSON string content, [`SafetensorsError::InvalidEscape`], [`LoneSurrogate`],

@@ -410,7 +410,7 @@ impl<'a> SafeTensors<'a> {
         self.tensors().find(|t| t.name_eq(name))
     }
 
-    /// The metadata entries as raw JSON text (key, value), in file order; [`unescape_json_str`]
+    /// The metadata entries as raw JSON text (key, value), in file order; [`unescape_json_str`](super::unescape_json_str)
     /// decodes them.
     pub fn metadata_entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
         self.metadata.iter().flatten().copied()
