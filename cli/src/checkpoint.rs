@@ -1,14 +1,13 @@
-//! Checkpoints: the core's safetensors writer and reader, plus what a run needs around them:
-//! metadata (config, vocabulary, step, RNG seed), atomic replacement on disk, clear errors.
+//! Checkpoints on disk: the core's checkpoint schema ([`makemore_core::checkpoint`]: tensors,
+//! metadata, checksum) in owned buffers, atomic replacement on disk, errors naming the file.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use makemore_core::safetensors::{
-    load_model, read_dims, save_model, saved_model_len, SafeTensors, SafetensorsError,
-};
+use makemore_core::checkpoint::{self, Metadata};
+use makemore_core::safetensors::{load_model, read_dims, SafeTensors, SafetensorsError};
 use makemore_core::simd::Kernels;
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
@@ -28,21 +27,8 @@ pub struct Checkpoint {
     pub run: Option<RunState>,
 }
 
-/// Where a training run stands: enough to resume it exactly.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunState {
-    /// Steps done.
-    pub step: u64,
-    /// The minibatch stream: batch `s` is drawn from PCG stream (seed, s), so (seed, step) is the
-    /// whole RNG state.
-    pub seed: u64,
-    pub steps: u64,
-    pub batch_size: usize,
-    pub lr: f32,
-    pub lr_decay_step: u64,
-}
-
-const FORMAT: &str = "makemore-rs/1";
+/// Where a training run stands: enough to resume it exactly (the core's schema).
+pub use makemore_core::checkpoint::RunState;
 
 /// The first parameter that is NaN or infinite: its tensor's name, its index in the tensor and
 /// its value. Training checks this after every step, so no checkpoint holds one. The fast path
@@ -72,35 +58,14 @@ impl Checkpoint {
 
     /// The safetensors bytes of this checkpoint.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let d = self.dims;
-        let mut meta: Vec<(&str, String)> = vec![
-            ("format", FORMAT.into()),
-            (
-                "vocab",
-                self.vocab
-                    .as_ref()
-                    .map(|v| v.symbols().iter().collect())
-                    .unwrap_or_default(),
-            ),
-            ("context", d.context.to_string()),
-            ("embedding", d.embedding.to_string()),
-            ("hidden", d.hidden.to_string()),
-        ];
-        if self.vocab.is_none() {
-            meta.remove(1);
-        }
-        if let Some(r) = &self.run {
-            meta.push(("step", r.step.to_string()));
-            meta.push(("seed", r.seed.to_string()));
-            meta.push(("steps", r.steps.to_string()));
-            meta.push(("batch_size", r.batch_size.to_string()));
-            meta.push(("lr", r.lr.to_string()));
-            meta.push(("lr_decay_step", r.lr_decay_step.to_string()));
-        }
-        let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let symbols: Option<String> = self.vocab.as_ref().map(|v| v.symbols().iter().collect());
+        let meta = Metadata {
+            vocab: symbols.as_deref(),
+            run: self.run.clone(),
+        };
         let bn = self.bn.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice()));
-        let mut out = vec![0u8; saved_model_len(d, bn.is_some(), &meta)];
-        let n = save_model(&mut out, self.params_ref(), bn, &meta)
+        let mut out = vec![0u8; checkpoint::saved_len(self.dims, bn.is_some(), &meta)];
+        let n = checkpoint::save(&mut out, self.params_ref(), bn, &meta)
             .context("encoding the checkpoint")?;
         out.truncate(n);
         Ok(out)
@@ -123,28 +88,10 @@ impl Checkpoint {
             )
         };
         let st = SafeTensors::parse(bytes).map_err(bad)?;
-        let meta = |key: &str| -> Result<Option<String>> {
-            let mut buf = vec![0u8; bytes.len().min(1 << 20)];
-            Ok(st.metadata(key, &mut buf).map_err(bad)?.map(str::to_owned))
-        };
-        let context = match meta("context")? {
-            Some(c) => Some(c.parse::<usize>().with_context(|| {
-                format!("{}: metadata context {c:?} is not a number", what.display())
-            })?),
-            None => None,
-        };
-        let dims = read_dims(&st, context).map_err(bad)?;
-        // The config this program writes must agree with the shapes.
-        for (key, from_shapes) in [("embedding", dims.embedding), ("hidden", dims.hidden)] {
-            if let Some(v) = meta(key)? {
-                if v.parse::<usize>().ok() != Some(from_shapes) {
-                    bail!(
-                        "{}: metadata {key} {v:?} disagrees with the tensors' shapes ({key} {from_shapes}); the file is inconsistent",
-                        what.display()
-                    );
-                }
-            }
-        }
+        let dims = read_dims(&st, None).map_err(bad)?;
+        // The vocabulary unescaped fits in the header it comes from.
+        let mut buf = vec![0u8; bytes.len().min(1 << 20)];
+        let meta = checkpoint::read_metadata(&st, dims, &mut buf).map_err(bad)?;
         let mut params = vec![0f32; dims.num_params()];
         let mut mean = vec![0f32; dims.hidden];
         let mut var = vec![0f32; dims.hidden];
@@ -152,50 +99,22 @@ impl Checkpoint {
             let mut view = ParamsMut::from_flat(dims, &mut params)?;
             load_model(&st, &mut view, Some((&mut mean, &mut var))).map_err(bad)?
         };
-        let vocab = match meta("vocab")? {
-            Some(s) => Some(Vocab::from_symbols(&s).with_context(|| {
+        let vocab = match meta.vocab {
+            Some(s) => Some(Vocab::from_symbols(s).with_context(|| {
                 format!(
-                    "{}: metadata vocab {s:?} is not '.' followed by sorted distinct symbols",
-                    what.display()
+                    "{}: metadata {} {s:?} is not '.' followed by sorted distinct symbols",
+                    what.display(),
+                    checkpoint::key::VOCAB
                 )
             })?),
             None => None,
-        };
-        if let Some(v) = &vocab {
-            if v.len() != dims.vocab {
-                bail!(
-                    "{}: metadata vocab has {} symbols but C has {} rows",
-                    what.display(),
-                    v.len(),
-                    dims.vocab
-                );
-            }
-        }
-        let num = |key: &str| -> Result<Option<u64>> {
-            match meta(key)? {
-                Some(s) => Ok(Some(s.parse().with_context(|| {
-                    format!("{}: metadata {key} {s:?} is not a number", what.display())
-                })?)),
-                None => Ok(None),
-            }
-        };
-        let run = match (num("step")?, num("seed")?) {
-            (Some(step), Some(seed)) => Some(RunState {
-                step,
-                seed,
-                steps: num("steps")?.unwrap_or(step),
-                batch_size: num("batch_size")?.unwrap_or(32) as usize,
-                lr: meta("lr")?.and_then(|s| s.parse().ok()).unwrap_or(0.1),
-                lr_decay_step: num("lr_decay_step")?.unwrap_or(u64::MAX),
-            }),
-            _ => None,
         };
         Ok(Checkpoint {
             dims,
             params,
             bn: has_bn.then_some((mean, var)),
             vocab,
-            run,
+            run: meta.run,
         })
     }
 

@@ -14,6 +14,7 @@
 extern crate std;
 
 pub mod atomic;
+pub mod checkpoint;
 // The kernels take raw slices; their callers (train, infer) check every length first.
 pub(crate) mod batchnorm;
 pub mod crc32;

@@ -1309,16 +1309,22 @@ fn err_invalid_context_metadata() {
         let f = zero_file(&model_tensors(false, &[]), &[("context", v)]);
         let st = SafeTensors::parse(&f).unwrap();
         assert!(
-            matches!(read_dims(&st, None), Err(E::InvalidContextMetadata { .. })),
+            matches!(
+                read_dims(&st, None),
+                Err(E::InvalidMetadata { key: "context", .. })
+            ),
             "{v:?}"
         );
-        assert!(matches!(load_err(&f), E::InvalidContextMetadata { .. }));
+        assert!(matches!(
+            load_err(&f),
+            E::InvalidMetadata { key: "context", .. }
+        ));
     }
     let p = random_model(3);
     let mut out = vec![0u8; 1 << 16];
     assert!(matches!(
         save_model(&mut out, p.view(), None, &[("context", "x")]),
-        Err(E::InvalidContextMetadata { .. })
+        Err(E::InvalidMetadata { key: "context", .. })
     ));
     // An escaped digit is a digit.
     let h = r#"{"__metadata__":{"context":"\u0033"}}"#;
@@ -1525,13 +1531,22 @@ fn checksum_metadata_malformed_or_reserved() {
         f.extend_from_slice(data_buffer(&out));
         let st = SafeTensors::parse(&f).unwrap();
         assert!(
-            matches!(verify_checksum(&st), Err(E::InvalidChecksumMetadata { .. })),
+            matches!(
+                verify_checksum(&st),
+                Err(E::InvalidMetadata {
+                    key: "checksum",
+                    ..
+                })
+            ),
             "{bad:?}"
         );
         let mut q = Box::new(Model::ZERO);
         assert!(matches!(
             load_model(&st, &mut q.view_mut(), None),
-            Err(E::InvalidChecksumMetadata { .. })
+            Err(E::InvalidMetadata {
+                key: "checksum",
+                ..
+            })
         ));
     }
     // a file without the entry (PyTorch's) loads: nothing to verify

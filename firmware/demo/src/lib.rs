@@ -12,9 +12,10 @@
 use core::fmt::{self, Write};
 use core::num::NonZeroU64;
 
+use makemore_core::checkpoint::{load_model, read_config, read_dims, read_vocab};
 use makemore_core::infer::Inference;
 use makemore_core::rng::{below, name_stream, uniform, SplitMix64};
-use makemore_core::safetensors::{load_model, read_dims, SafeTensors, SafetensorsError};
+use makemore_core::safetensors::{SafeTensors, SafetensorsError};
 use makemore_core::train::InPlaceTrainState;
 use makemore_core::{Error, Params};
 
@@ -47,7 +48,7 @@ pub enum DemoError {
     Checkpoint(SafetensorsError),
     /// The checkpoint's dims differ from the firmware's compile-time ones.
     WrongDims,
-    /// The checkpoint lacks `bnmean`/`bnvar` or the `vocab` metadata.
+    /// The checkpoint lacks `bnmean`/`bnvar` or the vocabulary metadata.
     Incomplete(&'static str),
     Fmt,
 }
@@ -109,7 +110,7 @@ impl<const V: usize, const H: usize> SampleScratch<V, H> {
 /// column.
 ///
 /// Never inlined, nor is [`train`]: the two phases then use the stack one after the other
-/// instead of adding up in their caller's frame (measured on the firmware: 6.5 KiB inlined).
+/// instead of adding up in their caller's frame.
 #[inline(never)]
 pub fn sample_checkpoint<
     const V: usize,
@@ -139,12 +140,14 @@ pub fn sample_checkpoint<
     if !load_model(&st, &mut params.view_mut(), Some((bnmean, bnvar)))? {
         return Err(DemoError::Incomplete("bnmean/bnvar"));
     }
-    // The vocabulary as makemore writes it: '.' followed by the sorted symbols, V of them.
+    // The vocabulary as makemore writes it: '.' followed by the sorted symbols, V of them (the
+    // schema checks the count).
+    // The training state is not read: sampling does not need it (nor the `f32` parser).
+    let dims = Params::<f32, V, T, E, TE, H>::DIMS;
+    read_config(&st, dims)?;
     let mut vocab_buf = [0u8; 256];
-    let vocab = st
-        .metadata("vocab", &mut vocab_buf)?
-        .filter(|v| v.chars().count() == V)
-        .ok_or(DemoError::Incomplete("vocab of V symbols"))?;
+    let vocab =
+        read_vocab(&st, dims, &mut vocab_buf)?.ok_or(DemoError::Incomplete("vocabulary"))?;
     let mut inf = Inference::new(params.view(), &bnmean[..], &bnvar[..], bnvar_inv, h, logits)?;
     let mut name = [0u8; MAX_NAME];
     for i in 0..count {

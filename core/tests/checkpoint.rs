@@ -1,0 +1,375 @@
+//! Tests of `makemore_core::checkpoint`, the schema: the metadata's bytes as `makemore train`
+//! writes them, the round trip of every key, and a named error for a missing key, a value of the
+//! wrong type, or one that disagrees with the tensors.
+
+use makemore_core::checkpoint::{
+    key, read_dims, read_metadata, save, saved_len, Metadata, RunState, FORMAT, MODEL_TENSOR_NAMES,
+};
+use makemore_core::safetensors::{write, written_len, SafeTensors, SafetensorsError as E};
+use makemore_core::{Dims, Params, PARAM_NAMES};
+
+type Model = Params<f32, 27, 3, 10, 30, 64>;
+const DIMS: Dims = Model::DIMS;
+const VOCAB: &str = ".abcdefghijklmnopqrstuvwxyz";
+
+fn model() -> Box<Model> {
+    let mut p = Box::new(Model::ZERO);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for t in p.view_mut().tensors_mut() {
+        for v in t {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *v = (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        }
+    }
+    p
+}
+
+/// The run `makemore train --steps 200` records.
+const RUN: RunState = RunState {
+    step: 200,
+    seed: 2147483647,
+    steps: 200,
+    batch_size: 32,
+    lr: 0.1,
+    lr_decay_step: 100000,
+};
+
+fn saved(meta: &Metadata<'_>, with_bn: bool) -> Vec<u8> {
+    let p = model();
+    let (mean, var) = (vec![0.25f32; 64], vec![2.0f32; 64]);
+    let bn = with_bn.then_some((mean.as_slice(), var.as_slice()));
+    let mut out = vec![0u8; saved_len(DIMS, with_bn, meta)];
+    let n = save(&mut out, p.view(), bn, meta).expect("save");
+    assert_eq!(n, out.len(), "saved_len is the size written");
+    out
+}
+
+fn header(file: &[u8]) -> &str {
+    let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    std::str::from_utf8(&file[8..8 + n]).unwrap()
+}
+
+/// The model's seven tensors with `metadata` as given (no checksum): a file edited by hand.
+fn file_with(metadata: &[(&str, &str)]) -> Vec<u8> {
+    let p = model();
+    let shapes: [&[usize]; 7] = [
+        &[27, 10],
+        &[30, 64],
+        &[64],
+        &[64, 27],
+        &[27],
+        &[1, 64],
+        &[1, 64],
+    ];
+    let tensors: Vec<(&str, &[usize], &[f32])> = PARAM_NAMES
+        .iter()
+        .zip(shapes)
+        .zip(p.view().tensors())
+        .map(|((n, s), d)| (*n, s, d))
+        .collect();
+    let mut out = vec![0u8; written_len(&tensors, metadata)];
+    write(&mut out, &tensors, metadata).unwrap();
+    out
+}
+
+/// The metadata of a complete checkpoint, without the checksum, as owned pairs.
+fn full_entries() -> Vec<(&'static str, String)> {
+    let f = saved(
+        &Metadata {
+            vocab: Some(VOCAB),
+            run: Some(RUN),
+        },
+        false,
+    );
+    let st = SafeTensors::parse(&f).unwrap();
+    let all = [
+        key::FORMAT,
+        key::VOCAB,
+        key::CONTEXT,
+        key::EMBEDDING,
+        key::HIDDEN,
+        key::STEP,
+        key::SEED,
+        key::STEPS,
+        key::BATCH_SIZE,
+        key::LR,
+        key::LR_DECAY_STEP,
+    ];
+    all.iter()
+        .map(|k| (*k, st.metadata_raw(k).unwrap().to_string()))
+        .collect()
+}
+
+fn read_err(metadata: &[(&str, String)]) -> E {
+    let m: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let f = file_with(&m);
+    let st = SafeTensors::parse(&f).unwrap();
+    let mut buf = [0u8; 64];
+    read_metadata(&st, DIMS, &mut buf).expect_err("the metadata should be refused")
+}
+
+#[test]
+fn the_model_tensor_names_extend_the_parameter_names() {
+    assert_eq!(MODEL_TENSOR_NAMES[..7], PARAM_NAMES);
+    assert_eq!(MODEL_TENSOR_NAMES[7..], ["bnmean", "bnvar"]);
+}
+
+/// The header `makemore train --input data/names.txt --steps 200 --samples 0 --threads 1` wrote
+/// before the schema moved to the core (the code at 0c833f7), up to the checksum's value: the
+/// keys, their order and the numbers' text are part of the format.
+#[test]
+fn metadata_bytes_are_those_makemore_train_wrote() {
+    let f = saved(
+        &Metadata {
+            vocab: Some(VOCAB),
+            run: Some(RUN),
+        },
+        true,
+    );
+    let h = header(&f);
+    let want = r#"{"__metadata__":{"format":"makemore-rs/1","vocab":".abcdefghijklmnopqrstuvwxyz","context":"3","embedding":"10","hidden":"64","step":"200","seed":"2147483647","steps":"200","batch_size":"32","lr":"0.1","lr_decay_step":"100000","checksum":"crc32:"#;
+    assert!(h.starts_with(want), "{h}");
+    // without vocabulary and training state: format and config only
+    let f = saved(&Metadata::default(), false);
+    let want = r#"{"__metadata__":{"format":"makemore-rs/1","context":"3","embedding":"10","hidden":"64","checksum":"crc32:"#;
+    assert!(header(&f).starts_with(want), "{}", header(&f));
+}
+
+#[test]
+fn every_key_round_trips() {
+    let runs = [
+        RUN,
+        RunState {
+            step: u64::MAX,
+            seed: 0,
+            steps: u64::MAX,
+            batch_size: usize::MAX,
+            lr: f32::from_bits(1), // the smallest subnormal: the longest decimal text
+            lr_decay_step: u64::MAX,
+        },
+        RunState {
+            lr: -f32::MAX,
+            ..RUN
+        },
+        RunState {
+            lr: f32::INFINITY,
+            ..RUN
+        },
+        RunState { lr: -0.0, ..RUN },
+        RunState {
+            lr: 1.0 / 3.0,
+            ..RUN
+        },
+    ];
+    let vocabs = [
+        None,
+        Some(VOCAB),
+        Some(".\"\\\u{1}é€😀bcdefghijklmnopqrstu"),
+    ];
+    for vocab in vocabs {
+        for run in runs.iter().cloned().map(Some).chain([None]) {
+            for with_bn in [false, true] {
+                let meta = Metadata {
+                    vocab,
+                    run: run.clone(),
+                };
+                let f = saved(&meta, with_bn);
+                let st = SafeTensors::parse(&f).unwrap();
+                assert_eq!(read_dims(&st, None).unwrap(), DIMS);
+                let mut buf = [0u8; 256];
+                let back = read_metadata(&st, DIMS, &mut buf).unwrap();
+                assert_eq!(back.vocab, vocab);
+                let (a, b) = (back.run, run.clone());
+                assert_eq!(
+                    a.as_ref().map(|r| r.lr.to_bits()),
+                    b.as_ref().map(|r| r.lr.to_bits())
+                );
+                assert_eq!(a, b);
+            }
+        }
+    }
+    // NaN: the same bits back (Rust prints and parses "NaN")
+    let meta = Metadata {
+        vocab: None,
+        run: Some(RunState {
+            lr: f32::NAN,
+            ..RUN
+        }),
+    };
+    let f = saved(&meta, false);
+    let st = SafeTensors::parse(&f).unwrap();
+    let mut buf = [0u8; 8];
+    let back = read_metadata(&st, DIMS, &mut buf).unwrap();
+    assert!(back.run.unwrap().lr.is_nan());
+}
+
+#[test]
+fn a_file_without_metadata_reads_as_empty() {
+    let f = file_with(&[]);
+    let st = SafeTensors::parse(&f).unwrap();
+    assert_eq!(
+        read_metadata(&st, DIMS, &mut []).unwrap(),
+        Metadata::default()
+    );
+    // unknown keys are ignored
+    let f = file_with(&[("made_by", "torch")]);
+    let st = SafeTensors::parse(&f).unwrap();
+    assert_eq!(
+        read_metadata(&st, DIMS, &mut []).unwrap(),
+        Metadata::default()
+    );
+}
+
+#[test]
+fn a_missing_key_of_the_training_state_is_named() {
+    let full = full_entries();
+    for k in key::RUN {
+        let m: Vec<_> = full.iter().filter(|(x, _)| *x != k).cloned().collect();
+        let e = read_err(&m);
+        assert!(
+            matches!(e, E::MissingMetadata { key, .. } if key == k),
+            "{k}: {e:?}"
+        );
+        assert!(e.to_string().contains(k), "{e}");
+    }
+    // The config and the vocabulary are optional each (files from PyTorch have none).
+    for k in [
+        key::FORMAT,
+        key::VOCAB,
+        key::CONTEXT,
+        key::EMBEDDING,
+        key::HIDDEN,
+    ] {
+        let m: Vec<(&str, &str)> = full
+            .iter()
+            .filter(|(x, _)| *x != k)
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        let f = file_with(&m);
+        let st = SafeTensors::parse(&f).unwrap();
+        let mut buf = [0u8; 64];
+        let got = read_metadata(&st, DIMS, &mut buf).unwrap();
+        assert_eq!(got.run, Some(RUN), "{k}");
+    }
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named() {
+    let full = full_entries();
+    let integers = [
+        key::CONTEXT,
+        key::EMBEDDING,
+        key::HIDDEN,
+        key::STEP,
+        key::SEED,
+        key::STEPS,
+        key::BATCH_SIZE,
+        key::LR_DECAY_STEP,
+    ];
+    let bad = [
+        "",
+        "x",
+        "-1",
+        "+1",
+        "1.5",
+        "1e3",
+        " 3",
+        "18446744073709551616",
+    ];
+    for k in integers {
+        for v in bad {
+            let mut m = full.clone();
+            m.iter_mut().find(|x| x.0 == k).unwrap().1 = v.into();
+            let e = read_err(&m);
+            assert!(
+                matches!(e, E::InvalidMetadata { key, .. } if key == k),
+                "{k} = {v:?}: {e:?}"
+            );
+            assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+    for v in ["", "fast", "0.1.", "0,1"] {
+        let mut m = full.clone();
+        m.iter_mut().find(|x| x.0 == key::LR).unwrap().1 = v.into();
+        let e = read_err(&m);
+        assert!(
+            matches!(e, E::InvalidMetadata { key: key::LR, .. }),
+            "{v:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn a_value_that_disagrees_is_named() {
+    let full = full_entries();
+    let with = |k: &str, v: &str| {
+        let mut m = full.clone();
+        m.iter_mut().find(|x| x.0 == k).unwrap().1 = v.into();
+        read_err(&m)
+    };
+    assert!(matches!(
+        with(key::FORMAT, "makemore-rs/2"),
+        E::UnknownFormat { .. }
+    ));
+    assert!(matches!(
+        with(key::EMBEDDING, "11"),
+        E::ConfigMismatch {
+            key: key::EMBEDDING,
+            expected: 10,
+            got: 11
+        }
+    ));
+    assert!(matches!(
+        with(key::HIDDEN, "200"),
+        E::ConfigMismatch {
+            key: key::HIDDEN,
+            expected: 64,
+            got: 200
+        }
+    ));
+    assert!(matches!(
+        with(key::CONTEXT, "4"),
+        E::ContextMismatch {
+            expected: 3,
+            got: 4,
+            ..
+        }
+    ));
+    assert!(matches!(
+        with(key::VOCAB, &VOCAB[1..]),
+        E::VocabMismatch {
+            symbols: 26,
+            vocab: 27
+        }
+    ));
+    // and the writer refuses a vocabulary that does not fit C
+    let p = model();
+    let meta = Metadata {
+        vocab: Some("abc"),
+        run: None,
+    };
+    let mut out = vec![0u8; saved_len(DIMS, false, &meta)];
+    assert!(matches!(
+        save(&mut out, p.view(), None, &meta),
+        Err(E::VocabMismatch {
+            symbols: 3,
+            vocab: 27
+        })
+    ));
+    // a vocabulary larger than the caller's buffer: an error, not a truncation
+    let f = saved(
+        &Metadata {
+            vocab: Some(VOCAB),
+            run: None,
+        },
+        false,
+    );
+    let st = SafeTensors::parse(&f).unwrap();
+    assert!(matches!(
+        read_metadata(&st, DIMS, &mut [0u8; 26]),
+        Err(E::BufferTooSmall { needed: 27 })
+    ));
+    assert_eq!(FORMAT, "makemore-rs/1");
+}
