@@ -12,7 +12,7 @@
 //!
 //! Safety design: a token type ([`Avx512`], [`Avx2`], [`Neon`]) can only be built after
 //! detection, or by an `unsafe` constructor whose caller promises support. The kernels
-//! (`kernels.rs`, which forbids `unsafe`) are written once, generic over [`Simd`], and take the
+//! (`kernels.rs`, which forbids `unsafe`) are written once, generic over `Simd`, and take the
 //! token as their first argument; every intrinsic call below is sound because the token exists.
 //! Each kernel has one `#[target_feature]` entry point per path; calling it is the one `unsafe`
 //! call of a dispatch, justified by the token it is given.
