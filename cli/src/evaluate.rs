@@ -9,7 +9,7 @@
 //!
 //! [`calibrate_and_evaluate`] does both after one another, as `makemore train` does.
 //!
-//! Each of these runs its passes as one [`team`](crate::team): the threads wake once and spin
+//! Each of these runs its passes as one [`team`]: the threads wake once and spin
 //! between passes, instead of rayon's sleeping and waking around every pass, which costs more
 //! than a short pass on a virtual machine. Passes over the same chunks keep each chunk on the
 //! same thread where they can (the ids a thread wrote are counted and scanned by it), the

@@ -90,10 +90,10 @@ pub struct TrainArgs {
     /// random.seed(42) shuffle).
     #[arg(long, default_value_t = TRAIN_SEED)]
     pub seed: u64,
-    /// Continue the run in <out>/model.safetensors.
+    /// Continue the run in OUT/model.safetensors.
     #[arg(long)]
     pub resume: bool,
-    /// Save <out>/model.safetensors every N steps (0: only at the end).
+    /// Save OUT/model.safetensors every N steps (0: only at the end).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: u64,
     /// Worker threads (default: all cores).

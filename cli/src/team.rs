@@ -6,7 +6,7 @@
 //! pass starts with the other threads asleep. Waking a thread costs 20 to 50 µs on a virtual
 //! machine (much more after a long sleep), so the seven passes of an evaluation lost much of
 //! what a second thread gave. A team wakes its threads once; between passes they spin, and
-//! after the team they stay awake for [`LINGER`] in case another team follows.
+//! after the team they stay awake for `LINGER` in case another team follows.
 //!
 //! A pass gives each thread a block of chunks, the same block in passes of the same size, so
 //! that data a thread wrote in one pass is mostly read by the same thread in the next; a thread

@@ -1,6 +1,6 @@
 //! The fused training step (Exercises 2-4): forward, the fused backward, SGD.
 //!
-//! One backward serves both ways of training, through a [`GradSink`] that receives each
+//! One backward serves both ways of training, through a `GradSink` that receives each
 //! parameter's gradient, row by row, as soon as it is known:
 //! - [`backward`] stores the gradients (then [`sgd_update`]): the notebook's
 //!   backward-then-update;

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{notebook_params, random_batch, with_big_stack};
+use common::{notebook_params, quick, random_batch, with_big_stack};
 use makemore_core::atomic::{AtomicGrads, AtomicTape};
 use makemore_core::gradcheck::{finite_difference_check, ridders, rows, start_step, FD_FLOOR};
 use makemore_core::rng::{Rng, SplitMix64};
@@ -126,24 +126,28 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if quick() { 1 } else { 4 }, ..ProptestConfig::default() })]
 
     #[test]
     #[cfg_attr(miri, ignore = "too slow under Miri; the smaller shapes run")]
     fn atomic_gradients_match_finite_differences_names_shape(seed in any::<u64>()) {
-        // names.txt's vocabulary and context, a narrow hidden layer: every coordinate.
-        assert_ok(with_big_stack(move || check_against_finite_differences::<8, 27, 3, 10, 30, 16>(seed, usize::MAX)));
+        // names.txt's vocabulary and context, a narrow hidden layer: every coordinate (16 of
+        // each tensor at the quick size).
+        let coords = if quick() { 16 } else { usize::MAX };
+        assert_ok(with_big_stack(move || check_against_finite_differences::<8, 27, 3, 10, 30, 16>(seed, coords)));
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if quick() { 1 } else { 2 }, ..ProptestConfig::default() })]
 
     #[test]
     #[cfg_attr(miri, ignore = "too slow under Miri; the smaller shapes run")]
     fn atomic_gradients_match_finite_differences_exercise4(seed in any::<u64>()) {
-        // The Exercise-4 model and batch: 24 random coordinates of each of the 26 tensors.
-        assert_ok(with_big_stack(move || check_against_finite_differences::<32, 27, 3, 10, 30, 200>(seed, 24)));
+        // The Exercise-4 model and batch: 24 random coordinates of each of the 26 tensors (3 at
+        // the quick size).
+        let coords = if quick() { 3 } else { 24 };
+        assert_ok(with_big_stack(move || check_against_finite_differences::<32, 27, 3, 10, 30, 200>(seed, coords)));
     }
 }
 

@@ -1,8 +1,22 @@
-//! Shared by the integration tests: random parameters and batches, a big stack.
+//! Shared by the integration tests: random parameters and batches, a big stack, the test size.
 #![allow(dead_code)]
 
 use makemore_core::rng::{Rng, SplitMix64};
 use makemore_core::{Float, Params};
+
+/// Whether the long tests run at a reduced size: under Miri, or with `MAKEMORE_TEST_SCALE=quick`
+/// (CI's aarch64 run under user-mode emulation). Every test still runs, on fewer cases,
+/// coordinates or arguments; `MAKEMORE_TEST_SCALE=full` (or unset) is the full size.
+pub fn quick() -> bool {
+    if cfg!(miri) {
+        return true;
+    }
+    match std::env::var("MAKEMORE_TEST_SCALE").as_deref() {
+        Err(_) | Ok("") | Ok("full") => false,
+        Ok("quick") => true,
+        Ok(other) => panic!("MAKEMORE_TEST_SCALE={other}: expected quick or full (or unset)"),
+    }
+}
 
 /// Runs `f` on a thread with a 512 MiB stack: the const-generic states of the Exercise-4 size
 /// (and the atomic tape in f64) are large values, built in place by `T::ZERO`.
