@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod dataset;
 pub mod evaluate;
+pub mod isa;
 pub mod model;
 pub mod parallel;
 pub mod pyrandom;

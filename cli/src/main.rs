@@ -21,7 +21,7 @@ mod sample;
 mod train;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
-use cli::{batch, checkpoint, data, dataset, model, parallel};
+use cli::{batch, checkpoint, data, dataset, isa, model, parallel};
 
 use std::fmt;
 use std::io::Write as _;
@@ -30,8 +30,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use isa::IsaChoice;
 use makemore_core::rng::{SAMPLE_SEED, TRAIN_SEED};
-use model::IsaChoice;
 
 /// Train, evaluate and sample the MLP of makemore part 4 (backprop ninja).
 ///

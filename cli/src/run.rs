@@ -6,7 +6,8 @@ use anyhow::{bail, Result};
 
 use crate::checkpoint::Checkpoint;
 use crate::dataset::Dataset;
-use crate::model::{calibrate, kernels, split_losses};
+use crate::isa::kernels;
+use crate::model::{calibrate, split_losses};
 use crate::parallel::{pool, thread_count};
 use crate::EvalArgs;
 

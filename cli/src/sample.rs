@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use makemore_core::infer::Inference;
 use makemore_core::rng::{name_stream, uniform};
-use makemore_core::ParamsRef;
+use makemore_core::{Dims, ParamsRef};
 use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{read_words, split_words, Vocab, DEFAULT_SPLIT_SEED};
 use crate::dataset::Provenance;
-use crate::model::InferBuffers;
 use crate::parallel::{pool, thread_count};
 use crate::SampleArgs;
 
@@ -139,4 +139,37 @@ fn sample_in_pool(a: &SampleArgs) -> Result<ExitCode> {
         t0.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Scratch for [`Inference`] over `rows` rows at a time.
+pub struct InferBuffers {
+    bnvar_inv: Vec<f32>,
+    h: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl InferBuffers {
+    pub fn new(dims: Dims, rows: usize) -> Self {
+        InferBuffers {
+            bnvar_inv: vec![0.0; dims.hidden],
+            h: vec![0.0; rows * dims.hidden],
+            logits: vec![0.0; rows * dims.vocab],
+        }
+    }
+
+    pub fn inference<'a>(
+        &'a mut self,
+        params: ParamsRef<'a, f32>,
+        bnmean: &'a [f32],
+        bnvar: &[f32],
+    ) -> Result<Inference<'a, f32>> {
+        Ok(Inference::new(
+            params,
+            bnmean,
+            bnvar,
+            &mut self.bnvar_inv,
+            &mut self.h,
+            &mut self.logits,
+        )?)
+    }
 }

@@ -20,12 +20,26 @@ use makemore_core::{Dims, ParamsMut, ParamsRef};
 use crate::batch::fill_batch;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
-use crate::model::{
-    calibrate_and_evaluate, check_range, kernels, Contexts, BATCH, CONTEXT, EMBEDDING, HIDDEN,
-};
+use crate::isa::kernels;
+use crate::model::{calibrate_and_evaluate, Contexts};
 use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::TrainArgs;
+
+/// Sizes the CLI accepts. The core's kernels take sizes at run time (its fixed-size arrays are
+/// for firmware), so any value in these ranges works.
+const HIDDEN: (usize, usize) = (1, 4096);
+const EMBEDDING: (usize, usize) = (1, 256);
+const CONTEXT: (usize, usize) = (1, 16);
+const BATCH: (usize, usize) = (2, 1 << 16);
+
+/// Checks a size against its range, naming the flag.
+fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result<()> {
+    if value < lo || value > hi {
+        bail!("{flag} {value} is out of range: use a value from {lo} to {hi}");
+    }
+    Ok(())
+}
 
 /// Training window for the loss curve.
 const WINDOW: u64 = 1000;
