@@ -1,7 +1,10 @@
-//! The contracts of issue 14's must-have 5: every public kernel of [`Kernels`], and every public
-//! function of the core that takes lengths, refuses a bad shape with a typed [`Error`]: no panic,
-//! no division by zero, no silent truncation, and nothing written by a refused call; and every
-//! path of this CPU gives the same `Ok`/`Err` (the same error value) for the same arguments.
+//! The contracts of issue 14's must-have 5: every public kernel of [`Kernels`] refuses a bad
+//! shape with a typed [`Error`] (no panic, no division by zero, no silent truncation, nothing
+//! written by a refused call), and every path of this CPU gives the same `Ok`/`Err` (the same
+//! error value) for the same arguments. The training steps' functions that take lengths
+//! (`Step::from_flat`, `Kernels::train_step`, `ParamsRef`/`ParamsMut`/`ActsMut::from_flat`,
+//! `train::forward`, `backward`, `sgd_update`, `train_step`, `train_step_in_place`) refuse
+//! without panicking too, and accept every consistent call.
 //!
 //! proptest draws each slice length and each size argument independently from small ranges
 //! (0 included; now and then a huge size, so that shape arithmetic that overflows shows) and
@@ -211,7 +214,6 @@ fn batch_rows() -> impl Strategy<Value = usize> {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: if cfg!(miri) { 4 } else { 512 },
-        failure_persistence: None,
         .. ProptestConfig::default()
     })]
 
