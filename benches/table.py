@@ -12,9 +12,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 PATHS = ["scalar", "avx2", "avx512"]
 STEP_ORDER = [
-    "embed_gather", "linear_forward hprebn", "batchnorm_forward", "scale_shift_tanh_forward",
-    "linear_forward logits", "cross_entropy_forward", "cross_entropy_backward", "matmul_tn dW2",
-    "bias_backward db2", "transpose W2", "linear_tanh_backward dh", "batchnorm_backward",
+    "embed_gather", "linear_forward hprebn", "bias_backward hprebn", "batchnorm_center",
+    "batchnorm_scale_shift_tanh", "linear_forward logits", "cross_entropy_sum",
+    "cross_entropy_backward", "matmul_tn dW2", "bias_backward db2", "transpose W2",
+    "linear_tanh_backward dh", "batchnorm_backward_sums", "batchnorm_backward_apply",
     "matmul_tn dW1", "bias_backward db1", "matmul_nt dembcat", "embed_scatter_add", "sgd",
     "exp", "tanh", "train_step", "train_step warm", "evaluate val split",
 ]

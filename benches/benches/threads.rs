@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use benches::{check_close, StepState};
+use benches::StepState;
 use cli::dataset::Dataset;
 use cli::evaluate::{calibrate_and_evaluate, Contexts};
 use cli::parallel::{pool, Rayon};

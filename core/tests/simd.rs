@@ -9,8 +9,16 @@
 //! the scalar code's bits. The products use FMA and a different summation grouping, so each
 //! element `sum_k a_k b_k` may differ by the standard bound `2 k u sum_k |a_k b_k|`
 //! (u = 2^-24), with `k` the length of the sum.
+//!
+//! The training step ([`Kernels::train_step`]): 1000 steps on each vector path track the scalar
+//! loss curve; a batch of several shards gives the same bits whatever order its shards run in;
+//! one shard on the scalar path is [`train::train_step`], bit for bit.
 
+use makemore_core::model::Dims;
 use makemore_core::simd::{Isa, Kernels};
+use makemore_core::step::{InTurn, Schedule, Step};
+use makemore_core::train::{self, ActsMut};
+use makemore_core::ParamsMut;
 use proptest::prelude::*;
 
 /// The paths under test: the one `MAKEMORE_ISA` forces (failing if unavailable), or all
@@ -166,11 +174,11 @@ proptest! {
                 let mut got = nan_vec(x.len());
                 let mut want = nan_vec(x.len());
                 if f == 0 {
-                    k.exp(&mut got, &x);
-                    SCALAR.exp(&mut want, &x);
+                    k.exp(&mut got, &x).unwrap();
+                    SCALAR.exp(&mut want, &x).unwrap();
                 } else {
-                    k.tanh(&mut got, &x);
-                    SCALAR.tanh(&mut want, &x);
+                    k.tanh(&mut got, &x).unwrap();
+                    SCALAR.tanh(&mut want, &x).unwrap();
                 }
                 assert_same_bits(name, k.isa(), &got, &want);
             }
@@ -178,22 +186,29 @@ proptest! {
     }
 
     #[test]
-    fn embedding_gather_and_scatter_give_the_scalar_bits(
+    fn embedding_gather_scatter_and_tables_give_the_scalar_bits(
         v in 1usize..30, e in width(), n in rows(1, 12), t in 1usize..4, seed: u64,
     ) {
         let mut rng = common_rng(seed);
         let c: Vec<f32> = (0..v * e).map(|_| rng.f32()).collect();
         let xb: Vec<u8> = (0..n * t).map(|_| (rng.u64() % v as u64) as u8).collect();
         let demb: Vec<f32> = (0..n * t * e).map(|_| rng.f32()).collect();
+        let table: Vec<f32> = (0..t * v * e).map(|_| rng.f32()).collect();
+        let b1: Vec<f32> = (0..e).map(|_| rng.f32()).collect();
         for k in vector_paths() {
             let (mut got, mut want) = (nan_vec(n * t * e), nan_vec(n * t * e));
-            k.embed_gather(&mut got, &xb, &c, e);
-            SCALAR.embed_gather(&mut want, &xb, &c, e);
+            k.embed_gather(&mut got, &xb, &c, e).unwrap();
+            SCALAR.embed_gather(&mut want, &xb, &c, e).unwrap();
             assert_same_bits("embed_gather", k.isa(), &got, &want);
             let (mut got, mut want) = (nan_vec(v * e), nan_vec(v * e));
-            k.embed_scatter_add(&mut got, &demb, &xb);
-            SCALAR.embed_scatter_add(&mut want, &demb, &xb);
+            k.embed_scatter_add(&mut got, &demb, &xb).unwrap();
+            SCALAR.embed_scatter_add(&mut want, &demb, &xb).unwrap();
             assert_same_bits("embed_scatter_add", k.isa(), &got, &want);
+            // xb as (n, T) contexts through tables (T, V, H) with H = e
+            let (mut got, mut want) = (nan_vec(n * e), nan_vec(n * e));
+            k.embed_table_forward(&mut got, &xb, &table, &b1, v).unwrap();
+            SCALAR.embed_table_forward(&mut want, &xb, &table, &b1, v).unwrap();
+            assert_same_bits("embed_table_forward", k.isa(), &got, &want);
         }
     }
 
@@ -231,84 +246,130 @@ proptest! {
 
         for k in vector_paths() {
             let (mut got, mut want) = (nan_vec(n * m), nan_vec(n * m));
-            k.linear_forward(&mut got, &a, &b, &bias, m);
-            SCALAR.linear_forward(&mut want, &a, &b, &bias, m);
+            k.linear_forward(&mut got, &a, &b, &bias, m).unwrap();
+            SCALAR.linear_forward(&mut want, &a, &b, &bias, m).unwrap();
             assert_within("linear_forward", k.isa(), &got, &want, &bound_nn);
 
             let (mut got, mut want) = (nan_vec(kdim * m), nan_vec(kdim * m));
-            k.matmul_tn(&mut got, &a, &bn, kdim, m);
-            SCALAR.matmul_tn(&mut want, &a, &bn, kdim, m);
+            k.matmul_tn(&mut got, &a, &bn, kdim, m).unwrap();
+            SCALAR.matmul_tn(&mut want, &a, &bn, kdim, m).unwrap();
             assert_within("matmul_tn", k.isa(), &got, &want, &bound_tn);
 
             let (mut got, mut want) = (nan_vec(n * m), nan_vec(n * m));
-            k.matmul_nt(&mut got, &a, &bt, kdim);
-            SCALAR.matmul_nt(&mut want, &a, &bt, kdim);
+            k.matmul_nt(&mut got, &a, &bt, kdim).unwrap();
+            SCALAR.matmul_nt(&mut want, &a, &bt, kdim).unwrap();
             assert_within("matmul_nt", k.isa(), &got, &want, &bound_nt);
 
             let (mut got, mut want) = (h.clone(), h.clone());
-            k.linear_tanh_backward(&mut got, &a, &b, m);
-            SCALAR.linear_tanh_backward(&mut want, &a, &b, m);
+            k.linear_tanh_backward(&mut got, &a, &b, m).unwrap();
+            SCALAR.linear_tanh_backward(&mut want, &a, &b, m).unwrap();
             assert_within("linear_tanh_backward", k.isa(), &got, &want, &bound_tanh);
 
             let (mut got, mut want) = (nan_vec(kdim * m), nan_vec(kdim * m));
-            k.transpose(&mut got, &bt, kdim);
-            SCALAR.transpose(&mut want, &bt, kdim);
+            k.transpose(&mut got, &bt, kdim).unwrap();
+            SCALAR.transpose(&mut want, &bt, kdim).unwrap();
             assert_same_bits("transpose", k.isa(), &got, &want);
         }
     }
 
+    /// The batchnorm pieces in the step's order, each path chained on its own outputs:
+    /// `hprebn.sum(0)` (bias_backward), then bnmeani, `batchnorm_center` (bndiff and
+    /// `(bndiff**2).sum(0)`), then bnvar_inv, `batchnorm_scale_shift_tanh` (bnraw and h); the
+    /// backward `batchnorm_backward_sums` (dbngain, dbnbias) then `batchnorm_backward_apply`
+    /// (dhprebn), the latter also on the first `rows` rows of a batch of `n` (a shard).
     #[test]
     fn batchnorm_tanh_bias_and_sgd_give_the_scalar_bits(
-        n in rows(2, 40), hidden in width(), seed: u64,
+        n in rows(2, 40), hidden in width(), seed: u64, shard in 1usize..40,
     ) {
         let mut rng = common_rng(seed);
         let hprebn: Vec<f32> = (0..n * hidden).map(|_| 3.0 * rng.f32() + 0.5).collect();
         let bngain: Vec<f32> = (0..hidden).map(|_| 1.0 + rng.f32()).collect();
         let bnbias: Vec<f32> = (0..hidden).map(|_| rng.f32()).collect();
         let dh: Vec<f32> = (0..n * hidden).map(|_| rng.f32()).collect();
+        let shard = shard.min(n); // rows of the shard that batchnorm_backward_apply sees
+        let (inv_n, inv_n1) = (1.0 / n as f32, 1.0 / (n as f32 - 1.0));
+        // What one path computes, every intermediate kept.
+        struct Bn {
+            sum: Vec<f32>,
+            bnmeani: Vec<f32>,
+            bndiff: Vec<f32>,
+            sum2: Vec<f32>,
+            bnvar_inv: Vec<f32>,
+            bnraw: Vec<f32>,
+            h: Vec<f32>,
+            dbngain: Vec<f32>,
+            dbnbias: Vec<f32>,
+            dhprebn: Vec<f32>,
+            dhprebn_shard: Vec<f32>,
+        }
+        let run = |k: Kernels| -> Bn {
+            // hprebn.sum(0), then bnmeani = 1/n * hprebn.sum(0), as the step does
+            let mut sum = nan_vec(hidden);
+            k.bias_backward(&mut sum, &hprebn).unwrap();
+            let bnmeani: Vec<f32> = sum.iter().map(|&s| s * inv_n).collect();
+            // bndiff = hprebn - bnmeani; sum2 = (bndiff**2).sum(0)
+            let (mut bndiff, mut sum2) = (hprebn.clone(), nan_vec(hidden));
+            k.batchnorm_center(&mut bndiff, &bnmeani, &mut sum2).unwrap();
+            // bnvar_inv = (1/(n-1) * (bndiff**2).sum(0) + 1e-5)**-0.5
+            let eps = makemore_core::BN_EPS as f32;
+            let bnvar_inv: Vec<f32> = sum2
+                .iter()
+                .map(|&q| 1.0 / makemore_core::math::sqrt_f32(inv_n1 * q + eps))
+                .collect();
+            // bnraw = bndiff * bnvar_inv; h = tanh(bngain * bnraw + bnbias)
+            let (mut bnraw, mut h) = (bndiff.clone(), nan_vec(n * hidden));
+            k.batchnorm_scale_shift_tanh(&mut h, &mut bnraw, &bnvar_inv, &bngain, &bnbias)
+                .unwrap();
+            // dbngain = (bnraw * dhpreact).sum(0), dbnbias = dhpreact.sum(0)
+            let (mut dbngain, mut dbnbias) = (nan_vec(hidden), nan_vec(hidden));
+            k.batchnorm_backward_sums(&mut dbngain, &mut dbnbias, &dh, &bnraw).unwrap();
+            // dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dbnbias - n/(n-1)*bnraw*dbngain)
+            let mut dhprebn = dh.clone();
+            k.batchnorm_backward_apply(&mut dhprebn, &bnraw, &bnvar_inv, &bngain, &dbngain, &dbnbias, n)
+                .unwrap();
+            let mut dhprebn_shard = dh[..shard * hidden].to_vec();
+            k.batchnorm_backward_apply(
+                &mut dhprebn_shard, &bnraw[..shard * hidden], &bnvar_inv, &bngain, &dbngain, &dbnbias, n,
+            )
+            .unwrap();
+            Bn { sum, bnmeani, bndiff, sum2, bnvar_inv, bnraw, h, dbngain, dbnbias, dhprebn, dhprebn_shard }
+        };
+        let want = run(SCALAR);
+        // the shard's rows are the batch's rows: the same bits
+        assert_same_bits("batchnorm_backward_apply on a shard", Isa::Scalar,
+            &want.dhprebn_shard, &want.dhprebn[..shard * hidden]);
         for k in vector_paths() {
             let isa = k.isa();
-            let (mut raw_k, mut raw_s) = (hprebn.clone(), hprebn.clone());
-            let (mut mean_k, mut mean_s) = (nan_vec(hidden), nan_vec(hidden));
-            let (mut inv_k, mut inv_s) = (nan_vec(hidden), nan_vec(hidden));
-            k.batchnorm_forward(&mut raw_k, &mut mean_k, &mut inv_k);
-            SCALAR.batchnorm_forward(&mut raw_s, &mut mean_s, &mut inv_s);
-            assert_same_bits("batchnorm_forward bnraw", isa, &raw_k, &raw_s);
-            assert_same_bits("batchnorm_forward bnmeani", isa, &mean_k, &mean_s);
-            assert_same_bits("batchnorm_forward bnvar_inv", isa, &inv_k, &inv_s);
-
-            let (mut h_k, mut h_s) = (nan_vec(n * hidden), nan_vec(n * hidden));
-            k.scale_shift_tanh_forward(&mut h_k, &raw_s, &bngain, &bnbias);
-            SCALAR.scale_shift_tanh_forward(&mut h_s, &raw_s, &bngain, &bnbias);
-            assert_same_bits("scale_shift_tanh_forward", isa, &h_k, &h_s);
-
-            let (mut d_k, mut d_s) = (dh.clone(), dh.clone());
-            k.tanh_backward(&mut d_k, &h_s);
-            SCALAR.tanh_backward(&mut d_s, &h_s);
-            assert_same_bits("tanh_backward", isa, &d_k, &d_s);
-
-            let (mut g_k, mut g_s) = (nan_vec(hidden), nan_vec(hidden));
-            let (mut b_k, mut b_s) = (nan_vec(hidden), nan_vec(hidden));
-            let mut d_k = d_s.clone();
-            k.batchnorm_backward(&mut d_k, &mut g_k, &mut b_k, &raw_s, &inv_s, &bngain);
-            SCALAR.batchnorm_backward(&mut d_s, &mut g_s, &mut b_s, &raw_s, &inv_s, &bngain);
-            assert_same_bits("batchnorm_backward dhprebn", isa, &d_k, &d_s);
-            assert_same_bits("batchnorm_backward dbngain", isa, &g_k, &g_s);
-            assert_same_bits("batchnorm_backward dbnbias", isa, &b_k, &b_s);
+            let got = run(k);
+            assert_same_bits("bias_backward hprebn.sum(0)", isa, &got.sum, &want.sum);
+            assert_same_bits("bnmeani", isa, &got.bnmeani, &want.bnmeani);
+            assert_same_bits("batchnorm_center bndiff", isa, &got.bndiff, &want.bndiff);
+            assert_same_bits("batchnorm_center (bndiff**2).sum(0)", isa, &got.sum2, &want.sum2);
+            assert_same_bits("bnvar_inv", isa, &got.bnvar_inv, &want.bnvar_inv);
+            assert_same_bits("batchnorm_scale_shift_tanh bnraw", isa, &got.bnraw, &want.bnraw);
+            assert_same_bits("batchnorm_scale_shift_tanh h", isa, &got.h, &want.h);
+            assert_same_bits("batchnorm_backward_sums dbngain", isa, &got.dbngain, &want.dbngain);
+            assert_same_bits("batchnorm_backward_sums dbnbias", isa, &got.dbnbias, &want.dbnbias);
+            assert_same_bits("batchnorm_backward_apply dhprebn", isa, &got.dhprebn, &want.dhprebn);
+            assert_same_bits("batchnorm_backward_apply dhprebn of a shard", isa,
+                &got.dhprebn_shard, &want.dhprebn_shard);
 
             let (mut s_k, mut s_s) = (nan_vec(hidden), nan_vec(hidden));
-            k.bias_backward(&mut s_k, &dh);
-            SCALAR.bias_backward(&mut s_s, &dh);
+            k.bias_backward(&mut s_k, &dh).unwrap();
+            SCALAR.bias_backward(&mut s_s, &dh).unwrap();
             assert_same_bits("bias_backward", isa, &s_k, &s_s);
 
             let (mut i_k, mut i_s) = (hprebn.clone(), hprebn.clone());
-            k.batchnorm_tanh_inference(&mut i_k, &mean_s, &inv_s, &bngain, &bnbias);
-            SCALAR.batchnorm_tanh_inference(&mut i_s, &mean_s, &inv_s, &bngain, &bnbias);
+            k.batchnorm_tanh_inference(&mut i_k, &want.bnmeani, &want.bnvar_inv, &bngain, &bnbias)
+                .unwrap();
+            SCALAR
+                .batchnorm_tanh_inference(&mut i_s, &want.bnmeani, &want.bnvar_inv, &bngain, &bnbias)
+                .unwrap();
             assert_same_bits("batchnorm_tanh_inference", isa, &i_k, &i_s);
 
             let (mut p_k, mut p_s) = (hprebn.clone(), hprebn.clone());
-            k.sgd(&mut p_k, &dh, 0.1);
-            SCALAR.sgd(&mut p_s, &dh, 0.1);
+            k.sgd(&mut p_k, &dh, 0.1).unwrap();
+            SCALAR.sgd(&mut p_s, &dh, 0.1).unwrap();
             assert_same_bits("sgd", isa, &p_k, &p_s);
         }
     }
@@ -331,26 +392,33 @@ proptest! {
         }
     }
 
+    /// `cross_entropy_sum` (probs, the summed loss) within a few ulp of scalar, and
+    /// `cross_entropy_backward` with the batch's `n` (these rows, or more: a shard) the same bits.
     #[test]
     fn cross_entropy_is_within_a_few_ulp(
         n in rows(1, 40), v in width(), seed: u64, scale in prop_oneof![Just(1.0f32), Just(30.0)],
+        extra in prop_oneof![Just(0usize), 1usize..100],
     ) {
         let mut rng = common_rng(seed);
         let logits: Vec<f32> = (0..n * v).map(|_| scale * rng.f32()).collect();
         let yb: Vec<u8> = (0..n).map(|_| (rng.u64() % v as u64) as u8).collect();
         for k in vector_paths() {
             let (mut p_k, mut p_s) = (logits.clone(), logits.clone());
-            let loss_k = k.cross_entropy_forward(&mut p_k, &yb);
-            let loss_s = SCALAR.cross_entropy_forward(&mut p_s, &yb);
+            let loss_k = k.cross_entropy_sum(&mut p_k, &yb).unwrap();
+            let loss_s = SCALAR.cross_entropy_sum(&mut p_s, &yb).unwrap();
             // counts_sum is summed in another order: relative error <= v u per row; probs one
-            // more rounding; the loss adds ln's (absolute) error, <= v u, to a value >= 0.
+            // more rounding. A row's loss l_i >= 0 then differs by <= (v+2) u (1 + l_i), and
+            // the n row losses are summed in the same order, each path's sum within n u sum l_i
+            // of exact: in all (v+2) u (n + loss) + 2 n u loss.
             let bound: Vec<f64> = p_s.iter().map(|&p| (v as f64 + 2.0) * U * p.abs() as f64 + 1e-45).collect();
-            assert_within("cross_entropy_forward probs", k.isa(), &p_k, &p_s, &bound);
-            let loss_bound = (v as f64 + 2.0) * U * (1.0 + loss_s.abs() as f64) + 2.0 * U * loss_s.abs() as f64;
-            assert_within("cross_entropy_forward loss", k.isa(), &[loss_k], &[loss_s], &[loss_bound]);
+            assert_within("cross_entropy_sum probs", k.isa(), &p_k, &p_s, &bound);
+            let (nf, loss) = (n as f64, loss_s.abs() as f64);
+            let loss_bound = (v as f64 + 2.0) * U * (nf + loss) + 2.0 * nf * U * loss;
+            assert_within("cross_entropy_sum loss", k.isa(), &[loss_k], &[loss_s], &[loss_bound]);
+            let batch = n + extra;
             let mut d_k = p_s.clone();
-            k.cross_entropy_backward(&mut d_k, &yb);
-            SCALAR.cross_entropy_backward(&mut p_s, &yb);
+            k.cross_entropy_backward(&mut d_k, &yb, batch).unwrap();
+            SCALAR.cross_entropy_backward(&mut p_s, &yb, batch).unwrap();
             assert_same_bits("cross_entropy_backward", k.isa(), &d_k, &p_s);
         }
     }
@@ -375,42 +443,58 @@ fn common_rng(seed: u64) -> TestRng {
     TestRng(seed)
 }
 
+/// A batch of `n` rows for `dims` whose targets follow the context a little (something to learn).
+fn batch(rng: &mut TestRng, dims: &Dims, n: usize) -> (Vec<u8>, Vec<u8>) {
+    let (t, v) = (dims.context, dims.vocab as u64);
+    let xb: Vec<u8> = (0..n * t).map(|_| (rng.u64() % v) as u8).collect();
+    let yb: Vec<u8> = (0..n)
+        .map(|i| ((xb[i * t + t - 1] as u64 + rng.u64() % 3) % v) as u8)
+        .collect();
+    (xb, yb)
+}
+
+/// Parameters at the notebook's initialisation (generator seeded as the notebook's).
+fn notebook_params(dims: Dims) -> Vec<f32> {
+    let mut p = vec![f32::NAN; dims.num_params()];
+    ParamsMut::from_flat(dims, &mut p)
+        .unwrap()
+        .init_notebook(&mut makemore_core::rng::SplitMix64(2147483647));
+    p
+}
+
+/// `steps` steps of [`Kernels::train_step`] on batches of `n` rows from `seed`, shards run by
+/// `schedule`: the losses and the parameters after.
+fn train(
+    k: Kernels,
+    schedule: &impl Schedule,
+    dims: Dims,
+    n: usize,
+    steps: usize,
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut p = notebook_params(dims);
+    let mut scratch = vec![f32::NAN; Step::flat_len(&dims, n).unwrap()];
+    let mut params = ParamsMut::from_flat(dims, &mut p).unwrap();
+    let mut step = Step::from_flat(dims, n, &mut scratch).unwrap();
+    let mut rng = common_rng(seed);
+    let losses = (0..steps)
+        .map(|i| {
+            let (xb, yb) = batch(&mut rng, &dims, n);
+            let lr = if i < steps / 2 { 0.1 } else { 0.01 };
+            k.train_step(schedule, &mut params, &mut step, &xb, &yb, lr)
+                .unwrap()
+        })
+        .collect();
+    (losses, p)
+}
+
 /// The whole step at the Exercise-4 size: 1000 steps on each vector path and on the scalar path
 /// from the same initialisation and batches; the losses stay within 1e-4 of each other.
 #[test]
 #[cfg_attr(miri, ignore = "a thousand Exercise-4 steps take hours under Miri")]
 fn a_thousand_training_steps_track_the_scalar_loss_curve() {
-    use makemore_core::model::Dims;
-    use makemore_core::train::ActsMut;
-    use makemore_core::ParamsMut;
-    let dims = Dims::EXERCISE4;
-    let n = 32;
-    let run = |k: Kernels| -> Vec<f32> {
-        let mut p = vec![0f32; dims.num_params()];
-        let mut g = vec![0f32; dims.num_params()];
-        let mut a = vec![0f32; ActsMut::<f32>::flat_len(&dims, n)];
-        let mut w2t = vec![0f32; dims.vocab * dims.hidden];
-        let mut params = ParamsMut::from_flat(dims, &mut p).unwrap();
-        params.init_notebook(&mut makemore_core::rng::SplitMix64(2147483647));
-        let mut grads = ParamsMut::from_flat(dims, &mut g).unwrap();
-        let mut acts = ActsMut::from_flat(dims, n, &mut a).unwrap();
-        let mut rng = common_rng(42);
-        (0..1000)
-            .map(|step| {
-                let xb: Vec<u8> = (0..n * dims.context)
-                    .map(|_| (rng.u64() % 27) as u8)
-                    .collect();
-                // targets follow the context a little, so there is something to learn
-                let yb: Vec<u8> = (0..n)
-                    .map(|i| (xb[i * 3 + 2] + (rng.u64() % 3) as u8) % 27)
-                    .collect();
-                let lr = if step < 500 { 0.1 } else { 0.01 };
-                k.train_step(&mut params, &mut grads, &mut acts, &mut w2t, &xb, &yb, lr)
-                    .unwrap()
-            })
-            .collect()
-    };
-    let scalar = run(SCALAR);
+    let (dims, n) = (Dims::EXERCISE4, 32);
+    let (scalar, _) = train(SCALAR, &InTurn, dims, n, 1000, 42);
     assert!(
         scalar[999] < scalar[0] - 0.5,
         "the scalar run learns: {} -> {}",
@@ -418,7 +502,7 @@ fn a_thousand_training_steps_track_the_scalar_loss_curve() {
         scalar[999]
     );
     for k in vector_paths() {
-        let curve = run(k);
+        let (curve, _) = train(k, &InTurn, dims, n, 1000, 42);
         let worst = curve
             .iter()
             .zip(&scalar)
@@ -430,4 +514,91 @@ fn a_thousand_training_steps_track_the_scalar_loss_curve() {
         );
         assert!(worst <= 1e-4, "{}: loss curves differ by {worst}", k.isa());
     }
+}
+
+/// Runs the chunks last to first: a schedule no thread pool would pick, so a step that depended
+/// on the order its shards run in would show it.
+struct Reverse;
+
+impl Schedule for Reverse {
+    fn for_each_chunk(&self, data: &mut [f32], len: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let mut chunks: Vec<(usize, &mut [f32])> =
+            data.chunks_mut(len.max(1)).enumerate().collect();
+        while let Some((i, chunk)) = chunks.pop() {
+            f(i, chunk);
+        }
+    }
+}
+
+/// A small model, so that the sharded runs stay quick (also under Miri).
+const SMALL: Dims = Dims {
+    vocab: 27,
+    context: 3,
+    embedding: 5,
+    hidden: 24,
+};
+
+/// Batches of 300 rows (5 shards: 4 of 64 rows and one of 44) give the same losses and
+/// parameters, bit for bit, whether the shards run in turn or last to first, on every path.
+#[test]
+fn sharded_steps_give_the_same_bits_in_any_order() {
+    let n = if cfg!(miri) { 130 } else { 300 };
+    let mut scratch = vec![0f32; Step::flat_len(&SMALL, n).unwrap()];
+    let shards = Step::from_flat(SMALL, n, &mut scratch).unwrap().shards();
+    assert!(shards >= 3, "{n} rows make {shards} shards");
+    let steps = if cfg!(miri) { 1 } else { 3 };
+    for k in std::iter::once(SCALAR).chain(vector_paths()) {
+        let (loss_a, p_a) = train(k, &InTurn, SMALL, n, steps, 7);
+        let (loss_b, p_b) = train(k, &Reverse, SMALL, n, steps, 7);
+        assert_same_bits(
+            "sharded step: losses, reversed shards",
+            k.isa(),
+            &loss_b,
+            &loss_a,
+        );
+        assert_same_bits(
+            "sharded step: parameters, reversed shards",
+            k.isa(),
+            &p_b,
+            &p_a,
+        );
+        assert_ne!(p_a, notebook_params(SMALL), "{}: the step trains", k.isa());
+    }
+}
+
+/// One shard on the scalar path is the reference step [`train::train_step`], bit for bit: the
+/// losses, the last gradient and the parameters after 3 steps.
+#[test]
+fn one_shard_on_scalar_is_the_reference_step() {
+    let (n, steps) = (32, 3);
+    let mut scratch = vec![f32::NAN; Step::flat_len(&SMALL, n).unwrap()];
+    let mut step = Step::from_flat(SMALL, n, &mut scratch).unwrap();
+    assert_eq!(step.shards(), 1);
+    let (mut p_a, mut p_b) = (notebook_params(SMALL), notebook_params(SMALL));
+    let mut g = vec![f32::NAN; SMALL.num_params()];
+    let mut a = vec![f32::NAN; ActsMut::<f32>::flat_len(&SMALL, n)];
+    let mut params_a = ParamsMut::from_flat(SMALL, &mut p_a).unwrap();
+    let mut params_b = ParamsMut::from_flat(SMALL, &mut p_b).unwrap();
+    let mut grads = ParamsMut::from_flat(SMALL, &mut g).unwrap();
+    let mut acts = ActsMut::from_flat(SMALL, n, &mut a).unwrap();
+    let mut rng = common_rng(5);
+    for i in 0..steps {
+        let (xb, yb) = batch(&mut rng, &SMALL, n);
+        let want = train::train_step(&mut params_b, &mut grads, &mut acts, &xb, &yb, 0.1).unwrap();
+        let got = SCALAR
+            .train_step(&InTurn, &mut params_a, &mut step, &xb, &yb, 0.1)
+            .unwrap();
+        assert_eq!(
+            got.to_bits(),
+            want.to_bits(),
+            "step {i}: loss {got} vs {want}"
+        );
+        assert_same_bits(
+            "the last gradient",
+            Isa::Scalar,
+            step.grads(),
+            grads.as_ref().tensors().concat().as_slice(),
+        );
+    }
+    assert_same_bits("parameters after 3 steps", Isa::Scalar, &p_a, &p_b);
 }

@@ -1,8 +1,10 @@
 //! The public kernels of [`Kernels`]: each checks its shapes once, before the path is chosen,
 //! so every path gives the same `Ok`/`Err` for the same arguments, and then calls the unchecked
 //! dispatch. Sizes not passed explicitly are inferred from the slice lengths, and every
-//! inference is checked (a width of 0, a length that is not a whole number of rows, a token id
-//! out of range), so no path panics, divides by zero or truncates.
+//! inference is checked (a width of 0, a length that is not a whole number of rows, a product
+//! of sizes that overflows `usize`, a token id out of range), so no path panics, divides by zero
+//! or truncates. `core/tests/contracts.rs` drives every kernel with arbitrary lengths on every
+//! path to hold this.
 
 #![forbid(unsafe_code)]
 
@@ -22,12 +24,18 @@ fn len(what: &'static str, expected: usize, got: usize) -> Result<(), Error> {
     }
 }
 
+/// `a * b`, or an error naming `what` when the product overflows `usize` (no slice is that
+/// long; a wrapped product could match a short one).
+fn product(what: &'static str, a: usize, b: usize) -> Result<usize, Error> {
+    a.checked_mul(b).ok_or(Error::InvalidArgument(what))
+}
+
 /// `len / width` when `len` is whole rows of a `width > 0`, else an error naming `what`.
 fn rows(what: &'static str, len: usize, width: usize) -> Result<usize, Error> {
     if width == 0 {
         return Err(Error::InvalidArgument(what));
     }
-    if len % width != 0 {
+    if !len.is_multiple_of(width) {
         return Err(Error::LengthMismatch {
             what,
             expected: (len / width + 1) * width,
@@ -64,14 +72,15 @@ impl Kernels {
         embedding: usize,
     ) -> Result<(), Error> {
         let vocab = rows("C (V, E) with E >= 1", C.len(), embedding)?;
-        len("embcat", xb.len() * embedding, embcat.len())?;
+        let want = product("embcat (n*T, E): n*T * E overflows", xb.len(), embedding)?;
+        len("embcat", want, embcat.len())?;
         crate::check_tokens(xb, vocab)?;
         self.embed_gather_raw(embcat, xb, C, embedding);
         Ok(())
     }
 
     /// `out = a @ b + bias` (`bias` empty: no bias). `out` (n, m), `a` (n, k), `b` (k, m),
-    /// `bias` (m or 0), m >= 1. Vector paths sum over k in the same order with FMA: each element
+    /// `bias` (m or 0), k >= 1, m >= 1. Vector paths sum over k in the same order with FMA: each element
     /// differs from scalar by at most k rounding errors of its partial sums.
     pub fn linear_forward(
         &self,
@@ -82,8 +91,15 @@ impl Kernels {
         m: usize,
     ) -> Result<(), Error> {
         let k = rows("b (k, m) with m >= 1", b.len(), m)?;
+        if k == 0 {
+            return Err(Error::InvalidArgument("b (k, m) with k >= 1"));
+        }
         let n = rows("out (n, m)", out.len(), m)?;
-        len("a (n, k)", n * k, a.len())?;
+        len(
+            "a (n, k)",
+            product("a (n, k): n * k overflows", n, k)?,
+            a.len(),
+        )?;
         if !bias.is_empty() {
             len("bias", m, bias.len())?;
         }
@@ -102,25 +118,40 @@ impl Kernels {
         m: usize,
     ) -> Result<(), Error> {
         let n = rows("b (n, m) with m >= 1", b.len(), m)?;
-        len("out (k, m)", k * m, out.len())?;
-        len("a (n, k)", n * k, a.len())?;
+        len(
+            "out (k, m)",
+            product("out (k, m): k * m overflows", k, m)?,
+            out.len(),
+        )?;
+        len(
+            "a (n, k)",
+            product("a (n, k): n * k overflows", n, k)?,
+            a.len(),
+        )?;
         self.matmul_tn_raw(out, a, b, k, m);
         Ok(())
     }
 
     /// `out = a @ b.T` (the input gradient of a linear layer). `out` (n, p), `a` (n, m),
-    /// `b` (p, m), m >= 1. Vector paths sum in lane-strided order, then across lanes.
+    /// `b` (p, m), p >= 1, m >= 1. Vector paths sum in lane-strided order, then across lanes.
     pub fn matmul_nt(&self, out: &mut [f32], a: &[f32], b: &[f32], m: usize) -> Result<(), Error> {
         let p = rows("b (p, m) with m >= 1", b.len(), m)?;
+        if p == 0 {
+            return Err(Error::InvalidArgument("b (p, m) with p >= 1"));
+        }
         let n = rows("a (n, m)", a.len(), m)?;
-        len("out (n, p)", n * p, out.len())?;
+        len(
+            "out (n, p)",
+            product("out (n, p): n * p overflows", n, p)?,
+            out.len(),
+        )?;
         self.matmul_nt_raw(out, a, b, m);
         Ok(())
     }
 
     /// `h_to_dhpreact = (1 - h**2) * (dout @ wt)` in place over h (n, m): the input gradient of
     /// `logits = h @ W2 + b2` fused with the tanh backward. `dout` (n, k), `wt` = W2.T (k, m),
-    /// m >= 1. Sums over k in order, FMA on the vector paths.
+    /// k >= 1, m >= 1. Sums over k in order, FMA on the vector paths.
     pub fn linear_tanh_backward(
         &self,
         h_to_dhpreact: &mut [f32],
@@ -129,8 +160,15 @@ impl Kernels {
         m: usize,
     ) -> Result<(), Error> {
         let k = rows("wt (k, m) with m >= 1", wt.len(), m)?;
+        if k == 0 {
+            return Err(Error::InvalidArgument("wt (k, m) with k >= 1"));
+        }
         let n = rows("h (n, m)", h_to_dhpreact.len(), m)?;
-        len("dout (n, k)", n * k, dout.len())?;
+        len(
+            "dout (n, k)",
+            product("dout (n, k): n * k overflows", n, k)?,
+            dout.len(),
+        )?;
         self.linear_tanh_backward_raw(h_to_dhpreact, dout, wt, m);
         Ok(())
     }
@@ -159,7 +197,9 @@ impl Kernels {
         if t == 0 {
             return Err(Error::InvalidArgument("x (rows, T) with T >= 1"));
         }
-        len("table (T, V, H)", t * vocab * b1.len(), table.len())?;
+        let want = product("table (T, V, H): T * V overflows", t, vocab)?;
+        let want = product("table (T, V, H): T * V * H overflows", want, b1.len())?;
+        len("table (T, V, H)", want, table.len())?;
         crate::check_tokens(x, vocab)?;
         self.embed_table_forward_raw(hprebn, x, table, b1, vocab);
         Ok(())
@@ -169,6 +209,10 @@ impl Kernels {
     pub fn transpose(&self, out: &mut [f32], a: &[f32], m: usize) -> Result<(), Error> {
         rows("a (n, m) with m >= 1", a.len(), m)?;
         len("out (m, n)", a.len(), out.len())?;
+        if a.is_empty() {
+            // n = 0: nothing to move (the vector paths cut `out` into rows of n)
+            return Ok(());
+        }
         self.transpose_raw(out, a, m);
         Ok(())
     }

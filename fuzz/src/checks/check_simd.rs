@@ -5,7 +5,7 @@
 //! - Products (FMA, another summation grouping): when every input is finite, each output that
 //!   is finite on both paths is within `2 k u sum|a b|` of scalar.
 //! - Cross-entropy forward: the same NaN positions; finite probabilities within `(V+2) u`.
-//! - Nothing panics.
+//! - Every call with consistent shapes is `Ok`, and nothing panics.
 //!
 //! Shared, as a plain function, by the fuzz target and the stable replay test
 //! (`core/tests/fuzz_replay.rs` includes this file), so it uses only `makemore_core` and std.
@@ -99,6 +99,38 @@ fn within(what: &str, isa: Isa, got: &[f32], want: &[f32], bound: &[f64], finite
     }
 }
 
+/// What [`batchnorm_forward`] returns, in order.
+const BN_FORWARD: [&str; 6] = [
+    "bias_backward hprebn.sum(0)",
+    "batchnorm_center bndiff",
+    "batchnorm_center (bndiff**2).sum(0)",
+    "bnvar_inv",
+    "batchnorm_scale_shift_tanh bnraw",
+    "batchnorm_scale_shift_tanh h",
+];
+
+/// The batchnorm forward of a batch `hprebn` (n >= 2, H = `bngain.len()`) as the step runs it:
+/// the column sum, bnmeani, `batchnorm_center`, bnvar_inv, `batchnorm_scale_shift_tanh`.
+fn batchnorm_forward(k: &Kernels, hprebn: &[f32], bngain: &[f32], bnbias: &[f32]) -> [Vec<f32>; 6] {
+    let hd = bngain.len();
+    let n = (hprebn.len() / hd) as f32;
+    let mut sum = vec![f32::NAN; hd];
+    k.bias_backward(&mut sum, hprebn).unwrap();
+    let bnmeani: Vec<f32> = sum.iter().map(|&x| x * (1.0 / n)).collect();
+    let (mut bndiff, mut sum2) = (hprebn.to_vec(), vec![f32::NAN; hd]);
+    k.batchnorm_center(&mut bndiff, &bnmeani, &mut sum2)
+        .unwrap();
+    let eps = makemore_core::BN_EPS as f32;
+    let bnvar_inv: Vec<f32> = sum2
+        .iter()
+        .map(|&q| 1.0 / makemore_core::math::sqrt_f32(1.0 / (n - 1.0) * q + eps))
+        .collect();
+    let (mut bnraw, mut h) = (bndiff.clone(), vec![f32::NAN; hprebn.len()]);
+    k.batchnorm_scale_shift_tanh(&mut h, &mut bnraw, &bnvar_inv, bngain, bnbias)
+        .unwrap();
+    [sum, bndiff, sum2, bnvar_inv, bnraw, h]
+}
+
 pub fn check(data: &[u8]) {
     let mut input = Input(data);
     let kernel = input.u8() % 10;
@@ -116,26 +148,23 @@ pub fn check(data: &[u8]) {
             let x = input.vec(m);
             for p in &paths {
                 let (mut a, mut b) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-                p.exp(&mut a, &x);
-                s.exp(&mut b, &x);
+                p.exp(&mut a, &x).unwrap();
+                s.exp(&mut b, &x).unwrap();
                 same_bits("exp", p.isa(), &a, &b);
-                p.tanh(&mut a, &x);
-                s.tanh(&mut b, &x);
+                p.tanh(&mut a, &x).unwrap();
+                s.tanh(&mut b, &x).unwrap();
                 same_bits("tanh", p.isa(), &a, &b);
             }
         }
         1 => {
             let n = n.max(2);
-            let x = input.vec(n * m);
+            let (x, g, b) = (input.vec(n * m), input.vec(m), input.vec(m));
+            let want = batchnorm_forward(&s, &x, &g, &b);
             for p in &paths {
-                let (mut xa, mut xb) = (x.clone(), x.clone());
-                let (mut ma, mut mb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-                let (mut ia, mut ib) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-                p.batchnorm_forward(&mut xa, &mut ma, &mut ia);
-                s.batchnorm_forward(&mut xb, &mut mb, &mut ib);
-                same_bits("batchnorm_forward", p.isa(), &xa, &xb);
-                same_bits("bnmeani", p.isa(), &ma, &mb);
-                same_bits("bnvar_inv", p.isa(), &ia, &ib);
+                let got = batchnorm_forward(p, &x, &g, &b);
+                for (name, (a, b)) in BN_FORWARD.iter().zip(got.iter().zip(&want)) {
+                    same_bits(name, p.isa(), a, b);
+                }
             }
         }
         2 => {
@@ -146,35 +175,46 @@ pub fn check(data: &[u8]) {
                 input.vec(n * m),
             );
             let inv = input.vec(m);
+            // the rows of the whole batch when these n rows are a shard of it
+            let batch = n + input.range(0, 3) * input.range(0, 70);
             for p in &paths {
                 let (mut ha, mut hb) = (vec![f32::NAN; n * m], vec![f32::NAN; n * m]);
-                p.scale_shift_tanh_forward(&mut ha, &raw, &g, &b);
-                s.scale_shift_tanh_forward(&mut hb, &raw, &g, &b);
-                same_bits("scale_shift_tanh_forward", p.isa(), &ha, &hb);
+                let (mut ra, mut rb) = (raw.clone(), raw.clone());
+                p.batchnorm_scale_shift_tanh(&mut ha, &mut ra, &inv, &g, &b)
+                    .unwrap();
+                s.batchnorm_scale_shift_tanh(&mut hb, &mut rb, &inv, &g, &b)
+                    .unwrap();
+                same_bits("batchnorm_scale_shift_tanh bnraw", p.isa(), &ra, &rb);
+                same_bits("batchnorm_scale_shift_tanh h", p.isa(), &ha, &hb);
                 let (mut da, mut db) = (d.clone(), d.clone());
-                p.tanh_backward(&mut da, &raw);
-                s.tanh_backward(&mut db, &raw);
-                same_bits("tanh_backward", p.isa(), &da, &db);
-                p.batchnorm_tanh_inference(&mut da, &b, &inv, &g, &b);
-                s.batchnorm_tanh_inference(&mut db, &b, &inv, &g, &b);
+                p.batchnorm_tanh_inference(&mut da, &b, &inv, &g, &b)
+                    .unwrap();
+                s.batchnorm_tanh_inference(&mut db, &b, &inv, &g, &b)
+                    .unwrap();
                 same_bits("batchnorm_tanh_inference", p.isa(), &da, &db);
-                if n >= 2 {
+                let (mut ga, mut gb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+                let (mut ba, mut bb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+                p.batchnorm_backward_sums(&mut ga, &mut ba, &d, &raw)
+                    .unwrap();
+                s.batchnorm_backward_sums(&mut gb, &mut bb, &d, &raw)
+                    .unwrap();
+                same_bits("batchnorm_backward_sums dbngain", p.isa(), &ga, &gb);
+                same_bits("batchnorm_backward_sums dbnbias", p.isa(), &ba, &bb);
+                if batch >= 2 {
                     let (mut da, mut db) = (d.clone(), d.clone());
-                    let (mut ga, mut gb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-                    let (mut ba, mut bb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-                    p.batchnorm_backward(&mut da, &mut ga, &mut ba, &raw, &inv, &g);
-                    s.batchnorm_backward(&mut db, &mut gb, &mut bb, &raw, &inv, &g);
-                    same_bits("batchnorm_backward", p.isa(), &da, &db);
-                    same_bits("dbngain", p.isa(), &ga, &gb);
-                    same_bits("dbnbias", p.isa(), &ba, &bb);
+                    p.batchnorm_backward_apply(&mut da, &raw, &inv, &g, &gb, &bb, batch)
+                        .unwrap();
+                    s.batchnorm_backward_apply(&mut db, &raw, &inv, &g, &gb, &bb, batch)
+                        .unwrap();
+                    same_bits("batchnorm_backward_apply", p.isa(), &da, &db);
                 }
                 let (mut sa, mut sb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-                p.bias_backward(&mut sa, &d);
-                s.bias_backward(&mut sb, &d);
+                p.bias_backward(&mut sa, &d).unwrap();
+                s.bias_backward(&mut sb, &d).unwrap();
                 same_bits("bias_backward", p.isa(), &sa, &sb);
                 let (mut pa, mut pb) = (d.clone(), d.clone());
-                p.sgd(&mut pa, &raw, g[0]);
-                s.sgd(&mut pb, &raw, g[0]);
+                p.sgd(&mut pa, &raw, g[0]).unwrap();
+                s.sgd(&mut pb, &raw, g[0]).unwrap();
                 same_bits("sgd", p.isa(), &pa, &pb);
             }
         }
@@ -182,10 +222,11 @@ pub fn check(data: &[u8]) {
             let v = m;
             let logits = input.vec(n * v);
             let y = input.tokens(n, v);
+            let batch = n + input.range(0, 3) * input.range(0, 70);
             for p in &paths {
                 let (mut a, mut b) = (logits.clone(), logits.clone());
-                let la = p.cross_entropy_forward(&mut a, &y);
-                let lb = s.cross_entropy_forward(&mut b, &y);
+                let la = p.cross_entropy_sum(&mut a, &y).unwrap();
+                let lb = s.cross_entropy_sum(&mut b, &y).unwrap();
                 assert_eq!(la.is_nan(), lb.is_nan(), "cross-entropy loss {la} vs {lb}");
                 for (i, (&pa, &pb)) in a.iter().zip(&b).enumerate() {
                     assert_eq!(pa.is_nan(), pb.is_nan(), "probs[{i}] {pa} vs {pb}");
@@ -198,8 +239,8 @@ pub fn check(data: &[u8]) {
                     }
                 }
                 let mut a = b.clone();
-                p.cross_entropy_backward(&mut a, &y);
-                s.cross_entropy_backward(&mut b, &y);
+                p.cross_entropy_backward(&mut a, &y, batch).unwrap();
+                s.cross_entropy_backward(&mut b, &y, batch).unwrap();
                 same_bits("cross_entropy_backward", p.isa(), &a, &b);
             }
         }
@@ -210,20 +251,20 @@ pub fn check(data: &[u8]) {
             let demb = input.vec(n * 3 * e);
             for p in &paths {
                 let (mut a, mut b) = (vec![f32::NAN; n * 3 * e], vec![f32::NAN; n * 3 * e]);
-                p.embed_gather(&mut a, &x, &c, e);
-                s.embed_gather(&mut b, &x, &c, e);
+                p.embed_gather(&mut a, &x, &c, e).unwrap();
+                s.embed_gather(&mut b, &x, &c, e).unwrap();
                 same_bits("embed_gather", p.isa(), &a, &b);
                 let (mut a, mut b) = (vec![f32::NAN; v * e], vec![f32::NAN; v * e]);
-                p.embed_scatter_add(&mut a, &demb, &x);
-                s.embed_scatter_add(&mut b, &demb, &x);
+                p.embed_scatter_add(&mut a, &demb, &x).unwrap();
+                s.embed_scatter_add(&mut b, &demb, &x).unwrap();
                 same_bits("embed_scatter_add", p.isa(), &a, &b);
                 let tab = input.vec(3 * v * m.min(8));
                 let h = m.min(8);
                 let b1 = input.vec(h);
                 let tab = &tab[..3 * v * h];
                 let (mut a, mut b) = (vec![f32::NAN; n * h], vec![f32::NAN; n * h]);
-                p.embed_table_forward(&mut a, &x, tab, &b1, v);
-                s.embed_table_forward(&mut b, &x, tab, &b1, v);
+                p.embed_table_forward(&mut a, &x, tab, &b1, v).unwrap();
+                s.embed_table_forward(&mut b, &x, tab, &b1, v).unwrap();
                 same_bits("embed_table_forward", p.isa(), &a, &b);
             }
         }
@@ -271,26 +312,26 @@ pub fn check(data: &[u8]) {
             for p in &paths {
                 let isa = p.isa();
                 let (mut x, mut y) = (vec![f32::NAN; n * m], vec![f32::NAN; n * m]);
-                p.linear_forward(&mut x, &a, &b, &bias, m);
-                s.linear_forward(&mut y, &a, &b, &bias, m);
+                p.linear_forward(&mut x, &a, &b, &bias, m).unwrap();
+                s.linear_forward(&mut y, &a, &b, &bias, m).unwrap();
                 within("linear_forward", isa, &x, &y, &nn, finite);
                 let (mut x, mut y) = (vec![f32::NAN; k * m], vec![f32::NAN; k * m]);
-                p.matmul_tn(&mut x, &a, &bn, k, m);
-                s.matmul_tn(&mut y, &a, &bn, k, m);
+                p.matmul_tn(&mut x, &a, &bn, k, m).unwrap();
+                s.matmul_tn(&mut y, &a, &bn, k, m).unwrap();
                 within("matmul_tn", isa, &x, &y, &tn, finite);
                 let (mut x, mut y) = (vec![f32::NAN; n * m], vec![f32::NAN; n * m]);
-                p.matmul_nt(&mut x, &a, &bt, k);
-                s.matmul_nt(&mut y, &a, &bt, k);
+                p.matmul_nt(&mut x, &a, &bt, k).unwrap();
+                s.matmul_nt(&mut y, &a, &bt, k).unwrap();
                 within("matmul_nt", isa, &x, &y, &nt, finite);
                 let (mut x, mut y) = (vec![f32::NAN; m * k], vec![f32::NAN; m * k]);
-                p.transpose(&mut x, &bt, k);
-                s.transpose(&mut y, &bt, k);
+                p.transpose(&mut x, &bt, k).unwrap();
+                s.transpose(&mut y, &bt, k).unwrap();
                 same_bits("transpose", isa, &x, &y);
                 // (1 - h^2) * (a @ b): |1 - h^2| <= 1 for |h| <= 1
                 let h: Vec<f32> = bn.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
                 let (mut x, mut y) = (h.clone(), h.clone());
-                p.linear_tanh_backward(&mut x, &a, &b, m);
-                s.linear_tanh_backward(&mut y, &a, &b, m);
+                p.linear_tanh_backward(&mut x, &a, &b, m).unwrap();
+                s.linear_tanh_backward(&mut y, &a, &b, m).unwrap();
                 let nn2: Vec<f64> = nn.iter().map(|v| v * 2.0).collect();
                 within(
                     "linear_tanh_backward",
