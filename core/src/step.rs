@@ -152,9 +152,10 @@ impl<'a> Step<'a> {
         Layout::new(dims, rows).len
     }
 
-    /// How many values [`Step::from_flat`] needs for batches of `n` rows, or `None` if that
-    /// overflows `usize`.
+    /// How many values [`Step::from_flat`] needs for batches of `n` rows, or `None` for dims
+    /// that do not validate or a size that overflows `usize`.
     pub fn flat_len(dims: &Dims, n: usize) -> Option<usize> {
+        let dims = dims.validate().ok()?;
         let rows = shard_rows(n).max(1);
         let (te, h, v) = (dims.embcat(), dims.hidden, dims.vocab);
         let shard = rows

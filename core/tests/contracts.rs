@@ -340,6 +340,12 @@ proptest! {
             let r = k.batchnorm_center(&mut x.now, &vals(mean), &mut s.now);
             (r, wrote(&[&x, &s]))
         })?;
+        // batchnorm_var_inv: sum2_to_bnvar_inv (H), `batch` rows
+        let v = at(l[2], hh);
+        agree("batchnorm_var_inv", &(v, batch), |k| {
+            let mut v = Buf::new(v);
+            (k.batchnorm_var_inv(&mut v.now, batch), v.written())
+        })?;
         // batchnorm_scale_shift_tanh: h (n, H), bndiff_to_bnraw (n, H), the others (H)
         let (ho, raw, inv, gain, bias) =
             (at(l[3], nh), at(l[4], nh), at(l[5], hh), at(l[6], hh), at(l[7], hh));

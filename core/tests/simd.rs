@@ -310,12 +310,15 @@ proptest! {
             // bndiff = hprebn - bnmeani; sum2 = (bndiff**2).sum(0)
             let (mut bndiff, mut sum2) = (hprebn.clone(), nan_vec(hidden));
             k.batchnorm_center(&mut bndiff, &bnmeani, &mut sum2).unwrap();
-            // bnvar_inv = (1/(n-1) * (bndiff**2).sum(0) + 1e-5)**-0.5
+            // bnvar_inv = (1/(n-1) * (bndiff**2).sum(0) + 1e-5)**-0.5: the kernel on this path
+            // must give the correctly rounded reference's bits
+            let mut bnvar_inv = sum2.clone();
+            k.batchnorm_var_inv(&mut bnvar_inv, n).unwrap();
             let eps = makemore_core::BN_EPS as f32;
-            let bnvar_inv: Vec<f32> = sum2
-                .iter()
-                .map(|&q| 1.0 / makemore_core::math::sqrt_f32(inv_n1 * q + eps))
-                .collect();
+            for (&got, &q) in bnvar_inv.iter().zip(&sum2) {
+                let want = 1.0 / makemore_core::math::sqrt_f32(inv_n1 * q + eps);
+                assert_eq!(got.to_bits(), want.to_bits(), "batchnorm_var_inv on {}", k.isa());
+            }
             // bnraw = bndiff * bnvar_inv; h = tanh(bngain * bnraw + bnbias)
             let (mut bnraw, mut h) = (bndiff.clone(), nan_vec(n * hidden));
             k.batchnorm_scale_shift_tanh(&mut h, &mut bnraw, &bnvar_inv, &bngain, &bnbias)
