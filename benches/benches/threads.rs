@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use benches::{check_close, StepState};
 use cli::dataset::Dataset;
-use cli::evaluate::{calibrate_and_evaluate, Contexts};
+use cli::eval::{calibrate_and_evaluate, Contexts};
 use cli::parallel::pool;
 use cli::shard::ShardedStep;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -20,7 +20,7 @@ mod run;
 mod sample;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
-use cli::{checkpoint, data, dataset, model, parallel, shard};
+use cli::{checkpoint, data, dataset, eval, model, parallel, shard};
 
 use std::fmt;
 use std::io::Write as _;

@@ -5,11 +5,6 @@ use makemore_core::infer::Inference;
 use makemore_core::simd::{Isa, Kernels};
 use makemore_core::{Dims, ParamsRef};
 
-pub use crate::evaluate::{
-    calibrate, calibrate_and_evaluate, calibrate_part, distinct_contexts, part_losses,
-    split_losses, Contexts, EVAL_ROWS,
-};
-
 /// Sizes the CLI accepts. The core's kernels take sizes at run time (its fixed-size arrays are
 /// for firmware), so any value in these ranges works.
 pub const HIDDEN: (usize, usize) = (1, 4096);

@@ -14,10 +14,8 @@ use rand_pcg::Pcg64;
 
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
-use crate::model::{
-    calibrate, calibrate_and_evaluate, check_range, kernels, split_losses, Contexts, BATCH,
-    CONTEXT, EMBEDDING, HIDDEN,
-};
+use crate::eval::{calibrate, calibrate_and_evaluate, split_losses, Contexts};
+use crate::model::{check_range, kernels, BATCH, CONTEXT, EMBEDDING, HIDDEN};
 use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::shard::{ShardedStep, SHARD_MIN_BATCH};

@@ -8,21 +8,20 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use cli::evaluate::{
-    calibrate, calibrate_and_evaluate, calibrate_part, distinct_contexts, part_losses,
-    split_losses, Contexts,
-};
+use cli::eval::{calibrate, calibrate_and_evaluate, split_losses, Contexts};
 use cli::parallel::pool;
 use cli::shard::{ShardedStep, SHARD_MIN_BATCH, SHARD_ROWS};
 use common::{makemore, metrics, names_path, TENSORS};
-use makemore_core::eval::{scratch_len, Evaluator};
-use makemore_core::infer::BnCalibration;
+use makemore_core::infer::{BnCalibration, Inference};
 use makemore_core::rng::{Rng, SplitMix64};
 use makemore_core::simd::Kernels;
 use makemore_core::train::ActsMut;
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 const THREADS: [usize; 3] = [1, 2, 8];
+/// Thread counts of the evaluation checks: one, the pool's usual two, an odd count, more
+/// threads than chunks of some passes.
+const EVAL_THREADS: [usize; 4] = [1, 2, 3, 8];
 
 fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<u8> {
     let mut r = SplitMix64(seed);
@@ -159,28 +158,44 @@ fn sharded_step_refuses_bad_input() {
     assert!(step.step(&k, &mut p, &x, &y, 0.1).is_ok());
 }
 
-/// The dense table and the sort give the same distinct contexts, in key order, and every row
-/// maps back to its own context.
+/// The bitset and the sort give the same distinct contexts, in key order, and every row maps
+/// back to its own context, over several parts; bad tokens name their data set and position.
 #[test]
 fn distinct_contexts_dense_and_sorted_agree() {
     for (t, vocab, rows) in [(1, 5, 0), (3, 27, 20_000), (2, 7, 50), (5, 3, 1000)] {
         let x = tokens(rows * t, vocab, 7);
-        let dense = distinct_contexts(&x, t, vocab).unwrap();
-        let sorted = Contexts::with_dense_limit(&[&x], t, vocab, 0).unwrap();
-        assert_eq!(dense.0, sorted.distinct(), "t={t} vocab={vocab}");
-        assert_eq!(dense.1, sorted.ids(0), "t={t} vocab={vocab}");
-        let (distinct, ids) = dense;
+        let parts = [&x[..], &x[..rows / 3 * t]];
+        let dense = Contexts::new(&parts, t, vocab).unwrap();
+        let sorted = Contexts::with_dense_limit(&parts, t, vocab, 0).unwrap();
+        assert_eq!(dense.distinct(), sorted.distinct(), "t={t} vocab={vocab}");
+        for part in 0..2 {
+            assert_eq!(dense.ids(part), sorted.ids(part), "t={t} vocab={vocab}");
+        }
+        assert!(dense.ids(2).is_none());
+        let distinct = dense.distinct();
         assert!(distinct.chunks(t).is_sorted(), "key order");
-        for (row, &i) in x.chunks(t).zip(&ids) {
+        for (row, &i) in x.chunks(t).zip(dense.ids(0).unwrap()) {
             assert_eq!(row, &distinct[i as usize * t..][..t]);
         }
     }
-    assert!(distinct_contexts(&[1, 2, 3, 4], 3, 27).is_err());
-    assert!(distinct_contexts(&[1, 2, 30], 3, 27).is_err());
+    assert!(Contexts::new(&[&[1, 2, 3, 4]], 3, 27).is_err());
+    assert!(Contexts::new(&[&[1, 2, 3]], 17, 27).is_err());
+    // a bad token in the second chunk of the second data set: its position in that data set
+    let mut bad = tokens(3 * 20_000, 27, 8);
+    bad[3 * 9000 + 1] = 30;
+    for limit in [1 << 20, 0] {
+        let err = Contexts::with_dense_limit(&[&bad[..30], &bad], 3, 27, limit).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("data set 1") && msg.contains("position 27001"),
+            "{msg}"
+        );
+    }
 }
 
-/// Calibration and the split losses: the same bits on 1, 2 and 8 threads, and the values of
-/// the core's sequential `Evaluator` up to rounding.
+/// Calibration and the split losses: the same bits on 1, 2, 3 and 8 threads, through one
+/// index of every split (as `makemore train`) or one per call (as `makemore eval`), through
+/// the bitset or the sort; the values of the plain inference path up to rounding.
 #[test]
 fn calibration_and_evaluation_ignore_the_thread_count() {
     let dims = Dims::EXERCISE4;
@@ -198,88 +213,95 @@ fn calibration_and_evaluation_ignore_the_thread_count() {
         })
         .collect();
     let refs: Vec<(&[u8], &[u8])> = splits.iter().map(|(x, y)| (&x[..], &y[..])).collect();
-    let run = |threads: usize| {
+    let xs: Vec<&[u8]> = splits.iter().map(|(x, _)| &x[..]).collect();
+    let ys: Vec<&[u8]> = splits.iter().map(|(_, y)| &y[..]).collect();
+    let losses_bits = |l: &[f64]| l.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let separate = |threads: usize| {
         pool(threads).unwrap().install(|| {
             let (bnmean, bnvar) = calibrate(&k, p, &splits[0].0).unwrap();
             let losses = split_losses(&k, p, &bnmean, &bnvar, &refs).unwrap();
             (bnmean, bnvar, losses)
         })
     };
-    let one = run(1);
-    // one index of every split's contexts, shared by calibration and the losses (as `makemore
-    // train` does): the same bits as calibrating over train's own contexts
-    let xs: Vec<&[u8]> = splits.iter().map(|(x, _)| &x[..]).collect();
-    let ys: Vec<&[u8]> = splits.iter().map(|(_, y)| &y[..]).collect();
-    let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
-    let (bnmean, bnvar) = calibrate_part(&k, p, &contexts, 0).unwrap();
-    assert_eq!(bits(&bnmean), bits(&one.0), "bnmean from the shared index");
-    assert_eq!(bits(&bnvar), bits(&one.1), "bnvar from the shared index");
-    let losses = part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys).unwrap();
-    assert_eq!(losses.len(), one.2.len());
-    for (a, b) in losses.iter().zip(&one.2) {
-        assert_eq!(a.to_bits(), b.to_bits(), "losses from the shared index");
-    }
-    assert!(part_losses(&k, p, &bnmean, &bnvar, &contexts, &ys[1..]).is_err());
-    assert!(calibrate_part(&k, p, &contexts, 4).is_err());
-    // both in one team (as `makemore train` does): the same bits, on every thread count
-    for threads in THREADS {
-        let (m, v, l) = pool(threads)
-            .unwrap()
-            .install(|| calibrate_and_evaluate(&k, p, &contexts, 0, &ys))
-            .unwrap();
+    let one = separate(1);
+    for threads in EVAL_THREADS {
+        let other = separate(threads);
+        assert_eq!(bits(&other.0), bits(&one.0), "bnmean on {threads} threads");
+        assert_eq!(bits(&other.1), bits(&one.1), "bnvar on {threads} threads");
         assert_eq!(
-            bits(&m),
-            bits(&bnmean),
-            "bnmean, one team, {threads} threads"
+            losses_bits(&other.2),
+            losses_bits(&one.2),
+            "losses on {threads} threads"
         );
-        assert_eq!(bits(&v), bits(&bnvar), "bnvar, one team, {threads} threads");
-        let (a, b): (Vec<u64>, Vec<u64>) = (
-            l.iter().map(|x| x.to_bits()).collect(),
-            losses.iter().map(|x| x.to_bits()).collect(),
-        );
-        assert_eq!(a, b, "losses, one team, {threads} threads");
+        for limit in [1 << 20, 0] {
+            let (m, v, l) = pool(threads)
+                .unwrap()
+                .install(|| {
+                    let contexts =
+                        Contexts::with_dense_limit(&xs, dims.context, dims.vocab, limit)?;
+                    calibrate_and_evaluate(&k, p, &contexts, 0, &ys)
+                })
+                .unwrap();
+            let what = format!("one index (dense limit {limit}), {threads} threads");
+            assert_eq!(bits(&m), bits(&one.0), "bnmean, {what}");
+            assert_eq!(bits(&v), bits(&one.1), "bnvar, {what}");
+            assert_eq!(losses_bits(&l), losses_bits(&one.2), "losses, {what}");
+        }
     }
+    let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
     assert!(calibrate_and_evaluate(&k, p, &contexts, 4, &ys).is_err());
     assert!(calibrate_and_evaluate(&k, p, &contexts, 0, &ys[1..]).is_err());
+    assert!(
+        calibrate_and_evaluate(&k, p, &contexts, 2, &ys).is_err(),
+        "empty split"
+    );
+    let other = Contexts::new(&xs, dims.context, 12).unwrap();
+    assert!(calibrate_and_evaluate(&k, p, &other, 0, &ys).is_err());
     let mut bad = ys.iter().map(|y| y.to_vec()).collect::<Vec<_>>();
     bad[1][5] = dims.vocab as u8;
     let bad: Vec<&[u8]> = bad.iter().map(|y| &y[..]).collect();
     let err = calibrate_and_evaluate(&k, p, &contexts, 0, &bad).unwrap_err();
-    assert!(err.to_string().contains("target 27"), "{err}");
-    for threads in [2, 8] {
-        let other = run(threads);
-        assert_eq!(bits(&other.0), bits(&one.0), "bnmean on {threads} threads");
-        assert_eq!(bits(&other.1), bits(&one.1), "bnvar on {threads} threads");
-        let (a, b): (Vec<u64>, Vec<u64>) = (
-            other.2.iter().map(|x| x.to_bits()).collect(),
-            one.2.iter().map(|x| x.to_bits()).collect(),
-        );
-        assert_eq!(a, b, "losses on {threads} threads");
-    }
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("data set 1") && msg.contains("token 27"),
+        "{msg}"
+    );
+    assert!(split_losses(&k, p, &one.0[1..], &one.1, &refs).is_err());
 
-    // the core's sequential evaluator, every row once
+    // the plain path: every row through `BnCalibration::add_rows` and `Inference`
     let (bnmean, bnvar, losses) = one;
-    let mut scratch = vec![0f32; scratch_len(&dims, 256)];
-    let mut ev = Evaluator::new(k, p, 256, &mut scratch).unwrap();
     let (mut m, mut m2) = (vec![0f64; dims.hidden], vec![0f64; dims.hidden]);
     let mut acc = BnCalibration::new(&mut m, &mut m2).unwrap();
-    ev.calibrate(&mut acc, &splits[0].0, &[], &mut vec![0.0; 2 * dims.hidden])
+    acc.add_rows(p, &splits[0].0, &mut vec![0f32; 256 * dims.hidden])
         .unwrap();
     let (mut want_mean, mut want_var) = (vec![0f32; dims.hidden], vec![0f32; dims.hidden]);
     acc.finish(&mut want_mean, &mut want_var).unwrap();
     assert_close("bnmean", &bnmean, &want_mean, 1e-5);
     assert_close("bnvar", &bnvar, &want_var, 1e-5);
+    let (mut inv, mut h, mut logits) = (
+        vec![0f32; dims.hidden],
+        vec![0f32; dims.hidden],
+        vec![0f32; dims.vocab],
+    );
+    let mut inf = Inference::new(p, &bnmean, &bnvar, &mut inv, &mut h, &mut logits).unwrap();
     for (s, (x, y)) in splits.iter().enumerate() {
-        let want = ev.loss_sum(&bnmean, &bnvar, x, y).unwrap() / y.len() as f64;
         if y.is_empty() {
             assert!(losses[s].is_nan());
-        } else {
-            assert!(
-                (losses[s] - want).abs() <= 1e-6 * want,
-                "split {s}: {} vs {want}",
-                losses[s]
-            );
+            continue;
         }
+        let mut sum = 0.0;
+        for (ctx, &target) in x.chunks(dims.context).zip(y) {
+            let l = inf.next_logits(ctx).unwrap();
+            let m = l.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let lse = m + l.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
+            sum += lse - l[target as usize] as f64;
+        }
+        let want = sum / y.len() as f64;
+        assert!(
+            (losses[s] - want).abs() <= 1e-5 * want,
+            "split {s}: {} vs {want}",
+            losses[s]
+        );
     }
 }
 
