@@ -14,7 +14,7 @@ use rand_pcg::Pcg64;
 
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
-use crate::eval::{calibrate, calibrate_and_evaluate, split_losses, Contexts};
+use crate::eval::{calibrate, calibrate_and_evaluate, split_losses};
 use crate::model::{check_range, kernels, BATCH, CONTEXT, EMBEDDING, HIDDEN};
 use crate::parallel::{pool, thread_count};
 use crate::plot::{write_csv, write_svg, CurvePoint};
@@ -292,13 +292,8 @@ fn train_in_pool(a: &TrainArgs, threads: usize) -> Result<ExitCode> {
     // batchnorm calibration and evaluation
     let t1 = Instant::now();
     let p = makemore_core::ParamsRef::from_flat(dims, &params)?;
-    let contexts = Contexts::new(
-        &[&ds.train.x, &ds.val.x, &ds.test.x],
-        dims.context,
-        dims.vocab,
-    )?;
-    let ys = [&ds.train.y[..], &ds.val.y, &ds.test.y];
-    let (bnmean, bnvar, losses) = calibrate_and_evaluate(&k, p, &contexts, 0, &ys)?;
+    let splits = [&ds.train, &ds.val, &ds.test].map(|e| (&e.x[..], &e.y[..]));
+    let (bnmean, bnvar, losses) = calibrate_and_evaluate(&k, p, &splits, 0)?;
     let eval_seconds = t1.elapsed().as_secs_f64();
     println!("train loss {:.4}", losses[0]);
     println!("val loss   {:.4}", losses[1]);

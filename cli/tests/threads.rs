@@ -167,14 +167,14 @@ fn distinct_contexts_dense_and_sorted_agree() {
         let parts = [&x[..], &x[..rows / 3 * t]];
         let dense = Contexts::new(&parts, t, vocab).unwrap();
         let sorted = Contexts::with_dense_limit(&parts, t, vocab, 0).unwrap();
-        assert_eq!(dense.distinct(), sorted.distinct(), "t={t} vocab={vocab}");
+        assert_eq!(dense.distinct, sorted.distinct, "t={t} vocab={vocab}");
         for part in 0..2 {
-            assert_eq!(dense.ids(part), sorted.ids(part), "t={t} vocab={vocab}");
+            assert_eq!(dense.ids[part], sorted.ids[part], "t={t} vocab={vocab}");
         }
-        assert!(dense.ids(2).is_none());
-        let distinct = dense.distinct();
+        assert_eq!(dense.ids.len(), 2);
+        let distinct = &dense.distinct;
         assert!(distinct.chunks(t).is_sorted(), "key order");
-        for (row, &i) in x.chunks(t).zip(dense.ids(0).unwrap()) {
+        for (row, &i) in x.chunks(t).zip(&dense.ids[0]) {
             assert_eq!(row, &distinct[i as usize * t..][..t]);
         }
     }
@@ -194,8 +194,8 @@ fn distinct_contexts_dense_and_sorted_agree() {
 }
 
 /// Calibration and the split losses: the same bits on 1, 2, 3 and 8 threads, through one
-/// index of every split (as `makemore train`) or one per call (as `makemore eval`), through
-/// the bitset or the sort; the values of the plain inference path up to rounding.
+/// index of every split (as `makemore train`) or one per call (as `makemore eval`); the values
+/// of the plain inference path up to rounding.
 #[test]
 fn calibration_and_evaluation_ignore_the_thread_count() {
     let dims = Dims::EXERCISE4;
@@ -213,8 +213,6 @@ fn calibration_and_evaluation_ignore_the_thread_count() {
         })
         .collect();
     let refs: Vec<(&[u8], &[u8])> = splits.iter().map(|(x, y)| (&x[..], &y[..])).collect();
-    let xs: Vec<&[u8]> = splits.iter().map(|(x, _)| &x[..]).collect();
-    let ys: Vec<&[u8]> = splits.iter().map(|(_, y)| &y[..]).collect();
     let losses_bits = |l: &[f64]| l.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let separate = |threads: usize| {
         pool(threads).unwrap().install(|| {
@@ -233,37 +231,34 @@ fn calibration_and_evaluation_ignore_the_thread_count() {
             losses_bits(&one.2),
             "losses on {threads} threads"
         );
-        for limit in [1 << 20, 0] {
-            let (m, v, l) = pool(threads)
-                .unwrap()
-                .install(|| {
-                    let contexts =
-                        Contexts::with_dense_limit(&xs, dims.context, dims.vocab, limit)?;
-                    calibrate_and_evaluate(&k, p, &contexts, 0, &ys)
-                })
-                .unwrap();
-            let what = format!("one index (dense limit {limit}), {threads} threads");
-            assert_eq!(bits(&m), bits(&one.0), "bnmean, {what}");
-            assert_eq!(bits(&v), bits(&one.1), "bnvar, {what}");
-            assert_eq!(losses_bits(&l), losses_bits(&one.2), "losses, {what}");
-        }
+        let (m, v, l) = pool(threads)
+            .unwrap()
+            .install(|| calibrate_and_evaluate(&k, p, &refs, 0))
+            .unwrap();
+        let what = format!("one index of all splits, {threads} threads");
+        assert_eq!(bits(&m), bits(&one.0), "bnmean, {what}");
+        assert_eq!(bits(&v), bits(&one.1), "bnvar, {what}");
+        assert_eq!(losses_bits(&l), losses_bits(&one.2), "losses, {what}");
     }
-    let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
-    assert!(calibrate_and_evaluate(&k, p, &contexts, 4, &ys).is_err());
-    assert!(calibrate_and_evaluate(&k, p, &contexts, 0, &ys[1..]).is_err());
     assert!(
-        calibrate_and_evaluate(&k, p, &contexts, 2, &ys).is_err(),
+        calibrate_and_evaluate(&k, p, &refs, 4).is_err(),
+        "no split 4"
+    );
+    assert!(
+        calibrate_and_evaluate(&k, p, &refs, 2).is_err(),
         "empty split"
     );
-    let other = Contexts::new(&xs, dims.context, 12).unwrap();
-    assert!(calibrate_and_evaluate(&k, p, &other, 0, &ys).is_err());
-    let mut bad = ys.iter().map(|y| y.to_vec()).collect::<Vec<_>>();
-    bad[1][5] = dims.vocab as u8;
-    let bad: Vec<&[u8]> = bad.iter().map(|y| &y[..]).collect();
-    let err = calibrate_and_evaluate(&k, p, &contexts, 0, &bad).unwrap_err();
+    let mut short = refs.clone();
+    short[1].1 = &short[1].1[1..];
+    assert!(calibrate_and_evaluate(&k, p, &short, 0).is_err());
+    let mut bad = splits[1].1.clone();
+    bad[5] = dims.vocab as u8;
+    let mut bad_refs = refs.clone();
+    bad_refs[1].1 = &bad;
+    let err = calibrate_and_evaluate(&k, p, &bad_refs, 0).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("data set 1") && msg.contains("token 27"),
+        msg.contains("data set 1") && msg.contains("token 27 at position 5"),
         "{msg}"
     );
     assert!(split_losses(&k, p, &one.0[1..], &one.1, &refs).is_err());
