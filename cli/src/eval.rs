@@ -101,11 +101,11 @@ fn dense(keys: ContextKeys, words: usize, chunks: &mut [Chunk<'_>]) -> Result<Ve
         .fold(|| vec![0u64; words], mark)
         .reduce(|| vec![0u64; words], |a, b| zip_with(a, b, |a, b| a | b));
     first_error(chunks, keys.context())?;
-    let mut ranks = vec![0u32; words];
-    let n = eval::dense_ranks(&bits, &mut ranks)?;
+    let mut id_of = vec![0u32; words * 64];
+    let n = eval::dense_id_table(&bits, &mut id_of)?;
     let mut distinct = vec![0u8; n * keys.context()];
     keys.dense_contexts(&bits, &mut distinct)?;
-    (chunks.par_iter_mut()).try_for_each(|c| eval::dense_ids(&bits, &ranks, c.ids))?;
+    (chunks.par_iter_mut()).try_for_each(|c| eval::dense_ids(&id_of, c.ids))?;
     Ok(distinct)
 }
 

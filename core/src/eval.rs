@@ -8,7 +8,7 @@
 //! 1. Distinct contexts ([`ContextKeys`]): a context's key is its tokens as the digits of a
 //!    base-V number, so that keys sort as contexts do, and ids are given in key order. For key
 //!    spaces `V^T` of at most [`DENSE_KEYS`], chunks of rows mark their keys in a bitset
-//!    ([`ContextKeys::mark_dense`]; bitsets unite exactly in any order), then [`dense_ranks`],
+//!    ([`ContextKeys::mark_dense`]; bitsets unite exactly in any order), then [`dense_id_table`],
 //!    [`dense_ids`] and [`ContextKeys::dense_contexts`]. Above that, the rows' keys are sorted
 //!    ([`ContextKeys::keys`], a sort, [`dedup_sorted`], [`sorted_ids`],
 //!    [`ContextKeys::sorted_contexts`]).
@@ -53,9 +53,9 @@ pub const fn table_len(dims: &Dims) -> usize {
 }
 
 /// Values of scratch [`Evaluator::nll`] needs to evaluate `rows` rows at a time: h (rows, H),
-/// shifted logits and their exponentials (rows, V) each.
+/// norm_logits and counts (rows, V) each, logit_maxes (rows).
 pub const fn nll_scratch_len(dims: &Dims, rows: usize) -> usize {
-    rows * (dims.hidden + 2 * dims.vocab)
+    rows * (dims.hidden + 2 * dims.vocab + 1)
 }
 
 /// `table[t] = C @ W1[t*E..(t+1)*E]` (V, H) for each position t: `table` (T, V, H).
@@ -271,32 +271,37 @@ where
     }
 }
 
-/// `ranks[w]` = how many bits are set in the words before `w`; returns how many are set in
-/// all (the number of distinct contexts).
+/// `id_of[k]` = the id of each key `k` set in `bits`: how many set keys are smaller (ids in
+/// key order); `u32::MAX` for the keys not set. Returns how many keys are set (the number of
+/// distinct contexts).
 ///
-/// Errors: `ranks` not one per word, more than `u32::MAX` bits set.
-pub fn dense_ranks(bits: &[u64], ranks: &mut [u32]) -> Result<usize, Error> {
-    check_len("key ranks (one per bitset word)", bits.len(), ranks.len())?;
-    let mut total = 0u64;
-    for (r, w) in ranks.iter_mut().zip(bits) {
-        *r = u32::try_from(total).map_err(|_| Error::InvalidArgument("more than 2^32 contexts"))?;
-        total += u64::from(w.count_ones());
+/// Errors: `id_of` not 64 entries per word of `bits`, `u32::MAX` keys set or more.
+pub fn dense_id_table(bits: &[u64], id_of: &mut [u32]) -> Result<usize, Error> {
+    check_len("key ids (64 per bitset word)", bits.len() * 64, id_of.len())?;
+    id_of.fill(u32::MAX);
+    let mut n = 0u32;
+    for (&word, ids) in bits.iter().zip(id_of.chunks_exact_mut(64)) {
+        let mut b = word;
+        while b != 0 {
+            ids[b.trailing_zeros() as usize] = n;
+            b &= b - 1;
+            n = n
+                .checked_add(1)
+                .filter(|&n| n < u32::MAX)
+                .ok_or(Error::InvalidArgument("2^32 - 1 distinct contexts or more"))?;
+        }
     }
-    usize::try_from(total).map_err(|_| Error::InvalidArgument("more than 2^32 contexts"))
+    Ok(n as usize)
 }
 
-/// Each key of `keys_to_ids` (from [`ContextKeys::mark_dense`]) replaced by its id: how many
-/// set keys of `bits` are smaller, with `ranks` from [`dense_ranks`].
+/// Each key of `keys_to_ids` (from [`ContextKeys::mark_dense`]) replaced by its id from
+/// [`dense_id_table`].
 ///
-/// Errors: `ranks` not one per word, a key whose bit is not set.
-pub fn dense_ids(bits: &[u64], ranks: &[u32], keys_to_ids: &mut [u32]) -> Result<(), Error> {
-    check_len("key ranks (one per bitset word)", bits.len(), ranks.len())?;
+/// Errors: a key without an id (not set in the bitset of the table).
+pub fn dense_ids(id_of: &[u32], keys_to_ids: &mut [u32]) -> Result<(), Error> {
     for k in keys_to_ids.iter_mut() {
-        let (w, b) = (*k as usize / 64, *k % 64);
-        match (bits.get(w), ranks.get(w)) {
-            (Some(&word), Some(&rank)) if word >> b & 1 == 1 => {
-                *k = rank + (word & ((1 << b) - 1)).count_ones();
-            }
+        match id_of.get(*k as usize) {
+            Some(&id) if id != u32::MAX => *k = id,
             _ => {
                 return Err(Error::InvalidArgument(
                     "a context key is not in the key set",
@@ -339,16 +344,15 @@ pub fn sorted_ids(keys: &[u128], row_keys: &[u128], ids: &mut [u32]) -> Result<(
 
 // ------------------------------------------------------------------------------ calibration
 
-/// `counts[id] += 1` for each of `ids`: how many rows have each context.
+/// `counts[id] += 1` for each of `ids`: how many rows have each context. Counts saturate at
+/// `u32::MAX`, which [`weighted_contexts`] refuses.
 ///
-/// Errors: an id `>= counts.len()`, a count above `u32::MAX`.
+/// Errors: an id `>= counts.len()`.
 pub fn count_ids(ids: &[u32], counts: &mut [u32]) -> Result<(), Error> {
     check_ids(ids, counts.len())?;
     for &id in ids {
         let c = &mut counts[id as usize];
-        *c = c
-            .checked_add(1)
-            .ok_or(Error::InvalidArgument("more than 2^32 rows of one context"))?;
+        *c = c.saturating_add(1);
     }
     Ok(())
 }
@@ -357,7 +361,8 @@ pub fn count_ids(ids: &[u32], counts: &mut [u32]) -> Result<(), Error> {
 /// `x` (same size as `distinct`), and their counts into the front of `weights` (same size as
 /// `counts`); returns how many.
 ///
-/// Errors: `counts` not one per context, `x` or `weights` of another size, `context` 0.
+/// Errors: `counts` not one per context, `x` or `weights` of another size, `context` 0, a
+/// count of `u32::MAX` (saturated: 2^32 - 1 rows of one context or more).
 pub fn weighted_contexts(
     x: &mut [u8],
     weights: &mut [u32],
@@ -375,6 +380,11 @@ pub fn weighted_contexts(
     )?;
     check_len("weighted contexts", distinct.len(), x.len())?;
     check_len("context weights", counts.len(), weights.len())?;
+    if counts.contains(&u32::MAX) {
+        return Err(Error::InvalidArgument(
+            "2^32 - 1 rows of one context or more",
+        ));
+    }
     let mut n = 0;
     for (&c, row) in counts.iter().zip(distinct.chunks_exact(context)) {
         if c > 0 {
@@ -527,21 +537,30 @@ impl<'a> Evaluator<'a> {
         for (xc, lc) in x.chunks(block * t).zip(nll.chunks_mut(block * v)) {
             let n = xc.len() / t;
             let (h, rest) = scratch.split_at_mut(n * hd);
-            let (shifted, rest) = rest.split_at_mut(n * v);
-            let e = &mut rest[..n * v];
+            let (norm_logits, rest) = rest.split_at_mut(n * v);
+            let (counts, rest) = rest.split_at_mut(n * v);
+            let logit_maxes = &mut rest[..n];
             self.hprebn(h, xc);
             k.batchnorm_tanh_inference(h, bnmean, bnvar_inv, p.bngain, p.bnbias);
             k.linear_forward(lc, h, p.W2, p.b2, v);
-            // logit_maxes; norm_logits = logits - logit_maxes into `shifted`
-            let row_max = |row: &[f32]| row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
-            for (s, row) in shifted.chunks_exact_mut(v).zip(lc.chunks_exact(v)) {
-                let max = row_max(row);
-                s.iter_mut().zip(row).for_each(|(s, &x)| *s = x - max);
+            // norm_logits = logits - logit_maxes (per row; a NaN logit wins the max)
+            for ((nl, row), max) in norm_logits
+                .chunks_exact_mut(v)
+                .zip(lc.chunks_exact(v))
+                .zip(logit_maxes.iter_mut())
+            {
+                *max = row.iter().fold(f32::NEG_INFINITY, |m, &x| x.max_nan(m));
+                nl.iter_mut().zip(row).for_each(|(nl, &x)| *nl = x - *max);
             }
             // counts = norm_logits.exp()
-            k.exp(e, shifted);
-            for (row, counts) in lc.chunks_exact_mut(v).zip(e.chunks_exact(v)) {
-                let lse = row_max(row) + (self.ln)(counts.iter().sum::<f32>());
+            k.exp(counts, norm_logits);
+            // nll = lse - logits, lse = logit_maxes + counts.sum(1).log()
+            for ((row, c), &max) in lc
+                .chunks_exact_mut(v)
+                .zip(counts.chunks_exact(v))
+                .zip(logit_maxes.iter())
+            {
+                let lse = max + (self.ln)(c.iter().sum::<f32>());
                 row.iter_mut().for_each(|x| *x = lse - *x);
             }
         }

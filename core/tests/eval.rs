@@ -6,8 +6,8 @@ mod common;
 
 use common::notebook_params;
 use makemore_core::eval::{
-    self, count_ids, dedup_sorted, dense_ids, dense_ranks, loss_sum, nll_scratch_len, sorted_ids,
-    table_len, weighted_contexts, ContextKeys, Evaluator,
+    self, count_ids, dedup_sorted, dense_id_table, dense_ids, loss_sum, nll_scratch_len,
+    sorted_ids, table_len, weighted_contexts, ContextKeys, Evaluator,
 };
 use makemore_core::infer::{BnCalibration, Inference};
 use makemore_core::math::ln_f32;
@@ -180,11 +180,11 @@ fn dedup(keys: ContextKeys, x: &[u8], dense: bool) -> (Vec<u8>, Vec<u32>) {
         let (i1, i2) = ids.split_at_mut(rows / 2);
         keys.mark_dense(x1, i1, &mut bits).unwrap();
         keys.mark_dense(x2, i2, &mut bits).unwrap();
-        let mut ranks = vec![0u32; bits.len()];
-        let n = dense_ranks(&bits, &mut ranks).unwrap();
+        let mut id_of = vec![0u32; bits.len() * 64];
+        let n = dense_id_table(&bits, &mut id_of).unwrap();
         distinct = vec![0u8; n * t];
         keys.dense_contexts(&bits, &mut distinct).unwrap();
-        dense_ids(&bits, &ranks, &mut ids).unwrap();
+        dense_ids(&id_of, &mut ids).unwrap();
     } else {
         let mut row_keys = vec![0u128; rows];
         keys.keys(x, &mut row_keys).unwrap();
@@ -344,14 +344,11 @@ fn bad_input_is_an_error() {
         .is_err());
     assert!(keys.keys(&x, &mut [0u128; 1]).is_err());
     keys.mark_dense(&x, &mut ids, &mut bits).unwrap();
-    let mut ranks = vec![0u32; words];
-    assert!(dense_ranks(&bits, &mut ranks[1..]).is_err());
-    assert_eq!(dense_ranks(&bits, &mut ranks), Ok(2));
-    assert!(
-        dense_ids(&bits, &ranks, &mut [5]).is_err(),
-        "a key not in the set"
-    );
-    assert!(dense_ids(&bits, &ranks, &mut [u32::MAX]).is_err());
+    let mut id_of = vec![0u32; words * 64];
+    assert!(dense_id_table(&bits, &mut id_of[1..]).is_err());
+    assert_eq!(dense_id_table(&bits, &mut id_of), Ok(2));
+    assert!(dense_ids(&id_of, &mut [5]).is_err(), "a key not in the set");
+    assert!(dense_ids(&id_of, &mut [u32::MAX]).is_err());
     assert!(keys.dense_contexts(&bits, &mut [0u8; 5]).is_err());
     assert!(keys
         .sorted_contexts(&[27 * 27 * 27], &mut [0u8; 3])
@@ -359,9 +356,12 @@ fn bad_input_is_an_error() {
     assert!(sorted_ids(&[1, 2], &[3], &mut [0]).is_err());
     assert!(sorted_ids(&[1, 2], &[2], &mut []).is_err());
     assert!(count_ids(&[4], &mut [0u32; 4]).is_err());
-    let mut full = [u32::MAX];
-    assert!(count_ids(&[0], &mut full).is_err());
+    // counts saturate, and a saturated count is refused
+    let mut full = [u32::MAX - 1, 0];
+    count_ids(&[0, 0, 1], &mut full).unwrap();
+    assert_eq!(full, [u32::MAX, 1]);
     let (mut xs, mut w) = (vec![0u8; 6], vec![0u32; 2]);
+    assert!(weighted_contexts(&mut xs, &mut w, &x, 3, &full).is_err());
     assert!(weighted_contexts(&mut xs, &mut w, &x, 3, &[1]).is_err());
     assert!(weighted_contexts(&mut xs[1..], &mut w, &x, 3, &[1, 1]).is_err());
     assert!(weighted_contexts(&mut xs, &mut w[1..], &x, 3, &[1, 1]).is_err());
