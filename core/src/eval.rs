@@ -95,15 +95,9 @@ fn check_below(x: &[u8], limit: usize) -> Result<(), Error> {
     }
 }
 
-/// Errors unless every id is below `limit`.
-fn check_ids(ids: &[u32], limit: usize) -> Result<(), Error> {
-    match ids.iter().copied().max() {
-        Some(m) if m as usize >= limit => Err(Error::InvalidArgument(
-            "a context id is not below the number of distinct contexts",
-        )),
-        _ => Ok(()),
-    }
-}
+/// A context id that is not below the number of distinct contexts.
+const NO_CONTEXT: Error =
+    Error::InvalidArgument("a context id is not below the number of contexts");
 
 // ------------------------------------------------------------------------ distinct contexts
 
@@ -349,9 +343,8 @@ pub fn sorted_ids(keys: &[u128], row_keys: &[u128], ids: &mut [u32]) -> Result<(
 ///
 /// Errors: an id `>= counts.len()`.
 pub fn count_ids(ids: &[u32], counts: &mut [u32]) -> Result<(), Error> {
-    check_ids(ids, counts.len())?;
     for &id in ids {
-        let c = &mut counts[id as usize];
+        let c = counts.get_mut(id as usize).ok_or(NO_CONTEXT)?;
         *c = c.saturating_add(1);
     }
     Ok(())
@@ -584,20 +577,24 @@ pub fn loss_sum(nll: &[f32], vocab: usize, ids: &[u32], y: &[u8]) -> Result<f64,
         });
     }
     check_len("targets (one per row)", ids.len(), y.len())?;
-    check_ids(ids, nll.len() / vocab)?;
     check_below(y, vocab)?;
     let mut sums = [0f64; 4];
-    // in range: ids < contexts and targets < V, checked above
-    let value = |i: u32, target: u8| nll[i as usize * vocab + target as usize] as f64;
+    // targets < V (checked above): the index is in `nll` exactly when the id has a context
+    let value = |i: u32, target: u8| -> Result<f64, Error> {
+        let x = nll
+            .get(i as usize * vocab + target as usize)
+            .ok_or(NO_CONTEXT)?;
+        Ok(*x as f64)
+    };
     let (ic4, yc4) = (ids.chunks_exact(4), y.chunks_exact(4));
     let (icr, ycr) = (ic4.remainder(), yc4.remainder());
     for (i, t) in ic4.zip(yc4) {
         for j in 0..4 {
-            sums[j] += value(i[j], t[j]);
+            sums[j] += value(i[j], t[j])?;
         }
     }
     for (j, (&i, &t)) in icr.iter().zip(ycr).enumerate() {
-        sums[j] += value(i, t);
+        sums[j] += value(i, t)?;
     }
     Ok((sums[0] + sums[1]) + (sums[2] + sums[3]))
 }
