@@ -416,31 +416,31 @@ fn batch_sampler(c: &mut Criterion) {
     group.finish();
 }
 
-/// Evaluation of the validation split (22655 rows) with calibrated batchnorm, row by row through
-/// the fast evaluator (first-layer tables, vector kernels): `Evaluator::loss_sum`. Throughput is
-/// rows/s. (The CLI evaluates each distinct context once, which is faster still; see `threads`.)
+/// Evaluation of the validation split (22655 rows) with given batchnorm statistics, as
+/// `makemore eval --split val --threads 1` runs it: `cli::eval::split_losses` (distinct
+/// contexts, first-layer tables, vector kernels) on a one-thread pool. Throughput is rows/s.
 fn evaluation(c: &mut Criterion) {
-    use makemore_core::eval::{scratch_len, Evaluator};
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/names.txt");
     let ds = cli::dataset::Dataset::load(&path, D.context)
         .unwrap_or_else(|e| panic!("{}: {e:#} (the benchmark needs the data)", path.display()));
     let state = StepState::new(D, BATCH, 3);
     let params = makemore_core::ParamsRef::from_flat(D, &state.params).unwrap();
     let (bnmean, bnvar) = (vec![0.1f32; D.hidden], vec![1.5f32; D.hidden]);
-    let (x, y) = (&ds.val.x, &ds.val.y);
-    let rows = 256;
+    let split = [(&ds.val.x[..], &ds.val.y[..])];
+    let pool = cli::parallel::pool(1).unwrap();
     bench(
         c,
         "evaluate val split",
-        y.len() as u64,
+        ds.val.y.len() as u64,
         1e-6,
-        || vec![f32::NAN; scratch_len(&D, rows) + 1],
-        |k, scratch| {
-            let (s, loss) = scratch.split_at_mut(scratch_len(&D, rows));
-            let mut ev = Evaluator::new(*k, params, rows, s).unwrap();
-            loss[0] = (ev.loss_sum(&bnmean, &bnvar, x, y).unwrap() / y.len() as f64) as f32;
+        || vec![f32::NAN],
+        |k, loss| {
+            let losses = pool
+                .install(|| cli::eval::split_losses(k, params, &bnmean, &bnvar, &split))
+                .unwrap();
+            loss[0] = losses[0] as f32;
         },
-        |scratch| vec![scratch[scratch.len() - 1]],
+        |loss| loss.clone(),
     );
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use benches::StepState;
 use cli::dataset::Dataset;
-use cli::evaluate::{calibrate_and_evaluate, Contexts};
+use cli::eval::calibrate_and_evaluate;
 use cli::parallel::{pool, Rayon};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use makemore_core::model::Dims;
@@ -79,13 +79,9 @@ fn eval(c: &mut Criterion) {
     };
     let params = StepState::new(dims, 2, 7).params;
     let p = makemore_core::ParamsRef::from_flat(dims, &params).unwrap();
-    let xs = [&ds.train.x[..], &ds.val.x, &ds.test.x];
-    let ys = [&ds.train.y[..], &ds.val.y, &ds.test.y];
-    // as `makemore train` does after training: one index of every split's contexts
-    let run = || {
-        let contexts = Contexts::new(&xs, dims.context, dims.vocab).unwrap();
-        calibrate_and_evaluate(&k, p, &contexts, 0, &ys).unwrap().2
-    };
+    let splits = [&ds.train, &ds.val, &ds.test].map(|e| (&e.x[..], &e.y[..]));
+    // what `makemore train` runs after training
+    let run = || calibrate_and_evaluate(&k, p, &splits, 0).unwrap().2;
     let mut group = c.benchmark_group("eval_all_splits");
     group.throughput(Throughput::Elements(
         (ds.train.len() + ds.val.len() + ds.test.len()) as u64,

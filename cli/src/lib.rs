@@ -1,16 +1,14 @@
 //! The library of `makemore`, so that the fuzz targets (`fuzz/`), the tests and the benchmarks
-//! (`benches/`) can call it: the parts that read untrusted bytes (the word list and its split,
-//! `data`, `dataset`; checkpoints, `checkpoint`), and the parallel machinery (`parallel`, the
-//! thread pool; `evaluate`, calibration and evaluation over whole splits; `shard`, the sharded
-//! training step; `model`, the run-time-sized model). The binary (`main.rs`) uses them from here.
+//! (`benches/`) call what the binary runs: the parts that read untrusted bytes (the word list
+//! and its split, `data`, `dataset`; checkpoints, `checkpoint`), the batch sampler (`batch`),
+//! evaluation of whole splits on rayon (`eval`), the thread pool and the training step's
+//! schedule (`parallel`), and `--isa` (`isa`). The binary (`main.rs`) uses them from here.
 
 pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod dataset;
-pub mod evaluate;
+pub mod eval;
 pub mod isa;
-pub mod model;
 pub mod parallel;
 pub mod pyrandom;
-pub mod team;

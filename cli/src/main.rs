@@ -14,14 +14,14 @@ macro_rules! println {
     };
 }
 
+mod evaluate;
 mod gradcheck;
 mod plot;
-mod run;
 mod sample;
 mod train;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
-use cli::{batch, checkpoint, data, dataset, isa, model, parallel};
+use cli::{batch, checkpoint, data, dataset, eval, isa, parallel};
 
 use std::fmt;
 use std::io::Write as _;
@@ -189,7 +189,7 @@ fn main() -> ExitCode {
         None => train::train(&cli.train),
         Some(Command::Train(a)) => train::train(&a),
         Some(Command::Sample(a)) => sample::sample(&a),
-        Some(Command::Eval(a)) => run::eval(&a),
+        Some(Command::Eval(a)) => evaluate::eval(&a),
         Some(Command::Gradcheck(a)) => gradcheck::gradcheck(&a),
     };
     match result {

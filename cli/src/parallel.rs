@@ -1,7 +1,7 @@
 //! Threads: the rayon pool every command runs in.
 //!
 //! Results never depend on the thread count: work is cut into chunks whose size depends only
-//! on the data, and partial results are merged in chunk order (see [`crate::evaluate`]).
+//! on the data, and partial results are merged in chunk order (see [`crate::eval`]).
 
 use anyhow::{bail, Context, Result};
 use makemore_core::step::Schedule;

@@ -20,8 +20,8 @@ use makemore_core::{Dims, ParamsMut, ParamsRef};
 use crate::batch::fill_batch;
 use crate::checkpoint::{Checkpoint, RunState};
 use crate::dataset::{Dataset, Provenance};
+use crate::eval::calibrate_and_evaluate;
 use crate::isa::kernels;
-use crate::model::{calibrate_and_evaluate, Contexts};
 use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::TrainArgs;
@@ -234,15 +234,9 @@ impl<'a> Trainer<'a> {
     /// Batchnorm calibration over the training split, then the loss of each split.
     pub fn evaluate(&self) -> Result<Evaluation> {
         let t1 = Instant::now();
-        let ds = &self.ds;
-        let contexts = Contexts::new(
-            &[&ds.train.x, &ds.val.x, &ds.test.x],
-            self.dims.context,
-            self.dims.vocab,
-        )?;
-        let ys = [&ds.train.y[..], &ds.val.y, &ds.test.y];
+        let splits = [&self.ds.train, &self.ds.val, &self.ds.test].map(|e| (&e.x[..], &e.y[..]));
         let (bnmean, bnvar, losses) =
-            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &contexts, 0, &ys)?;
+            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0)?;
         let seconds = t1.elapsed().as_secs_f64();
         println!("train loss {:.4}", losses[0]);
         println!("val loss   {:.4}", losses[1]);

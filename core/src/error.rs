@@ -30,6 +30,25 @@ pub enum Error {
     IsaUnavailable { isa: &'static str },
 }
 
+impl Error {
+    /// The same error with its token position moved by `offset`: for an error of a chunk that
+    /// starts at `offset` in a larger buffer. Other errors are returned unchanged.
+    pub fn at_offset(self, offset: usize) -> Error {
+        match self {
+            Error::TokenOutOfRange {
+                index,
+                token,
+                vocab,
+            } => Error::TokenOutOfRange {
+                index: index.saturating_add(offset),
+                token,
+                vocab,
+            },
+            e => e,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,8 +1,7 @@
-//! Inference: batchnorm calibrated over a whole data set, loss with the calibrated statistics,
-//! next-token logits for one context, and sampling with temperature and top-k.
+//! Inference: batchnorm calibrated over a whole data set, next-token logits for one context,
+//! and sampling with temperature and top-k. (The loss over data sets is [`crate::eval`]'s.)
 
 use crate::batchnorm::{batchnorm_tanh_inference, bnvar_inv_from_bnvar};
-use crate::cross_entropy::cross_entropy_forward;
 use crate::error::Error;
 use crate::float::Float;
 use crate::linear::{embed_linear_forward, linear_forward};
@@ -36,6 +35,11 @@ impl<'a> BnCalibration<'a> {
     /// Rows seen so far.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// H, the features accumulated.
+    pub fn hidden(&self) -> usize {
+        self.mean.len()
     }
 
     /// Adds the rows of `x` ((rows, T) token ids). `hprebn` is scratch of at least H values; rows
@@ -229,8 +233,8 @@ pub(crate) fn check_rows(dims: &Dims, x: &[u8], y: Option<&[u8]>) -> Result<usiz
 
 /// The model with calibrated batchnorm, ready for inference, plus its scratch.
 ///
-/// Scratch: `bnvar_inv` (H), `h` (rows * H), `logits` (rows * V) for some `rows` >= 1: the
-/// number of rows evaluated at a time.
+/// Scratch: `bnvar_inv` (H), `h` (rows * H), `logits` (rows * V) for some `rows` >= 1 (one
+/// row is used).
 #[derive(Debug)]
 pub struct Inference<'a, F> {
     params: ParamsRef<'a, F>,
@@ -238,7 +242,6 @@ pub struct Inference<'a, F> {
     bnvar_inv: &'a mut [F],
     h: &'a mut [F],
     logits: &'a mut [F],
-    rows: usize,
 }
 
 impl<'a, F: Float> Inference<'a, F> {
@@ -280,7 +283,6 @@ impl<'a, F: Float> Inference<'a, F> {
             bnvar_inv,
             h,
             logits,
-            rows,
         })
     }
 
@@ -298,20 +300,6 @@ impl<'a, F: Float> Inference<'a, F> {
         batchnorm_tanh_inference(h, self.bnmean, self.bnvar_inv, p.bngain, p.bnbias);
         linear_forward(&mut self.logits[..rows * dims.vocab], h, p.W2, p.b2);
         rows
-    }
-
-    /// The sum (not the mean) of the cross-entropy over the rows of `x` (rows, T) and `y` (rows),
-    /// accumulated in f64 per block of scratch rows. Divide by the row count for the mean loss.
-    pub fn loss_sum(&mut self, x: &[u8], y: &[u8]) -> Result<f64, Error> {
-        let dims = self.dims();
-        check_rows(&dims, x, Some(y))?;
-        let mut sum = 0.0;
-        for (xc, yc) in x.chunks(self.rows * dims.context).zip(y.chunks(self.rows)) {
-            let rows = self.logits_of(xc);
-            let mean = cross_entropy_forward(&mut self.logits[..rows * dims.vocab], yc);
-            sum += mean.to_f64() * rows as f64;
-        }
-        Ok(sum)
     }
 
     /// The next-token logits (V) for one `context` (T ids), in `self`'s scratch.

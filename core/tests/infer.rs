@@ -180,25 +180,14 @@ fn sampling_follows_softmax_temperature_and_top_k() {
 }
 
 #[test]
-fn inference_loss_and_sampling() {
+fn inference_logits_and_sampling() {
     let p = notebook_params::<f32, 27, 3, 10, 30, 16>(5);
     let bnmean = [0.1f32; 16];
     let bnvar = [2.0f32; 16];
     let (mut inv, mut h, mut logits) = (vec![0f32; 16], vec![0f32; 4 * 16], vec![0f32; 4 * 27]);
     let mut inf = Inference::new(p.view(), &bnmean, &bnvar, &mut inv, &mut h, &mut logits).unwrap();
-    let x = random_tokens(3 * 10, 1);
-    let y = random_tokens(10, 2);
-    let sum = inf.loss_sum(&x, &y).unwrap();
-    // the same loss one row at a time, from next_logits and log-sum-exp in f64
-    let mut by_row = 0.0;
-    for (ctx, &t) in x.chunks(3).zip(&y) {
-        let l = inf.next_logits(ctx).unwrap();
-        let m = l.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-        let lse = m + l.iter().map(|&v| (v as f64 - m).exp()).sum::<f64>().ln();
-        by_row += lse - l[t as usize] as f64;
-    }
-    assert!((sum - by_row).abs() < 1e-4, "{sum} vs {by_row}");
-    assert!(inf.loss_sum(&x[..29], &y).is_err());
+    assert_eq!(inf.next_logits(&[1, 2, 3]).unwrap().len(), 27);
+    assert!(inf.next_logits(&[1, 2, 27]).is_err());
     assert!(inf.next_logits(&[0, 0]).is_err());
     // names end at token 0 or fill the buffer; the prefix is kept
     let mut r = SplitMix64(3);

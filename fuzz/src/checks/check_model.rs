@@ -1,13 +1,16 @@
 //! Fuzz target `model`: forward, both backward paths (the fused one, storing gradients or
-//! updating in place, and the atomic one of Exercise 1), batchnorm calibration, inference and
-//! sampling, on arbitrary parameters (NaN, infinities, subnormals included) and arbitrary token
-//! ids.
+//! updating in place, and the atomic one of Exercise 1), batchnorm calibration, the evaluator,
+//! inference and sampling, on arbitrary parameters (NaN, infinities, subnormals included) and
+//! arbitrary token ids.
 //!
 //! Shared, as a plain function, by the fuzz target and by the stable replay test
 //! (`core/tests/fuzz_replay.rs` includes this file), so it uses only `makemore_core` and std.
 
 use makemore_core::atomic::{AtomicGrads, AtomicTape};
+use makemore_core::eval::{self, Evaluator};
 use makemore_core::infer::{sample_from_logits, BnCalibration, Inference};
+use makemore_core::math::ln_f32;
+use makemore_core::simd::{Isa, Kernels};
 use makemore_core::train::{backward, forward, sgd_update, train_step_in_place, ActsMut};
 use makemore_core::{Dims, Error, Params, ParamsMut, ParamsRef};
 
@@ -205,13 +208,13 @@ fn inference(inp: &mut Input<'_>, dims: Dims) {
     let scratch_rows = inp.range(1, 3);
     let mut h = vec![0f32; scratch_rows * dims.hidden];
     let mut logits = vec![0f32; scratch_rows * dims.vocab];
-    let mut inf = Inference::new(p, &bnmean, &bnvar, &mut bnvar_inv, &mut h, &mut logits)
-        .expect("scratch sized for the dims");
-    let loss = inf.loss_sum(&x, &y);
+    let loss = evaluate(p, &bnmean, &bnvar, &x, &y, scratch_rows);
     match bad {
         Some(e) => assert_eq!(loss, Err(e)),
         None => assert!(loss.is_ok()),
     }
+    let mut inf = Inference::new(p, &bnmean, &bnvar, &mut bnvar_inv, &mut h, &mut logits)
+        .expect("scratch sized for the dims");
     let context: Vec<u8> = x.iter().copied().take(dims.context).collect();
     let logits = inf.next_logits(&context);
     match expected_token_error(&context, &[], dims.vocab) {
@@ -258,6 +261,50 @@ fn inference(inp: &mut Input<'_>, dims: Dims) {
         }
         Err(e) => assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}"),
     }
+}
+
+/// The evaluator over `x` (every row its own context), `block` rows at a time, on every path
+/// this CPU has: calibration (an error exactly for a bad token of `x`), then `nll` and the loss
+/// sum. Every path gives the same Ok/Err; returns the scalar path's.
+fn evaluate(
+    p: ParamsRef<'_, f32>,
+    bnmean: &[f32],
+    bnvar: &[f32],
+    x: &[u8],
+    y: &[u8],
+    block: usize,
+) -> Result<f64, Error> {
+    let dims = p.dims();
+    let (hd, v) = (dims.hidden, dims.vocab);
+    let rows = x.len() / dims.context;
+    let ids: Vec<u32> = (0..rows as u32).collect();
+    let mut results = Vec::new();
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        let k = Kernels::new(isa).expect("an available path");
+        let mut table = vec![0f32; eval::table_len(&dims)];
+        let ev = Evaluator::new(k, p, &mut table, ln_f32).expect("tables sized for the dims");
+        let (mut mean, mut m2) = (vec![0f64; hd], vec![0f64; hd]);
+        let mut acc = BnCalibration::new(&mut mean, &mut m2).expect("H >= 1");
+        let (mut hprebn, mut sums) = (vec![0f32; block * hd], vec![0f64; 2 * hd]);
+        let calibrated = ev.calibrate(&mut acc, x, &[], &mut hprebn, &mut sums);
+        match expected_token_error(x, &[], v) {
+            Some(e) => assert_eq!(calibrated, Err(e)),
+            None => assert_eq!((calibrated, acc.count()), (Ok(()), rows as u64)),
+        }
+        let mut bnvar_inv = vec![0f32; hd];
+        ev.bnvar_inv(&mut bnvar_inv, bnvar).expect("H values");
+        let mut nll = vec![0f32; rows * v];
+        let mut scratch = vec![0f32; eval::nll_scratch_len(&dims, block)];
+        let loss = ev
+            .nll(&mut nll, x, bnmean, &bnvar_inv, &mut scratch)
+            .and_then(|()| eval::loss_sum(&nll, v, &ids, y));
+        results.push((isa, loss));
+    }
+    let (_, first) = results[0];
+    for (isa, r) in &results {
+        assert_eq!(r.is_ok(), first.is_ok(), "{isa}: {r:?} vs scalar {first:?}");
+    }
+    first
 }
 
 /// Exercise 1's atomic forward and backward at one small fixed size: N=3, V=5, T=2, E=2, H=3.
