@@ -193,14 +193,14 @@ impl<'a> Trainer<'a> {
             self.run.step += 1;
             window.0 += loss as f64;
             window.1 += 1;
-            if self.run.step % WINDOW == 0 || self.run.step == self.args.steps {
+            if self.run.step.is_multiple_of(WINDOW) || self.run.step == self.args.steps {
                 self.curve.push(CurvePoint {
                     step: self.run.step,
                     log10_loss: (window.0 / window.1 as f64).log10(),
                 });
                 window = (0.0, 0);
             }
-            if s % PRINT_EVERY == 0 {
+            if s.is_multiple_of(PRINT_EVERY) {
                 let line = format!("{s:7}/{:7}: {loss:.4}", self.args.steps);
                 match &bar {
                     Some(b) => b.println(line),
@@ -208,12 +208,12 @@ impl<'a> Trainer<'a> {
                 }
             }
             if let Some(b) = &bar {
-                if self.run.step % 256 == 0 {
+                if self.run.step.is_multiple_of(256) {
                     b.set_position(self.run.step);
                 }
             }
             let every = self.args.checkpoint_every;
-            if every > 0 && self.run.step % every == 0 && self.run.step < self.args.steps {
+            if every > 0 && self.run.step.is_multiple_of(every) && self.run.step < self.args.steps {
                 self.save(None)?;
             }
         }
