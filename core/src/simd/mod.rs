@@ -2,8 +2,8 @@
 //! as the reference and fallback.
 //!
 //! Layout, as memchr's `arch/`: this file holds the instruction sets ([`Isa`]), the vector
-//! interface ([`Simd`]), the list of kernels and their dispatch ([`Kernels`], which checks every
-//! shape); `kernels.rs` the vector kernels, written once and generic over [`Simd`] (forbids
+//! interface (`Simd`), the list of kernels and their dispatch ([`Kernels`], which checks every
+//! shape); `kernels.rs` the vector kernels, written once and generic over `Simd` (forbids
 //! `unsafe`); `scalar.rs` the scalar path (forbids `unsafe`); `x86_64.rs` and `aarch64.rs` the
 //! tokens, their intrinsics and the `#[target_feature]` entry points: the only `unsafe` code of
 //! the crate.
