@@ -1,4 +1,5 @@
-//! Threads: the rayon pool every command runs in.
+//! Threads: the rayon pool every command runs in, and [`Rayon`], the core's training-step
+//! [`Schedule`] on it.
 //!
 //! Results never depend on the thread count: work is cut into chunks whose size depends only
 //! on the data, and partial results are merged in chunk order (see [`crate::eval`]).
