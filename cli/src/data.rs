@@ -27,7 +27,7 @@ pub const MAX_VOCAB: usize = 64;
 pub const DEFAULT_SPLIT_SEED: u64 = 42;
 
 /// Allowed range of the context length (`block_size`) in [`build_examples`].
-pub const MAX_CONTEXT: usize = 16;
+pub const MAX_CONTEXT: usize = makemore_core::eval::MAX_CONTEXT;
 
 /// Errors from reading a word file or building a vocabulary.
 ///

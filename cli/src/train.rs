@@ -30,7 +30,7 @@ use crate::TrainArgs;
 /// for firmware), so any value in these ranges works.
 const HIDDEN: (usize, usize) = (1, 4096);
 const EMBEDDING: (usize, usize) = (1, 256);
-const CONTEXT: (usize, usize) = (1, 16);
+const CONTEXT: (usize, usize) = (1, crate::data::MAX_CONTEXT);
 const BATCH: (usize, usize) = (2, 1 << 16);
 
 /// Checks a size against its range, naming the flag.
