@@ -506,10 +506,13 @@ proptest! {
                 .checked_add(h.checked_mul(v + 3)?)?
                 .checked_add(v)?;
             let width = t.checked_mul(e)?.checked_add(2 * h)?.checked_add(v)?;
-            let shard = rows.checked_mul(width)?.checked_add(params)?.checked_add(h + 1)?;
-            let len = (n as u128)
-                .div_ceil(rows)
+            let shard = rows.checked_mul(width)?.checked_add(3 * h + 1)?;
+            let shards = (n as u128).div_ceil(rows);
+            // the batch's gradient and at most GRAD_SLOTS slots
+            let copies = 1 + shards.saturating_sub(1).min(makemore_core::step::GRAD_SLOTS as u128);
+            let len = shards
                 .checked_mul(shard)?
+                .checked_add(copies.checked_mul(params)?)?
                 .checked_add(v.checked_mul(h)?)?
                 .checked_add(4 * h)?;
             usize::try_from(len).ok()
