@@ -489,7 +489,7 @@ impl Kernels {
             np,
             slots: grad_copies(n) - 1,
         };
-        waves.run(schedule, shards, grads, w2_off..bng_off, &|i, chunk, grad| {
+        let phase_c = |i: usize, chunk: &mut [f32], grad: &mut [f32]| {
             let (_, y) = batch(i);
             let s = Shard::split(&dims, &l, shard_rows_of(i), chunk);
             // bnraw = bndiff * bnvar_inv; h = tanh(bngain * bnraw + bnbias)
@@ -509,7 +509,8 @@ impl Kernels {
             // forward: hpreact = bngain * bnraw + bnbias
             //   => dbngain = (bnraw * dhpreact).sum(0), dbnbias = dhpreact.sum(0)
             k.batchnorm_backward_sums_raw(s.dbngain, s.dbnbias, s.h, s.bnraw);
-        });
+        };
+        waves.run(schedule, shards, grads, w2_off..bng_off, &phase_c);
         // the batch's dbngain, dbnbias for D: 0 + the shards' in shard order
         sum_over_shards(dbngain, shards, len, l.dbn);
         sum_over_shards(dbnbias, shards, len, l.dbn + hd);
