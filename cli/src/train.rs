@@ -105,6 +105,7 @@ impl<'a> Trainer<'a> {
             embedding: a.embedding,
             hidden: a.hidden,
         };
+        cli::memory::check_training(dims, a.batch_size, 0)?;
         fs::create_dir_all(&a.out)
             .with_context(|| format!("cannot create output directory {}", a.out.display()))?;
         let checkpoint = a.out.join("model.safetensors");
