@@ -377,6 +377,63 @@ proptest! {
         }
     }
 
+    /// The optimiser kernels: `adamw` (parameters and both moments, chained over a few updates
+    /// so the moments are not zero) and `scale` give the scalar bits; `sum_squares` is within
+    /// `2 n u sum x^2` of scalar (FMA and lane-wise partial sums) and gives the same bits twice.
+    #[test]
+    fn adamw_scale_and_sum_squares_match_scalar(
+        len in prop_oneof![width(), 0usize..3], seed: u64, t0 in 1u64..3000,
+        lr in prop_oneof![Just(1e-3f32), Just(0.1), Just(0.0), 1e-6f32..1.0],
+        wd in prop_oneof![Just(0.0f32), Just(0.01), 0.0f32..1.0],
+        special in prop_oneof![Just(0.0f32), Just(-0.0), Just(1e-40), Just(1e20), Just(f32::NAN), Just(f32::INFINITY)],
+    ) {
+        let mut rng = common_rng(seed);
+        let p0: Vec<f32> = (0..len).map(|_| rng.f32()).collect();
+        let grads: Vec<Vec<f32>> = (0..3)
+            .map(|_| {
+                let mut g: Vec<f32> = (0..len).map(|_| 0.1 * rng.f32()).collect();
+                if len > 0 {
+                    g[(rng.u64() % len as u64) as usize] = special;
+                }
+                g
+            })
+            .collect();
+        let opt = makemore_core::AdamW { weight_decay: wd, ..makemore_core::AdamW::MAKEMORE };
+        let run = |k: Kernels| {
+            let (mut p, mut m, mut v) = (p0.clone(), vec![0.0; len], vec![0.0; len]);
+            for (i, g) in grads.iter().enumerate() {
+                let c = opt.step(lr, t0 + i as u64).unwrap();
+                k.adamw(&mut p, &mut m, &mut v, g, c).unwrap();
+            }
+            (p, m, v)
+        };
+        let want = run(SCALAR);
+        let mut sq_want = p0.clone();
+        sq_want.extend(&grads[0]);
+        let ss_want = SCALAR.sum_squares(&sq_want);
+        let mut scaled_want = sq_want.clone();
+        SCALAR.scale(&mut scaled_want, 0.37);
+        for k in vector_paths() {
+            let isa = k.isa();
+            let got = run(k);
+            assert_same_bits("adamw p", isa, &got.0, &want.0);
+            assert_same_bits("adamw m", isa, &got.1, &want.1);
+            assert_same_bits("adamw v", isa, &got.2, &want.2);
+            let mut scaled = sq_want.clone();
+            k.scale(&mut scaled, 0.37);
+            assert_same_bits("scale", isa, &scaled, &scaled_want);
+            let ss = k.sum_squares(&sq_want);
+            assert_same_bits("sum_squares twice", isa, &[k.sum_squares(&sq_want)], &[ss]);
+            if ss_want.is_finite() {
+                let abs: f64 = sq_want.iter().map(|&x| x as f64 * x as f64).sum();
+                assert_within("sum_squares", isa, &[ss], &[ss_want], &[dot_bound(sq_want.len(), abs)]);
+            } else {
+                // an infinity or NaN among the values (or an overflow): the same on every path
+                assert_same_bits("sum_squares of a non-finite", isa, &[ss], &[ss_want]);
+            }
+        }
+    }
+
     /// The finiteness scan on every path, with at most one NaN or infinity anywhere (in a full
     /// block, the partial vector or the last lane); the largest floats are finite.
     #[test]
