@@ -229,7 +229,9 @@ impl<'a> Trainer<'a> {
         let t1 = Instant::now();
         let splits = [&self.ds.train, &self.ds.val, &self.ds.test].map(|e| (&e.x[..], &e.y[..]));
         let (bnmean, bnvar, losses) =
-            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0)?;
+            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0).with_context(
+                || format!("evaluating the trained model failed; {}", self.last_saved()),
+            )?;
         let seconds = t1.elapsed().as_secs_f64();
         println!("train loss {:.4}", losses[0]);
         println!("val loss   {:.4}", losses[1]);
