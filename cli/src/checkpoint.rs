@@ -118,10 +118,12 @@ impl Checkpoint {
                 | SafetensorsError::OffsetOutOfRange { .. } => {
                     " (the file looks truncated: an interrupted copy or write?)"
                 }
-                SafetensorsError::NonFinite { .. } => return anyhow::anyhow!(
+                SafetensorsError::NonFinite { .. } => {
+                    return anyhow::anyhow!(
                     "{}: {e}; the checkpoint holds a diverged model: retrain with a smaller --lr",
                     what.display()
-                ),
+                )
+                }
                 SafetensorsError::NegativeVariance { .. } => {
                     " (no training run writes that: the file was altered; train it again)"
                 }

@@ -431,8 +431,8 @@ pub fn load_model(
     Ok(has_bn)
 }
 
-/// The first value of the tensor `name` that a checkpoint may not hold: not finite, or in
-/// `bnvar` negative. One pass, stopping at the first.
+/// Refuses the first value of the tensor `name` that a checkpoint may not hold, naming its index:
+/// not finite, or in `bnvar` negative. One pass, stopping there.
 fn check_tensor(name: &'static str, values: impl Iterator<Item = f32>) -> Result<()> {
     let variance = name == BNVAR;
     for (index, x) in values.enumerate() {
