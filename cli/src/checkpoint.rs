@@ -30,6 +30,44 @@ pub struct Checkpoint {
 /// Where a training run stands: enough to resume it exactly (the core's schema).
 pub use makemore_core::checkpoint::RunState;
 
+/// The sizes makemore accepts, `(min, max)` inclusive: `train`'s flags, and the config and batch
+/// size of a checkpoint it loads. The core's kernels take sizes at run time (its fixed-size
+/// arrays are for firmware), so any value in these ranges works.
+pub const HIDDEN: (usize, usize) = (1, 4096);
+/// See [`HIDDEN`].
+pub const EMBEDDING: (usize, usize) = (1, 256);
+/// See [`HIDDEN`].
+pub const CONTEXT: (usize, usize) = (1, crate::data::MAX_CONTEXT);
+/// See [`HIDDEN`]; batchnorm's variance needs 2 rows.
+pub const BATCH: (usize, usize) = (2, 1 << 16);
+
+/// A loaded checkpoint's sizes against [`HIDDEN`], [`EMBEDDING`], [`CONTEXT`] (from the tensors'
+/// shapes) and [`BATCH`] (from the training state): the error names the key and the value.
+fn check_sizes(dims: Dims, run: Option<&RunState>) -> std::result::Result<(), String> {
+    use checkpoint::key;
+    let mut sizes = vec![
+        (key::HIDDEN, dims.hidden, HIDDEN, "the tensors' shapes"),
+        (
+            key::EMBEDDING,
+            dims.embedding,
+            EMBEDDING,
+            "the tensors' shapes",
+        ),
+        (key::CONTEXT, dims.context, CONTEXT, "the tensors' shapes"),
+    ];
+    if let Some(r) = run {
+        sizes.push((key::BATCH_SIZE, r.batch_size, BATCH, "the metadata"));
+    }
+    for (k, v, (lo, hi), from) in sizes {
+        if !(lo..=hi).contains(&v) {
+            return Err(format!(
+                "{k} {v} (from {from}) is out of range: makemore handles {lo} to {hi}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The first parameter that is NaN or infinite: its tensor's name, its index in the tensor and
 /// its value. Training checks this after every step, so no checkpoint holds one. The fast path
 /// is the vector scan [`Kernels::all_finite`]; the search runs only when it fails.
@@ -80,6 +118,15 @@ impl Checkpoint {
                 | SafetensorsError::OffsetOutOfRange { .. } => {
                     " (the file looks truncated: an interrupted copy or write?)"
                 }
+                SafetensorsError::NonFinite { .. } => {
+                    return anyhow::anyhow!(
+                    "{}: {e}; the checkpoint holds a diverged model: retrain with a smaller --lr",
+                    what.display()
+                )
+                }
+                SafetensorsError::NegativeVariance { .. } => {
+                    " (no training run writes that: the file was altered; train it again)"
+                }
                 _ => "",
             };
             anyhow::anyhow!(
@@ -92,6 +139,9 @@ impl Checkpoint {
         // The vocabulary unescaped fits in the header it comes from.
         let mut buf = vec![0u8; bytes.len().min(1 << 20)];
         let meta = checkpoint::read_metadata(&st, dims, &mut buf).map_err(bad)?;
+        check_sizes(dims, meta.run.as_ref()).map_err(|e| {
+            anyhow::anyhow!("{}: not a valid makemore checkpoint: {e}", what.display())
+        })?;
         let mut params = vec![0f32; dims.num_params()];
         let mut mean = vec![0f32; dims.hidden];
         let mut var = vec![0f32; dims.hidden];

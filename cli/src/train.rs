@@ -18,20 +18,13 @@ use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::batch::fill_batch;
-use crate::checkpoint::{Checkpoint, RunState};
+use crate::checkpoint::{Checkpoint, RunState, BATCH, CONTEXT, EMBEDDING, HIDDEN};
 use crate::dataset::{Dataset, Provenance};
 use crate::eval::calibrate_and_evaluate;
 use crate::isa::kernels;
 use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::TrainArgs;
-
-/// Sizes the CLI accepts. The core's kernels take sizes at run time (its fixed-size arrays are
-/// for firmware), so any value in these ranges works.
-const HIDDEN: (usize, usize) = (1, 4096);
-const EMBEDDING: (usize, usize) = (1, 256);
-const CONTEXT: (usize, usize) = (1, crate::data::MAX_CONTEXT);
-const BATCH: (usize, usize) = (2, 1 << 16);
 
 /// Checks a size against its range, naming the flag.
 fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result<()> {
@@ -237,7 +230,9 @@ impl<'a> Trainer<'a> {
         let t1 = Instant::now();
         let splits = [&self.ds.train, &self.ds.val, &self.ds.test].map(|e| (&e.x[..], &e.y[..]));
         let (bnmean, bnvar, losses) =
-            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0)?;
+            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0).with_context(
+                || format!("evaluating the trained model failed; {}", self.last_saved()),
+            )?;
         let seconds = t1.elapsed().as_secs_f64();
         println!("train loss {:.4}", losses[0]);
         println!("val loss   {:.4}", losses[1]);
