@@ -19,6 +19,7 @@ const FD_TOL: f64 = 1e-6;
 
 pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
     let ds = Dataset::load(&a.input, 3)?;
+    ds.nonempty("train", &a.input)?;
     if ds.vocab.len() != 27 {
         bail!(
             "{}: gradcheck runs the notebook's model with a vocabulary of 27; this file has {}",
