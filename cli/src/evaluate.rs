@@ -40,11 +40,11 @@ fn eval_in_pool(a: &EvalArgs) -> Result<ExitCode> {
     if let Some(v) = &ck.vocab {
         if *v != ds.vocab {
             bail!(
-                "{}: the checkpoint's vocabulary \"{}\" differs from {}'s \"{}\"; pass the \
-                 word list the checkpoint was trained on",
+                "{}: the checkpoint's vocabulary differs from {}'s: \"{}\" against \"{}\"; \
+                 pass the word list the checkpoint was trained on",
                 a.checkpoint.display(),
-                symbols(v),
                 a.input.display(),
+                symbols(v),
                 symbols(&ds.vocab)
             );
         }

@@ -170,9 +170,13 @@ fn sample_in_pool(a: &SampleArgs) -> Result<ExitCode> {
         Some(bn) => bn.clone(),
         None => bail!("{}: the checkpoint has no calibrated batchnorm statistics (bnmean, bnvar); finish training or run `makemore eval` first", a.checkpoint.display()),
     };
-    let prov = words
-        .ok()
-        .map(|w| Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED)));
+    let prov = match words {
+        Ok(w) => Some(Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED))),
+        Err(e) => {
+            eprintln!("warning: {e}; the names are printed without their provenance");
+            None
+        }
+    };
     let t0 = std::time::Instant::now();
     let draw = Draw {
         count: a.count,
