@@ -13,6 +13,13 @@ use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::data::Vocab;
 
+/// Largest checkpoint file read, in bytes: checked before the bytes are allocated for a regular
+/// file, and a stream (a FIFO, a device) stops one byte after it. The largest model the
+/// training limits allow (V 64, E 256, T 16, H 4096: 17 068 096 parameters, plus bnmean and
+/// bnvar) is 68.3 MB of f32; the limit leaves room for three such copies (parameters and two
+/// optimizer moments) and the header.
+pub const MAX_CHECKPOINT_BYTES: u64 = 256 << 20;
+
 /// Everything a checkpoint holds.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
@@ -152,9 +159,10 @@ impl Checkpoint {
         let vocab = match meta.vocab {
             Some(s) => Some(Vocab::from_symbols(s).with_context(|| {
                 format!(
-                    "{}: metadata {} {s:?} is not '.' followed by sorted distinct symbols",
+                    "{}: metadata {} \"{}\" is not '.' followed by sorted distinct symbols",
                     what.display(),
-                    checkpoint::key::VOCAB
+                    checkpoint::key::VOCAB,
+                    s.escape_default()
                 )
             })?),
             None => None,
@@ -168,14 +176,31 @@ impl Checkpoint {
         })
     }
 
-    /// Reads and validates a checkpoint file.
+    /// Reads and validates a checkpoint file of at most [`MAX_CHECKPOINT_BYTES`].
     pub fn load(path: &Path) -> Result<Checkpoint> {
         if path.is_dir() {
             bail!("{} is a directory, not a checkpoint file", path.display());
         }
-        let bytes = fs::read(path).with_context(|| {
+        let context = || {
             format!("cannot read checkpoint {} (train one with `makemore train`, or pass --checkpoint PATH)", path.display())
-        })?;
+        };
+        let too_large = || {
+            anyhow::anyhow!(
+                "{}: larger than {} MiB, the limit for a checkpoint (the largest model the \
+                 size limits allow takes about 70 MB); is it a checkpoint? pass --checkpoint \
+                 PATH to a file written by `makemore train` or safetensors",
+                path.display(),
+                MAX_CHECKPOINT_BYTES >> 20
+            )
+        };
+        let file = fs::File::open(path).with_context(context)?;
+        let meta = file.metadata().with_context(context)?;
+        if meta.is_file() && meta.len() > MAX_CHECKPOINT_BYTES {
+            return Err(too_large());
+        }
+        let bytes = crate::data::read_bounded(file, MAX_CHECKPOINT_BYTES)
+            .with_context(context)?
+            .ok_or_else(too_large)?;
         Self::from_bytes(&bytes, path)
     }
 

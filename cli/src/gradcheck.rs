@@ -24,6 +24,7 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
         bail!("--fd-samples 0 would check no coordinate by finite differences: use 1 or more");
     }
     let ds = Dataset::load(&a.input, 3)?;
+    ds.nonempty("train", &a.input)?;
     if ds.vocab.len() != 27 {
         bail!(
             "{}: gradcheck runs the notebook's model with a vocabulary of 27; this file has {}",

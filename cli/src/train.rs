@@ -282,21 +282,28 @@ impl<'a> Trainer<'a> {
         .context("writing loss.svg")?;
         if a.samples > 0 {
             let prov = Provenance::new(&ds.split);
-            let names = crate::sample::sample_names(
-                self.params_ref()?,
-                &eval.bnmean,
-                &eval.bnvar,
-                &ds.vocab,
-                a.samples,
-                SAMPLE_SEED,
-                1.0,
-                0,
-                "",
-            )?;
+            let draw = crate::sample::Draw {
+                count: a.samples,
+                seed: SAMPLE_SEED,
+                temperature: 1.0,
+                top_k: 0,
+                prefix: "",
+            };
             println!("samples:");
-            for name in names {
-                println!("{name:20} {}", prov.of(&name));
-            }
+            let (bnmean, bnvar) = (&eval.bnmean, &eval.bnvar);
+            crate::sample::for_each_block(
+                self.params_ref()?,
+                bnmean,
+                bnvar,
+                &ds.vocab,
+                &draw,
+                |names| {
+                    for name in names {
+                        println!("{name:20} {}", prov.of(name));
+                    }
+                    crate::stdout_open()
+                },
+            )?;
         }
         println!(
             "wrote {}, metrics.json, loss.csv, loss.svg",
