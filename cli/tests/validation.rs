@@ -309,7 +309,7 @@ fn gradcheck_refuses_an_empty_training_split_and_zero_fd_samples() {
     let err = makemore(&["gradcheck", "--input", s(&one)]).failed();
     assert!(
         err.contains("one.txt")
-            && err.contains("training split is empty")
+            && err.contains("train split is empty")
             && err.contains("at least 2 words"),
         "{err}"
     );
