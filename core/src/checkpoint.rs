@@ -468,7 +468,11 @@ pub enum Schedule {
     Step,
     /// llm.c's: a linear warm-up over `warmup` steps, then a cosine from `lr` down to `min_lr`
     /// at step `total`, `min_lr` after.
-    Cosine { warmup: u64, total: u64, min_lr: f32 },
+    Cosine {
+        warmup: u64,
+        total: u64,
+        min_lr: f32,
+    },
 }
 
 /// `fnv1a64:` and 16 lowercase hex digits.
@@ -575,7 +579,10 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         for (k, t) in key::RUN.into_iter().zip(text.get(3..).unwrap_or(&[])) {
             push(k, t.as_str());
         }
-        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT].into_iter().zip(&text[9..]) {
+        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT]
+            .into_iter()
+            .zip(&text[9..])
+        {
             if t.len > 0 {
                 push(k, t.as_str());
             }

@@ -3,7 +3,8 @@
 //! wrong type, or one that disagrees with the tensors.
 
 use makemore_core::checkpoint::{
-    key, read_dims, read_metadata, save, saved_len, Metadata, RunState, Schedule, FORMAT, MODEL_TENSOR_NAMES,
+    key, read_dims, read_metadata, save, saved_len, Metadata, RunState, Schedule, FORMAT,
+    MODEL_TENSOR_NAMES,
 };
 use makemore_core::safetensors::{write, written_len, SafeTensors, SafetensorsError as E};
 use makemore_core::{Dims, Params, PARAM_NAMES};
