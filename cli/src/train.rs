@@ -679,14 +679,14 @@ impl<'a> Trainer<'a> {
         let (a, ds, dims, run, h) = (self.args, &self.ds, self.dims, &self.run, &self.history);
         let schedule = match run.schedule {
             Schedule::Step => {
-                serde_json::json!({"name": "step", "lr": run.lr, "decay_step": run.lr_decay_step, "decayed_lr": run.lr / 10.0})
+                serde_json::json!({"name": "step", "lr": json_f32(run.lr), "decay_step": run.lr_decay_step, "decayed_lr": json_f32(run.lr / 10.0)})
             }
             Schedule::Cosine {
                 warmup,
                 total,
                 min_lr,
             } => {
-                serde_json::json!({"name": "cosine", "lr": run.lr, "warmup": warmup, "total": total, "min_lr": min_lr})
+                serde_json::json!({"name": "cosine", "lr": json_f32(run.lr), "warmup": warmup, "total": total, "min_lr": json_f32(min_lr)})
             }
         };
         let metrics = serde_json::json!({
