@@ -1049,3 +1049,97 @@ fn progress_bar(steps: u64, at: u64) -> Option<ProgressBar> {
     bar.set_position(at);
     Some(bar)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(schedule: Schedule) -> RunState {
+        RunState {
+            step: 0,
+            seed: TRAIN_SEED,
+            steps: 1000,
+            batch_size: 32,
+            lr: 0.1,
+            lr_decay_step: 500,
+            schedule,
+            fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn the_step_schedule_is_the_notebooks_bits() {
+        let r = run(Schedule::Step);
+        assert_eq!(lr_at(&r, 0).to_bits(), 0.1f32.to_bits());
+        assert_eq!(lr_at(&r, 499).to_bits(), 0.1f32.to_bits());
+        assert_eq!(lr_at(&r, 500).to_bits(), (0.1f32 / 10.0).to_bits());
+        assert_eq!(lr_at(&r, u64::MAX).to_bits(), (0.1f32 / 10.0).to_bits());
+    }
+
+    #[test]
+    fn the_cosine_schedule_warms_up_then_decays_to_min_lr() {
+        let r = run(Schedule::Cosine {
+            warmup: 100,
+            total: 1100,
+            min_lr: 0.01,
+        });
+        assert_eq!(lr_at(&r, 0), (0.1f64 / 100.0) as f32);
+        assert_eq!(lr_at(&r, 99), 0.1);
+        assert_eq!(lr_at(&r, 100), 0.1);
+        // half-way through the cosine: the mean of lr and min_lr
+        assert!((lr_at(&r, 600) - 0.055).abs() < 1e-7, "{}", lr_at(&r, 600));
+        assert_eq!(lr_at(&r, 1100), 0.01);
+        assert_eq!(lr_at(&r, u64::MAX), 0.01);
+        let mut last = f32::INFINITY;
+        for s in 100..1100 {
+            let lr = lr_at(&r, s);
+            assert!(lr <= last && lr >= 0.01, "step {s}: {lr}");
+            last = lr;
+        }
+    }
+
+    #[test]
+    fn the_history_text_round_trips_to_the_same_bits() {
+        let h = History {
+            windows: vec![2345.678901234567, 0.1 + 0.2, f64::MIN_POSITIVE],
+            open: (12.5, 999),
+            val: vec![(500, 2.25), (1000, 1.0 / 3.0)],
+            lr_changes: vec![(300, 0.05)],
+            train_seconds: 1.5e-3,
+        };
+        let text = h.to_text();
+        assert_eq!(History::from_text(&text), Some(h.clone()));
+        assert_eq!(
+            History::from_text(&History::default().to_text()),
+            Some(History::default())
+        );
+        for bad in [
+            "",
+            "windows=x;open=0/0;val=;lr_changes=;train_seconds=0",
+            "windows=;open=0/1000;val=;lr_changes=;train_seconds=0",
+            "windows=;open=0/0;val=1;lr_changes=;train_seconds=0",
+            "windows=;open=0/0;val=;lr_changes=;train_seconds=0;more",
+        ] {
+            assert_eq!(History::from_text(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_sees_words_order_and_split() {
+        let split = |train: &[&str], val: &[&str]| Split {
+            train: train.iter().map(|s| s.to_string()).collect(),
+            val: val.iter().map(|s| s.to_string()).collect(),
+            test: vec![],
+        };
+        let base = fingerprint(&split(&["ab", "c"], &["d"]));
+        assert_eq!(base, fingerprint(&split(&["ab", "c"], &["d"])));
+        for other in [
+            split(&["a", "bc"], &["d"]),
+            split(&["c", "ab"], &["d"]),
+            split(&["ab"], &["c", "d"]),
+            split(&["ab", "c"], &["e"]),
+        ] {
+            assert_ne!(base, fingerprint(&other));
+        }
+    }
+}
