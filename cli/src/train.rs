@@ -103,9 +103,8 @@ fn interrupted() -> Option<(&'static str, u8)> {
     }
 }
 
-/// `train`: the output directory locked, in a pool of `--threads` threads, the phases in order.
+/// `train`: in a pool of `--threads` threads, the phases in order.
 pub fn train(a: &TrainArgs) -> Result<ExitCode> {
-    let _lock = prepare_out(&a.out)?;
     install_signal_handlers().context("installing the SIGINT/SIGTERM handlers")?;
     let threads = thread_count(a.threads)?;
     pool(threads)?.install(|| {
@@ -348,6 +347,8 @@ pub fn lr_at(run: &RunState, step: u64) -> f32 {
 
 /// A training run: its data, parameters and state, and what it has measured.
 pub struct Trainer<'a> {
+    /// `<out>/.lock`, locked while the trainer lives.
+    _lock: fs::File,
     args: &'a TrainArgs,
     threads: usize,
     kernels: Kernels,
@@ -397,14 +398,21 @@ impl<'a> Trainer<'a> {
     /// resumes the checkpoint in `--out`. `None`: a resume with nothing to do (it said so).
     pub fn start(a: &'a TrainArgs, threads: usize) -> Result<Option<Self>> {
         let checkpoint = a.out.join("model.safetensors");
-        crate::checkpoint::remove_stale_temp_files(&checkpoint);
         let kernels = kernels(a.isa)?;
         if let Some(lr) = a.lr {
             if !(lr.is_finite() && lr > 0.0) {
                 bail!("--lr {lr} must be a finite number > 0");
             }
         }
-        let (params, run, history, dims, ds, done_bn) = if a.resume {
+        let (lock, params, run, history, dims, ds, done_bn) = if a.resume {
+            if !a.out.is_dir() {
+                bail!(
+                    "--resume: {} is not a directory; pass the --out of the run to continue",
+                    a.out.display()
+                );
+            }
+            let lock = prepare_out(&a.out)?;
+            crate::checkpoint::remove_stale_temp_files(&checkpoint);
             let ck = Checkpoint::load(&checkpoint)
                 .context("--resume needs the checkpoint of an earlier run")?;
             let Some(run) = ck.run.clone() else {
@@ -437,12 +445,15 @@ impl<'a> Trainer<'a> {
                     run.lr = lr;
                 }
             }
-            (ck.params, run, history, ck.dims, ds, ck.bn.is_some())
+            (lock, ck.params, run, history, ck.dims, ds, ck.bn.is_some())
         } else {
+            // the flags and the data first: a bad one creates no directory
             let (run, dims, ds) = fresh_config(a)?;
+            let lock = prepare_out(&a.out)?;
+            crate::checkpoint::remove_stale_temp_files(&checkpoint);
             let mut params = vec![0f32; dims.num_params()];
             ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(run.seed));
-            (params, run, History::default(), dims, ds, false)
+            (lock, params, run, History::default(), dims, ds, false)
         };
         if a.resume {
             if run.step >= run.steps && done_bn {
@@ -465,6 +476,7 @@ impl<'a> Trainer<'a> {
         println!("parameters: {}", dims.num_params());
         println!("instruction set: {}", kernels.isa());
         Ok(Some(Trainer {
+            _lock: lock,
             args: a,
             threads,
             kernels,
