@@ -110,8 +110,9 @@ pub struct TrainArgs {
     /// random.seed(42) shuffle) [default: 2147483647; with --resume the checkpoint's].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Continue the run in OUT/model.safetensors: every flag above not given takes the
-    /// checkpoint's value.
+    /// Continue the run in OUT/model.safetensors: each of --steps to --seed above not given
+    /// takes the checkpoint's value; one given that contradicts it is refused, except --steps
+    /// and --lr, which change the run.
     #[arg(long)]
     pub resume: bool,
     /// Save OUT/model.safetensors every N steps (0: only at the end, or when interrupted).

@@ -160,7 +160,9 @@ fn sigkill_at_random_moments_then_resume_ends_like_an_uninterrupted_run() {
     let without_seconds = |bytes: &[u8]| {
         let ck = Checkpoint::from_bytes(bytes, &ckpt).unwrap();
         let history = ck.history.as_deref().map(|h| {
-            let cut = h.find(";train_seconds=").expect("train_seconds in the history");
+            let cut = h
+                .find(";train_seconds=")
+                .expect("train_seconds in the history");
             h[..cut].to_string()
         });
         (ck.params, ck.bn, ck.run, ck.vocab, history)
