@@ -183,10 +183,13 @@ fn check_space(out: &Path, bytes: u64) -> Result<()> {
 }
 
 /// The trainer's record of a run so far, stored in the checkpoint's `history` metadata as
-/// `windows=S1,S2,..;open=S/N;val=STEP:LOSS,..;lr_changes=STEP:LR,..;train_seconds=X` (each
+/// `start=STEP;windows=S1,S2,..;open=S/N;val=STEP:LOSS,..;lr_changes=STEP:LR,..;train_seconds=X` (each
 /// number in Rust's shortest round-trip text, so it reads back to the same bits).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
+    /// The step the first window starts at: 0, or the step of a checkpoint written without a
+    /// history.
+    pub start: u64,
     /// Sum of the training losses of each complete window of [`WINDOW`] steps, in order.
     pub windows: Vec<f64>,
     /// The window in progress: sum of its losses and their count (< [`WINDOW`]).
@@ -202,7 +205,7 @@ pub struct History {
 impl History {
     /// The text stored in the metadata.
     pub fn to_text(&self) -> String {
-        let mut s = String::from("windows=");
+        let mut s = format!("start={};windows=", self.start);
         let list = |s: &mut String, items: Vec<String>| s.push_str(&items.join(","));
         list(&mut s, self.windows.iter().map(f64::to_string).collect());
         let _ = write!(s, ";open={}/{};val=", self.open.0, self.open.1);
@@ -233,6 +236,7 @@ impl History {
             let (t, l) = x.split_once(':')?;
             Some((t.parse().ok()?, l.parse().ok()?))
         }
+        let start = field("start")?.parse().ok()?;
         let windows = items(field("windows")?)
             .map(|x| x.parse().ok())
             .collect::<Option<_>>()?;
@@ -247,6 +251,7 @@ impl History {
             return None;
         }
         Some(History {
+            start,
             windows,
             open,
             val,
@@ -260,13 +265,13 @@ impl History {
         let mut c: Vec<CurvePoint> = (1..)
             .zip(&self.windows)
             .map(|(k, sum)| CurvePoint {
-                step: k * WINDOW,
+                step: self.start + k * WINDOW,
                 log10_loss: (sum / WINDOW as f64).log10(),
             })
             .collect();
         if self.open.1 > 0 {
             c.push(CurvePoint {
-                step: self.windows.len() as u64 * WINDOW + self.open.1,
+                step: self.start + self.windows.len() as u64 * WINDOW + self.open.1,
                 log10_loss: (self.open.0 / self.open.1 as f64).log10(),
             });
         }
@@ -422,7 +427,10 @@ impl<'a> Trainer<'a> {
                 );
             };
             let history = match &ck.history {
-                None => History::default(),
+                None => History {
+                    start: run.step,
+                    ..History::default()
+                },
                 Some(text) => History::from_text(text).with_context(|| {
                     format!(
                         "{}: the metadata history is not the trainer's text; start a new --out",
@@ -1113,6 +1121,7 @@ mod tests {
     #[test]
     fn the_history_text_round_trips_to_the_same_bits() {
         let h = History {
+            start: 7,
             windows: vec![2345.678901234567, 0.1 + 0.2, f64::MIN_POSITIVE],
             open: (12.5, 999),
             val: vec![(500, 2.25), (1000, 1.0 / 3.0)],
@@ -1127,10 +1136,11 @@ mod tests {
         );
         for bad in [
             "",
-            "windows=x;open=0/0;val=;lr_changes=;train_seconds=0",
-            "windows=;open=0/1000;val=;lr_changes=;train_seconds=0",
-            "windows=;open=0/0;val=1;lr_changes=;train_seconds=0",
-            "windows=;open=0/0;val=;lr_changes=;train_seconds=0;more",
+            "windows=;open=0/0;val=;lr_changes=;train_seconds=0",
+            "start=0;windows=x;open=0/0;val=;lr_changes=;train_seconds=0",
+            "start=0;windows=;open=0/1000;val=;lr_changes=;train_seconds=0",
+            "start=0;windows=;open=0/0;val=1;lr_changes=;train_seconds=0",
+            "start=0;windows=;open=0/0;val=;lr_changes=;train_seconds=0;more",
         ] {
             assert_eq!(History::from_text(bad), None, "{bad}");
         }

@@ -584,3 +584,24 @@ fn metrics_json_says_what_ran() {
     assert!(m["train_seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(m["val_losses"], serde_json::json!([]));
 }
+
+#[test]
+fn a_checkpoint_without_history_resumes_with_its_curve_from_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = words(dir.path(), "w.txt");
+    let out = dir.path().join("out");
+    tiny(&input, &out, 1500, &[]).ok();
+    // as an earlier makemore wrote it: no history
+    let ckpt = out.join("model.safetensors");
+    let mut ck = Checkpoint::load(&ckpt).unwrap();
+    ck.history = None;
+    ck.save(&ckpt).unwrap();
+    resume(&input, &out, 4000, &[]).ok();
+    let csv = String::from_utf8(read(&out.join("loss.csv"))).unwrap();
+    let steps: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(steps, ["2500", "3500", "4000"], "{csv}");
+}
