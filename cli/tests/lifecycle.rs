@@ -66,6 +66,20 @@ fn resume(input: &Path, out: &Path, steps: u64, extra: &[&str]) -> Run {
     makemore(&train_args(input, out, &e))
 }
 
+/// `--resume` of the tiny run in `out` to `steps`, repeating the tiny model's flags (as a
+/// resume had to before the checkpoint gave them), `flags` (pairs) replacing or adding to them.
+fn resume_tiny(input: &Path, out: &Path, steps: u64, flags: &[&str]) -> Run {
+    let mut pairs: Vec<[&str; 2]> = TINY.chunks(2).map(|p| [p[0], p[1]]).collect();
+    for p in flags.chunks(2) {
+        match pairs.iter_mut().find(|q| q[0] == p[0]) {
+            Some(q) => q[1] = p[1],
+            None => pairs.push([p[0], p[1]]),
+        }
+    }
+    let flat: Vec<&str> = pairs.concat();
+    resume(input, out, steps, &flat)
+}
+
 /// Asserts that two checkpoints hold the same tensors, config and run state (the history
 /// differs only in its seconds).
 fn assert_same_run(a: &Path, b: &Path) {
@@ -150,7 +164,7 @@ fn a_flag_that_contradicts_the_checkpoint_is_refused_naming_both_values() {
         ("--lr-schedule", "cosine", "lr schedule step"),
         ("--warmup", "10", "lr schedule step"),
     ] {
-        let err = resume(&input, &out, 400, &[flag, value]).failed();
+        let err = resume_tiny(&input, &out, 400, &[flag, value]).failed();
         assert!(
             err.contains(&format!(
                 "{flag} {value} contradicts the checkpoint's {what}"
@@ -164,7 +178,7 @@ fn a_flag_that_contradicts_the_checkpoint_is_refused_naming_both_values() {
         assert_eq!(read(&ckpt), before, "{flag}: the checkpoint changed");
     }
     // the same values as the checkpoint's are fine
-    resume(&input, &out, 300, &["--batch-size", "16", "--hidden", "16"]).ok();
+    resume_tiny(&input, &out, 300, &["--batch-size", "16", "--hidden", "16"]).ok();
 }
 
 #[test]
@@ -174,8 +188,8 @@ fn a_new_lr_on_resume_applies_and_is_recorded() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     tiny(&input, &a, 300, &[]).ok();
     tiny(&input, &b, 300, &[]).ok();
-    resume(&input, &a, 600, &["--lr", "0.05"]).ok();
-    resume(&input, &b, 600, &[]).ok();
+    resume_tiny(&input, &a, 600, &["--lr", "0.05"]).ok();
+    resume_tiny(&input, &b, 600, &[]).ok();
     let ck = Checkpoint::load(&a.join("model.safetensors")).unwrap();
     assert_eq!(ck.run.as_ref().unwrap().lr, 0.05);
     let h = ck.history.expect("history");
@@ -201,7 +215,7 @@ fn resuming_on_other_words_is_refused_naming_the_file() {
     names[17] = names[17].chars().rev().collect();
     let other = dir.path().join("other.txt");
     fs::write(&other, names.join("\n") + "\n").unwrap();
-    let err = resume(&other, &out, 200, &[]).failed();
+    let err = resume_tiny(&other, &out, 200, &[]).failed();
     assert!(
         err.contains(&format!("{} holds other words", s(&other))),
         "{err}"
@@ -211,7 +225,7 @@ fn resuming_on_other_words_is_refused_naming_the_file() {
     let mut shuffled = generated_names(300);
     shuffled.swap(0, 1);
     fs::write(&other, shuffled.join("\n") + "\n").unwrap();
-    resume(&other, &out, 200, &[]).failed();
+    resume_tiny(&other, &out, 200, &[]).failed();
 }
 
 #[test]
@@ -223,7 +237,7 @@ fn a_resume_with_nothing_to_do_says_so_and_rewrites_nothing() {
     let files = ["model.safetensors", "loss.csv", "loss.svg", "metrics.json"];
     let before: Vec<Vec<u8>> = files.iter().map(|f| read(&out.join(f))).collect();
     for steps in [1200, 1000] {
-        let r = resume(&input, &out, steps, &[]).ok();
+        let r = resume_tiny(&input, &out, steps, &[]).ok();
         assert!(r.stdout.contains("nothing to do"), "{}", r.dump());
         assert!(!r.stdout.contains("trained"), "{}", r.dump());
         for (f, b) in files.iter().zip(&before) {
@@ -237,11 +251,7 @@ fn a_resume_with_nothing_to_do_says_so_and_rewrites_nothing() {
 
 /// Starts a long tiny run into `out` and waits until it trains.
 fn start_long_run(input: &Path, out: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut args = train_args(
-        input,
-        out,
-        &["--steps", "100000000", "--log-every", "1000000"],
-    );
+    let mut args = train_args(input, out, &["--steps", "100000000"]);
     args.extend(TINY.iter().map(|x| x.to_string()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_makemore"))
         .args(&args)
