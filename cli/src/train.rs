@@ -398,6 +398,62 @@ fn agree<T: PartialEq + std::fmt::Display>(
     }
 }
 
+/// A run ready to train: its parameters, state, history, model size and data.
+struct Start {
+    params: Vec<f32>,
+    run: RunState,
+    history: History,
+    dims: Dims,
+    ds: Dataset,
+    /// Whether the checkpoint it comes from holds calibrated batchnorm statistics (a finished
+    /// run).
+    calibrated: bool,
+}
+
+/// The run in `checkpoint` to continue, the flags checked against it (see [`resume_config`]),
+/// its data against the word list (see [`check_data`]), and `--lr` applied and recorded.
+fn resumed(a: &TrainArgs, checkpoint: &Path) -> Result<Start> {
+    let ck =
+        Checkpoint::load(checkpoint).context("--resume needs the checkpoint of an earlier run")?;
+    let Some(run) = ck.run.clone() else {
+        bail!(
+            "{}: the checkpoint has no training state to resume",
+            checkpoint.display()
+        );
+    };
+    let mut history = match &ck.history {
+        None => History {
+            start: run.step,
+            ..History::default()
+        },
+        Some(text) => History::from_text(text).with_context(|| {
+            format!(
+                "{}: the metadata history is not the trainer's text; start a new --out",
+                checkpoint.display()
+            )
+        })?,
+    };
+    let mut run = resume_config(a, checkpoint, &ck, run)?;
+    let ds = load_data(&a.input, ck.dims.context)?;
+    check_data(a, checkpoint, &ck, &run, &ds)?;
+    if let Some(lr) = a.lr.filter(|&lr| lr != run.lr) {
+        println!(
+            "--lr {lr} replaces the checkpoint's {} from step {} on (recorded in its lr_changes)",
+            run.lr, run.step
+        );
+        history.lr_changes.push((run.step, lr));
+        run.lr = lr;
+    }
+    Ok(Start {
+        calibrated: ck.bn.is_some(),
+        params: ck.params,
+        run,
+        history,
+        dims: ck.dims,
+        ds,
+    })
+}
+
 impl<'a> Trainer<'a> {
     /// Checks the flags, loads the data, and starts a fresh run (the notebook's init) or
     /// resumes the checkpoint in `--out`. `None`: a resume with nothing to do (it said so).
@@ -409,7 +465,7 @@ impl<'a> Trainer<'a> {
                 bail!("--lr {lr} must be a finite number > 0");
             }
         }
-        let (lock, params, run, history, dims, ds, done_bn) = if a.resume {
+        let (lock, st) = if a.resume {
             if !a.out.is_dir() {
                 bail!(
                     "--resume: {} is not a directory; pass the --out of the run to continue",
@@ -418,42 +474,7 @@ impl<'a> Trainer<'a> {
             }
             let lock = prepare_out(&a.out)?;
             crate::checkpoint::remove_stale_temp_files(&checkpoint);
-            let ck = Checkpoint::load(&checkpoint)
-                .context("--resume needs the checkpoint of an earlier run")?;
-            let Some(run) = ck.run.clone() else {
-                bail!(
-                    "{}: the checkpoint has no training state to resume",
-                    checkpoint.display()
-                );
-            };
-            let history = match &ck.history {
-                None => History {
-                    start: run.step,
-                    ..History::default()
-                },
-                Some(text) => History::from_text(text).with_context(|| {
-                    format!(
-                        "{}: the metadata history is not the trainer's text; start a new --out",
-                        checkpoint.display()
-                    )
-                })?,
-            };
-            let run = resume_config(a, &checkpoint, &ck, run)?;
-            let ds = load_data(&a.input, ck.dims.context)?;
-            check_data(a, &checkpoint, &ck, &run, &ds)?;
-            let mut run = run;
-            let mut history = history;
-            if let Some(lr) = a.lr {
-                if lr != run.lr {
-                    println!(
-                        "--lr {lr} replaces the checkpoint's {} from step {} on (recorded in its lr_changes)",
-                        run.lr, run.step
-                    );
-                    history.lr_changes.push((run.step, lr));
-                    run.lr = lr;
-                }
-            }
-            (lock, ck.params, run, history, ck.dims, ds, ck.bn.is_some())
+            (lock, resumed(a, &checkpoint)?)
         } else {
             // the flags and the data first: a bad one creates no directory
             let (run, dims, ds) = fresh_config(a)?;
@@ -461,10 +482,30 @@ impl<'a> Trainer<'a> {
             crate::checkpoint::remove_stale_temp_files(&checkpoint);
             let mut params = vec![0f32; dims.num_params()];
             ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(run.seed));
-            (lock, params, run, History::default(), dims, ds, false)
+            let history = History::default();
+            let calibrated = false;
+            (
+                lock,
+                Start {
+                    params,
+                    run,
+                    history,
+                    dims,
+                    ds,
+                    calibrated,
+                },
+            )
         };
+        let Start {
+            params,
+            run,
+            history,
+            dims,
+            ds,
+            calibrated,
+        } = st;
         if a.resume {
-            if run.step >= run.steps && done_bn {
+            if run.step >= run.steps && calibrated {
                 println!(
                     "{} is at step {} of {}: nothing to do (pass a larger --steps to train further); nothing was rewritten",
                     checkpoint.display(),
