@@ -1129,6 +1129,16 @@ mod tests {
     }
 
     #[test]
+    fn an_out_without_room_for_two_checkpoints_is_refused() {
+        let dir = std::env::temp_dir();
+        let free = fs4::available_space(&dir).expect("free space of the temp directory");
+        let err = check_space(&dir, free / 2 + 1).unwrap_err().to_string();
+        assert!(err.contains("two checkpoints need"), "{err}");
+        assert!(err.contains("choose another --out"), "{err}");
+        check_space(&dir, 1).unwrap();
+    }
+
+    #[test]
     fn the_step_schedule_is_the_notebooks_bits() {
         let r = run(Schedule::Step);
         assert_eq!(lr_at(&r, 0).to_bits(), 0.1f32.to_bits());
