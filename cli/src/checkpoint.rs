@@ -13,6 +13,13 @@ use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::data::Vocab;
 
+/// Largest checkpoint file read, in bytes: checked before the bytes are allocated for a regular
+/// file, and a stream (a FIFO, a device) stops one byte after it. The largest model the
+/// training limits allow (V 64, E 256, T 16, H 4096: 17 068 096 parameters, plus bnmean and
+/// bnvar) is 68.3 MB of f32; the limit leaves room for three such copies (parameters and two
+/// optimizer moments) and the header.
+pub const MAX_CHECKPOINT_BYTES: u64 = 256 << 20;
+
 /// Everything a checkpoint holds.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
@@ -31,6 +38,44 @@ pub struct Checkpoint {
 
 /// Where a training run stands: enough to resume it exactly (the core's schema).
 pub use makemore_core::checkpoint::RunState;
+
+/// The sizes makemore accepts, `(min, max)` inclusive: `train`'s flags, and the config and batch
+/// size of a checkpoint it loads. The core's kernels take sizes at run time (its fixed-size
+/// arrays are for firmware), so any value in these ranges works.
+pub const HIDDEN: (usize, usize) = (1, 4096);
+/// See [`HIDDEN`].
+pub const EMBEDDING: (usize, usize) = (1, 256);
+/// See [`HIDDEN`].
+pub const CONTEXT: (usize, usize) = (1, crate::data::MAX_CONTEXT);
+/// See [`HIDDEN`]; batchnorm's variance needs 2 rows.
+pub const BATCH: (usize, usize) = (2, 1 << 16);
+
+/// A loaded checkpoint's sizes against [`HIDDEN`], [`EMBEDDING`], [`CONTEXT`] (from the tensors'
+/// shapes) and [`BATCH`] (from the training state): the error names the key and the value.
+fn check_sizes(dims: Dims, run: Option<&RunState>) -> std::result::Result<(), String> {
+    use checkpoint::key;
+    let mut sizes = vec![
+        (key::HIDDEN, dims.hidden, HIDDEN, "the tensors' shapes"),
+        (
+            key::EMBEDDING,
+            dims.embedding,
+            EMBEDDING,
+            "the tensors' shapes",
+        ),
+        (key::CONTEXT, dims.context, CONTEXT, "the tensors' shapes"),
+    ];
+    if let Some(r) = run {
+        sizes.push((key::BATCH_SIZE, r.batch_size, BATCH, "the metadata"));
+    }
+    for (k, v, (lo, hi), from) in sizes {
+        if !(lo..=hi).contains(&v) {
+            return Err(format!(
+                "{k} {v} (from {from}) is out of range: makemore handles {lo} to {hi}"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The first parameter that is NaN or infinite: its tensor's name, its index in the tensor and
 /// its value. Training checks this after every step, so no checkpoint holds one. The fast path
@@ -83,6 +128,15 @@ impl Checkpoint {
                 | SafetensorsError::OffsetOutOfRange { .. } => {
                     " (the file looks truncated: an interrupted copy or write?)"
                 }
+                SafetensorsError::NonFinite { .. } => {
+                    return anyhow::anyhow!(
+                    "{}: {e}; the checkpoint holds a diverged model: retrain with a smaller --lr",
+                    what.display()
+                )
+                }
+                SafetensorsError::NegativeVariance { .. } => {
+                    " (no training run writes that: the file was altered; train it again)"
+                }
                 _ => "",
             };
             anyhow::anyhow!(
@@ -97,6 +151,9 @@ impl Checkpoint {
         let mut buf =
             vec![0u8; raw_len(checkpoint::key::VOCAB) + raw_len(checkpoint::key::HISTORY)];
         let meta = checkpoint::read_metadata(&st, dims, &mut buf).map_err(bad)?;
+        check_sizes(dims, meta.run.as_ref()).map_err(|e| {
+            anyhow::anyhow!("{}: not a valid makemore checkpoint: {e}", what.display())
+        })?;
         let mut params = vec![0f32; dims.num_params()];
         let mut mean = vec![0f32; dims.hidden];
         let mut var = vec![0f32; dims.hidden];
@@ -107,9 +164,10 @@ impl Checkpoint {
         let vocab = match meta.vocab {
             Some(s) => Some(Vocab::from_symbols(s).with_context(|| {
                 format!(
-                    "{}: metadata {} {s:?} is not '.' followed by sorted distinct symbols",
+                    "{}: metadata {} \"{}\" is not '.' followed by sorted distinct symbols",
                     what.display(),
-                    checkpoint::key::VOCAB
+                    checkpoint::key::VOCAB,
+                    s.escape_default()
                 )
             })?),
             None => None,
@@ -124,14 +182,31 @@ impl Checkpoint {
         })
     }
 
-    /// Reads and validates a checkpoint file.
+    /// Reads and validates a checkpoint file of at most [`MAX_CHECKPOINT_BYTES`].
     pub fn load(path: &Path) -> Result<Checkpoint> {
         if path.is_dir() {
             bail!("{} is a directory, not a checkpoint file", path.display());
         }
-        let bytes = fs::read(path).with_context(|| {
+        let context = || {
             format!("cannot read checkpoint {} (train one with `makemore train`, or pass --checkpoint PATH)", path.display())
-        })?;
+        };
+        let too_large = || {
+            anyhow::anyhow!(
+                "{}: larger than {} MiB, the limit for a checkpoint (the largest model the \
+                 size limits allow takes about 70 MB); is it a checkpoint? pass --checkpoint \
+                 PATH to a file written by `makemore train` or safetensors",
+                path.display(),
+                MAX_CHECKPOINT_BYTES >> 20
+            )
+        };
+        let file = fs::File::open(path).with_context(context)?;
+        let meta = file.metadata().with_context(context)?;
+        if meta.is_file() && meta.len() > MAX_CHECKPOINT_BYTES {
+            return Err(too_large());
+        }
+        let bytes = crate::data::read_bounded(file, MAX_CHECKPOINT_BYTES)
+            .with_context(context)?
+            .ok_or_else(too_large)?;
         Self::from_bytes(&bytes, path)
     }
 

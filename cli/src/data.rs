@@ -2,7 +2,7 @@
 //! reproducing the notebook's data pipeline exactly:
 //!
 //! ```python
-//! words = open("names.txt").read().splitlines()
+//! words = open("names.txt", "r").read().splitlines()
 //! chars = sorted(set(''.join(words)))          # ids 1.., '.' = 0
 //! random.seed(42); random.shuffle(words)
 //! n1, n2 = int(0.8*len(words)), int(0.9*len(words))
@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::pyrandom::PyRandom;
@@ -25,6 +25,16 @@ pub const MAX_VOCAB: usize = 64;
 
 /// Seed the notebook passes to `random.seed` before shuffling.
 pub const DEFAULT_SPLIT_SEED: u64 = 42;
+
+/// Largest word list read, in bytes (names.txt has 228 145): checked before the bytes are
+/// allocated, and a stream (`--input -`, a FIFO, a device) stops one byte after it.
+pub const MAX_WORD_LIST_BYTES: u64 = 64 << 20;
+
+/// Longest word, in characters; also the longest name `sample` draws.
+pub const MAX_WORD: usize = 256;
+
+/// The `--input` value that reads the word list from standard input.
+pub const STDIN: &str = "-";
 
 /// Allowed range of the context length (`block_size`) in [`build_examples`].
 pub const MAX_CONTEXT: usize = makemore_core::eval::MAX_CONTEXT;
@@ -50,6 +60,23 @@ pub enum DataError {
         path: PathBuf,
         line: usize,
         column: usize,
+    },
+    /// The file is larger than `limit` bytes ([`MAX_WORD_LIST_BYTES`]).
+    TooLarge { path: PathBuf, limit: u64 },
+    /// A word contains a control character (`char::is_control`: C0 but the line boundaries,
+    /// DEL, C1 but U+0085); `column` counts characters from 1.
+    ControlChar {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        ch: char,
+    },
+    /// A word has more than `max` ([`MAX_WORD`]) characters.
+    WordTooLong {
+        path: Option<PathBuf>,
+        line: usize,
+        chars: usize,
+        max: usize,
     },
     /// A word contains the reserved start/end token '.'.
     ReservedDot {
@@ -102,11 +129,44 @@ impl fmt::Display for DataError {
                  re-encode the file as UTF-8",
                 path.display()
             ),
+            DataError::TooLarge { path, limit } => write!(
+                f,
+                "{}: larger than {} MiB, the limit for a word list (makemore's names.txt is \
+                 0.2 MiB); pass a text file with one word per line, or split this one",
+                path.display(),
+                limit >> 20
+            ),
+            DataError::ControlChar {
+                path,
+                line,
+                column,
+                ch,
+            } => write!(
+                f,
+                "{}:{line}:{column}: control character U+{:04X} in a word; a word list holds \
+                 printable text, one word per line: remove it (e.g. `tr -d` the character) or \
+                 fix how the file was exported",
+                path.display(),
+                u32::from(*ch)
+            ),
+            DataError::WordTooLong {
+                path,
+                line,
+                chars,
+                max,
+            } => {
+                write_location(f, path.as_deref(), *line)?;
+                write!(
+                    f,
+                    ": the word has {chars} characters, more than the limit of {max}; \
+                     is this a word list (one word per line)? shorten or remove the line"
+                )
+            }
             DataError::ReservedDot { path, line, word } => {
                 write_location(f, path.as_deref(), *line)?;
                 write!(
                     f,
-                    ": word {word:?} contains '.', which is reserved as the \
+                    ": word \"{word}\" contains '.', which is reserved as the \
                      start/end token; remove or replace it"
                 )
             }
@@ -148,8 +208,8 @@ pub struct Vocab {
 }
 
 impl Vocab {
-    /// Builds the vocabulary; fails if a word contains '.' or there are more
-    /// than [`MAX_VOCAB`] symbols including '.'.
+    /// Builds the vocabulary; fails if a word has more than [`MAX_WORD`] characters or
+    /// contains '.', or there are more than [`MAX_VOCAB`] symbols including '.'.
     pub fn from_words(words: &[String]) -> Result<Vocab, DataError> {
         build_vocab(
             words.iter().enumerate().map(|(i, w)| (i + 1, w.as_str())),
@@ -207,6 +267,15 @@ fn build_vocab<'a>(
 ) -> Result<Vocab, DataError> {
     let mut set = BTreeSet::new();
     for (line, word) in words {
+        let chars = word.chars().count();
+        if chars > MAX_WORD {
+            return Err(DataError::WordTooLong {
+                path: path.map(Path::to_path_buf),
+                line,
+                chars,
+                max: MAX_WORD,
+            });
+        }
         if word.contains(END) {
             return Err(DataError::ReservedDot {
                 path: path.map(Path::to_path_buf),
@@ -241,22 +310,90 @@ pub struct Words {
     pub duplicates: usize,
 }
 
-/// Reads one word per line from `path`.
+/// True for the characters Python's `str.splitlines()` ends a line at: \n, \r (and \r\n as
+/// one boundary), \x0b, \x0c, \x1c, \x1d, \x1e, \x85, \u2028, \u2029.
+pub fn is_line_boundary(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r'
+            | '\x0b'
+            | '\x0c'
+            | '\x1c'
+            | '\x1d'
+            | '\x1e'
+            | '\u{85}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// The lines of `text` exactly as Python's `text.splitlines()` gives them: split at every
+/// [`is_line_boundary`] character, "\r\n" counting as one boundary, a final boundary not
+/// starting another line (so `""` and `"a\n"` give `[]` and `["a"]`, `"\n"` gives `[""]`).
+pub fn splitlines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if is_line_boundary(c) {
+            lines.push(&text[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' && chars.next_if(|&(_, n)| n == '\n').is_some() {
+                end += 1;
+            }
+            start = end;
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// Reads at most `limit` bytes from `reader`: `Ok(None)` if it has more (it stops reading one
+/// byte past the limit, so an endless stream ends). The buffer grows with what was read.
+pub fn read_bounded(reader: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+/// Reads one word per line from `path`, or from standard input if `path` is [`STDIN`] ("-",
+/// named `<stdin>` in errors).
 ///
-/// - A leading UTF-8 BOM is removed; lines are split on '\n' and one trailing
-///   '\r' per line is removed (so CRLF files work).
-/// - Lines that are empty or contain only whitespace are skipped and counted
-///   in [`Words::blank_lines`]. No other trimming is done: a word with
-///   leading/trailing spaces keeps them and ' ' becomes a vocabulary symbol.
+/// - At most [`MAX_WORD_LIST_BYTES`]: a larger regular file is refused before it is read, a
+///   stream one byte past the limit.
+/// - A leading UTF-8 BOM is removed; the text must be UTF-8 and is split into lines exactly as
+///   Python's `str.splitlines()` splits it ([`splitlines`]: \n, \r\n, \r, \x0b, \x0c, \x1c,
+///   \x1d, \x1e, \x85, \u2028, \u2029), as the notebook's `open(...).read().splitlines()`.
+/// - Lines that are empty or contain only whitespace are skipped and counted in
+///   [`Words::blank_lines`] (the notebook would keep them as `""` words; makemore.py drops them).
+///   No other trimming is done: a word with leading/trailing spaces keeps them and ' ' becomes
+///   a vocabulary symbol.
+/// - A word with a control character (NUL, a C0 character other than the boundaries, such as
+///   a tab, DEL, a C1 character other than \x85) is an error naming line, column and U+XXXX.
 /// - Duplicate words are kept (as in the notebook) and counted.
-/// - Unlike Python's `str.splitlines()`, the characters \x0b \x0c \x1c \x1d
-///   \x1e \x85 \u2028 \u2029 do not split lines, and blank lines are not
-///   kept as `""` words. For makemore's names.txt the result is identical.
 ///
-/// Fails on a missing file, a directory, I/O errors, an empty file, a file
-/// with no words, invalid UTF-8, a word containing '.', or more than
-/// [`MAX_VOCAB`] symbols.
+/// Fails on a missing file, a directory, I/O errors, a file over the limit, an empty file, a
+/// file with no words, invalid UTF-8, a control character, a word longer than [`MAX_WORD`]
+/// characters, a word containing '.', or more than [`MAX_VOCAB`] symbols.
 pub fn read_words(path: &Path) -> Result<Words, DataError> {
+    if path.as_os_str() == STDIN {
+        let name = Path::new("<stdin>");
+        let bytes = read_bounded(io::stdin().lock(), MAX_WORD_LIST_BYTES).map_err(|source| {
+            DataError::Io {
+                path: name.to_path_buf(),
+                source,
+            }
+        })?;
+        let bytes = bytes.ok_or_else(|| DataError::TooLarge {
+            path: name.to_path_buf(),
+            limit: MAX_WORD_LIST_BYTES,
+        })?;
+        return parse_words(&bytes, name);
+    }
     let io_err = |source: io::Error| {
         if source.kind() == io::ErrorKind::NotFound {
             DataError::NotFound {
@@ -269,13 +406,23 @@ pub fn read_words(path: &Path) -> Result<Words, DataError> {
             }
         }
     };
+    let too_large = || DataError::TooLarge {
+        path: path.to_path_buf(),
+        limit: MAX_WORD_LIST_BYTES,
+    };
     let meta = std::fs::metadata(path).map_err(io_err)?;
     if meta.is_dir() {
         return Err(DataError::IsDirectory {
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(io_err)?;
+    if meta.is_file() && meta.len() > MAX_WORD_LIST_BYTES {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let bytes = read_bounded(file, MAX_WORD_LIST_BYTES)
+        .map_err(io_err)?
+        .ok_or_else(too_large)?;
     parse_words(&bytes, path)
 }
 
@@ -287,27 +434,39 @@ pub fn parse_words(bytes: &[u8], path: &Path) -> Result<Words, DataError> {
             path: path.to_path_buf(),
         });
     }
-
-    let mut lines: Vec<&[u8]> = content.split(|&b| b == b'\n').collect();
-    if lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop(); // the final newline does not start another line
-    }
-
-    let mut numbered: Vec<(usize, &str)> = Vec::with_capacity(lines.len());
-    let mut blank_lines = 0;
-    for (i, raw) in lines.into_iter().enumerate() {
-        let line = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = std::str::from_utf8(raw).map_err(|e| DataError::InvalidUtf8 {
+    let text = std::str::from_utf8(content).map_err(|e| {
+        // the line and byte column of the first invalid byte, counted as splitlines() would
+        let valid = std::str::from_utf8(&content[..e.valid_up_to()]).unwrap_or("");
+        let lines = splitlines(valid);
+        let ends_with_boundary = valid.chars().next_back().is_some_and(is_line_boundary);
+        let (line, column) = match lines.last() {
+            Some(last) if !ends_with_boundary => (lines.len(), last.len() + 1),
+            _ => (lines.len() + 1, 1),
+        };
+        DataError::InvalidUtf8 {
             path: path.to_path_buf(),
             line,
-            column: e.valid_up_to() + 1,
-        })?;
+            column,
+        }
+    })?;
+
+    let mut numbered: Vec<(usize, &str)> = Vec::new();
+    let mut blank_lines = 0;
+    for (i, text) in splitlines(text).into_iter().enumerate() {
+        let line = i + 1;
         if text.chars().all(char::is_whitespace) {
             blank_lines += 1;
-        } else {
-            numbered.push((line, text));
+            continue;
         }
+        if let Some((column, ch)) = text.chars().enumerate().find(|(_, c)| c.is_control()) {
+            return Err(DataError::ControlChar {
+                path: path.to_path_buf(),
+                line,
+                column: column + 1,
+                ch,
+            });
+        }
+        numbered.push((line, text));
     }
     if numbered.is_empty() {
         return Err(DataError::NoWords {
@@ -755,10 +914,12 @@ mod tests {
         assert_eq!(words.words, strings(&["emma", "olivia", "ava"]));
         assert_eq!(words.blank_lines, 0);
         assert_eq!(words.duplicates, 0);
-        // No final newline, mixed endings; only one trailing '\r' is removed.
-        let (_file, result) = read(b"emma\r\nava\nbo\r\r\n");
+        // Mixed endings; "\r" alone ends a line, as in Python:
+        // python3 -c "print('emma\r\nava\nbo\r\r\nx'.splitlines())" -> ['emma', 'ava', 'bo', '', 'x']
+        let (_file, result) = read(b"emma\r\nava\nbo\r\r\nx");
         let words = result.unwrap();
-        assert_eq!(words.words, strings(&["emma", "ava", "bo\r"]));
+        assert_eq!(words.words, strings(&["emma", "ava", "bo", "x"]));
+        assert_eq!(words.blank_lines, 1);
     }
 
     #[test]

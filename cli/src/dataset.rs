@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::data::{
-    build_examples, read_words, split_words, DataError, Examples, Split, Vocab, Words,
-    DEFAULT_SPLIT_SEED,
+    build_examples, read_words, split_points, split_words, DataError, Examples, Split, Vocab,
+    Words, DEFAULT_SPLIT_SEED,
 };
 
 pub struct Dataset {
@@ -23,7 +23,8 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Reads `path` and builds everything with a context of `context` tokens.
+    /// Reads `path` (or standard input for "-", see [`read_words`]) and builds everything
+    /// with a context of `context` tokens.
     pub fn load(path: &Path, context: usize) -> Result<Dataset> {
         Ok(Self::from_words(read_words(path)?, context)?)
     }
@@ -49,6 +50,34 @@ impl Dataset {
             duplicates,
             blank_lines,
         })
+    }
+
+    /// The examples of split `name` ("train", "val" or "test"), or an error, naming `input`,
+    /// if the split has no words: how the words were cut and how many the split needs.
+    pub fn nonempty(&self, name: &str, input: &Path) -> Result<&Examples> {
+        let examples = self.examples(name);
+        if examples.is_empty() {
+            // the smallest word count that gives this split a word
+            let sizes = |n: usize| {
+                let (n1, n2) = split_points(n);
+                [n1, n2 - n1, n - n2]
+            };
+            let i = ["train", "val", "test"]
+                .iter()
+                .position(|&s| s == name)
+                .unwrap_or(2);
+            let needed = (1..).find(|&n| sizes(n)[i] > 0).unwrap_or(1);
+            let [a, b, c] = sizes(self.words);
+            bail!(
+                "{}: the {name} split is empty: {} words are cut 80/10/10 as the notebook \
+                 cuts them (int(0.8*n), int(0.9*n)) into {a} train, {b} val and {c} test \
+                 words, and the {name} split needs at least {needed} words in all; use a \
+                 larger word list",
+                input.display(),
+                self.words
+            );
+        }
+        Ok(examples)
     }
 
     /// The examples of a split by name.

@@ -144,7 +144,8 @@ fn evaluator<'a>(
 
 /// Calibrates batchnorm over `x` (rows of T tokens): bnmean and bnvar (H).
 ///
-/// Errors: fewer than 2 rows, tokens out of range.
+/// Errors: fewer than 2 rows, tokens out of range, a statistic that overflowed f32 (not finite:
+/// a diverged model), naming it and its hidden unit.
 pub fn calibrate(k: &Kernels, p: ParamsRef<'_, f32>, x: &[u8]) -> Result<(Vec<f32>, Vec<f32>)> {
     let contexts = Contexts::new(&[x], p.dims().context, p.dims().vocab)?;
     let mut table = Vec::new();
@@ -153,7 +154,8 @@ pub fn calibrate(k: &Kernels, p: ParamsRef<'_, f32>, x: &[u8]) -> Result<(Vec<f3
 
 /// Mean cross-entropy of each split `(x, y)` with calibrated batchnorm (NaN for an empty one).
 ///
-/// Errors: `bnmean`/`bnvar` not of length H, tokens or targets out of range, `y` not one per row.
+/// Errors: `bnmean`/`bnvar` not of length H, tokens or targets out of range, `y` not one per row,
+/// a non-empty split's loss not finite (a diverged model).
 pub fn split_losses(
     k: &Kernels,
     p: ParamsRef<'_, f32>,
@@ -231,7 +233,24 @@ fn calibrate_part(
     }
     let (mut bnmean, mut bnvar) = (vec![0f32; h], vec![0f32; h]);
     (total.finish(&mut bnmean, &mut bnvar)).context("batchnorm calibration needs 2 examples")?;
+    check_calibration(&bnmean, &bnvar)?;
     Ok((bnmean, bnvar))
+}
+
+/// Refuses calibrated statistics that are not finite: hprebn (f32) or its variance (f64 cast to
+/// f32) overflowed, which per-step losses do not show (a training batch's normalisation keeps
+/// them finite). The error names the statistic and the first hidden unit.
+fn check_calibration(bnmean: &[f32], bnvar: &[f32]) -> Result<()> {
+    for (name, stat) in [("bnmean", bnmean), ("bnvar", bnvar)] {
+        if let Some((unit, x)) = stat.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            bail!(
+                "batchnorm calibration overflowed: {name}[{unit}] (hidden unit {unit}) is {x}: \
+                 the pre-activations hprebn over the training split exceed f32's range, the \
+                 model diverged; retrain with a smaller --lr"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Mean cross-entropy of each part of `contexts` (built for the model of `ev`) with targets
@@ -277,9 +296,19 @@ fn part_losses(
         total[part] += sum.with_context(|| format!("data set {part}: targets"))?;
     }
     // 0 / 0: NaN for an empty part
-    Ok(total
+    let losses: Vec<f64> = total
         .iter()
         .zip(ys)
         .map(|(s, y)| s / y.len() as f64)
-        .collect())
+        .collect();
+    let bad =
+        (losses.iter().zip(ys).enumerate()).find(|(_, (l, y))| !y.is_empty() && !l.is_finite());
+    if let Some((part, (loss, y))) = bad {
+        bail!(
+            "data set {part}: the mean loss of its {} examples is {loss}: the model's logits \
+             overflow f32 (a diverged model); retrain with a smaller --lr",
+            y.len()
+        );
+    }
+    Ok(losses)
 }

@@ -16,9 +16,15 @@ use crate::GradcheckArgs;
 
 /// Largest relative error allowed against finite differences (f64).
 const FD_TOL: f64 = 1e-6;
+/// The notebook's batch (the tables' const generic N).
+const BATCH: usize = 32;
 
 pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
+    if a.fd_samples == 0 {
+        bail!("--fd-samples 0 would check no coordinate by finite differences: use 1 or more");
+    }
     let ds = Dataset::load(&a.input, 3)?;
+    ds.nonempty("train", &a.input)?;
     if ds.vocab.len() != 27 {
         bail!(
             "{}: gradcheck runs the notebook's model with a vocabulary of 27; this file has {}",
@@ -26,19 +32,30 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
             ds.vocab.len()
         );
     }
+    if ds.train.is_empty() {
+        bail!(
+            "{}: the training split is empty ({} words, split 80/10/10 into {} / {} / {}); \
+             gradcheck draws its batch from it: use a word list of at least 2 words",
+            a.input.display(),
+            ds.words,
+            ds.split.train.len(),
+            ds.split.val.len(),
+            ds.split.test.len()
+        );
+    }
     let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
     params.view_mut().init_notebook(&mut init_stream(a.seed));
     // the training run's first batch
-    let mut xb = [[0u8; 3]; 32];
-    let mut yb = [0u8; 32];
+    let mut xb = [[0u8; 3]; BATCH];
+    let mut yb = [0u8; BATCH];
     fill_batch(&ds.train, a.seed, 0, xb.as_flattened_mut(), &mut yb)?;
-    let mut storage = Box::new(TableStorage::<32, 27, 3, 10, 30, 64>::ZERO);
+    let mut storage = Box::new(TableStorage::<BATCH, 27, 3, 10, 30, 64>::ZERO);
     let table_rows = table(&params, &xb, &yb, &mut storage)?;
 
-    let mut tape = Box::new(AtomicTape::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
-    let mut reference = Box::new(AtomicTape::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
+    let mut tape = Box::new(AtomicTape::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
+    let mut reference = Box::new(AtomicTape::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
     let loss = reference.forward(&params, &xb, &yb)?;
-    let mut grads = Box::new(AtomicGrads::<f64, 32, 27, 3, 10, 30, 64>::ZERO);
+    let mut grads = Box::new(AtomicGrads::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
     grads.backward(&reference, &params, &xb, &yb)?;
     // the coordinates checked by finite differences: the stream of the run's second batch
     let mut pick = batch_stream(a.seed, 1);
@@ -52,7 +69,10 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
         "", "appr.", "maxdiff", "exact", "appr.", "maxdiff", "max rel err"
     );
     let mut failed = Vec::new();
-    for (r, row) in table_rows.iter().zip(rows::<f64, 32, 27, 3, 10, 30, 64>()) {
+    for (r, row) in table_rows
+        .iter()
+        .zip(rows::<f64, BATCH, 27, 3, 10, 30, 64>())
+    {
         let len = (row.grad)(&grads).len();
         let idx: Vec<usize> = match NonZeroU64::new(len as u64) {
             Some(n) if len > a.fd_samples => (0..a.fd_samples)
@@ -88,6 +108,14 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("error: gradients disagree for: {}", failed.join(", "));
+        if ds.train.len() < BATCH {
+            eprintln!(
+                "note: the training split has {} examples, fewer than the batch of {BATCH}: the \
+                 batch repeats rows, its batchnorm variance is nearly 0 and the f32 results lose \
+                 their precision; check on a larger word list (e.g. data/names.txt)",
+                ds.train.len()
+            );
+        }
         Ok(ExitCode::FAILURE)
     }
 }

@@ -1,7 +1,7 @@
 //! The library of `makemore`, so that the fuzz targets (`fuzz/`), the tests and the benchmarks
 //! (`benches/`) call what the binary runs: the parts that read untrusted bytes (the word list
 //! and its split, `data`, `dataset`; checkpoints, `checkpoint`), the batch sampler (`batch`),
-//! evaluation of whole splits on rayon (`eval`), the thread pool and the training step's
+//! evaluation of whole splits on rayon (`eval`), the memory a training run needs (`memory`), the thread pool and the training step's
 //! schedule (`parallel`), and `--isa` (`isa`). The binary (`main.rs`) uses them from here.
 
 pub mod batch;
@@ -10,5 +10,6 @@ pub mod data;
 pub mod dataset;
 pub mod eval;
 pub mod isa;
+pub mod memory;
 pub mod parallel;
 pub mod pyrandom;

@@ -4,7 +4,8 @@
 /// `println!` for the whole binary (this macro shadows std's in every module declared below):
 /// once stdout is a closed pipe (`makemore eval | head -1`), further output is dropped instead
 /// of panicking as std's `println!` does, so every command ends quietly and normally (training
-/// still writes its checkpoint). See [`print_line`].
+/// still writes its checkpoint); any other write error (a full disk) makes the command end with
+/// an error and a non-zero exit. See [`print_line`].
 macro_rules! println {
     () => {
         $crate::print_line(format_args!(""))
@@ -28,6 +29,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use isa::IsaChoice;
@@ -62,7 +64,8 @@ enum Command {
 /// checkpoint (except `--steps` and `--lr`, which change the run; see `train`).
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Word list, one word per line. With --resume it must hold the same words as the run's.
+    /// Word list, one word per line ('-': standard input); at most 64 MiB. With --resume it
+    /// must hold the same words as the run's.
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
     /// Directory for the checkpoint, metrics and loss curve (locked while a run trains there).
@@ -141,13 +144,17 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
+    /// Checkpoint to sample from (at most 256 MiB).
     #[arg(long, default_value = "out/model.safetensors")]
     pub checkpoint: PathBuf,
-    /// Word list; gives the vocabulary when the checkpoint has none and the provenance of names.
+    /// Word list ('-': standard input); gives the vocabulary when the checkpoint has none and
+    /// the provenance of names (in train, in val/test, new).
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
+    /// Names to draw; each is printed as soon as it is drawn.
     #[arg(long, default_value_t = 20)]
     pub count: usize,
+    /// Seed: name i is drawn from the random stream (seed, i).
     #[arg(long, default_value_t = SAMPLE_SEED)]
     pub seed: u64,
     /// Softmax temperature (> 0).
@@ -156,22 +163,26 @@ pub struct SampleArgs {
     /// Sample only among the k most likely characters (0: all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
-    /// Start every name with these characters.
+    /// Start every name with these characters (from the vocabulary, not '.', at most 255).
     #[arg(long, default_value = "")]
     pub prefix: String,
+    /// Worker threads (default: all cores); the names do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// Checkpoint to evaluate (at most 256 MiB).
     #[arg(long, default_value = "out/model.safetensors")]
     pub checkpoint: PathBuf,
+    /// Word list the checkpoint was trained on ('-': standard input); at most 64 MiB.
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
     /// The split to evaluate, or all three.
     #[arg(long, value_enum, default_value_t = SplitChoice::All)]
     pub split: SplitChoice,
+    /// Worker threads (default: all cores); the losses do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Instruction set (default: $MAKEMORE_ISA, else auto, the fastest this CPU runs).
@@ -205,6 +216,7 @@ impl SplitChoice {
 
 #[derive(Args, Debug)]
 pub struct GradcheckArgs {
+    /// Word list ('-': standard input); its vocabulary must have 27 symbols, as names.txt's.
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
     /// Seed of the initialisation and the batch.
@@ -224,29 +236,75 @@ fn main() -> ExitCode {
         Some(Command::Eval(a)) => evaluate::eval(&a),
         Some(Command::Gradcheck(a)) => gradcheck::gradcheck(&a),
     };
-    match result {
+    let stdout_error = finish_stdout();
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    match stdout_error {
+        Some(e) => {
+            eprintln!(
+                "error: cannot write to standard output: {e}; the output is incomplete \
+                 (check where stdout goes: a full disk, a device that refuses writes)"
+            );
+            ExitCode::FAILURE
+        }
+        None => code,
     }
 }
 
 /// Set once writing to stdout failed: the rest of the output is dropped.
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Writes one line to stdout. A closed pipe ends the output quietly; any other write error is
-/// reported once on stderr; neither stops the command.
-pub fn print_line(args: fmt::Arguments<'_>) {
+/// The first write error on stdout other than a closed pipe; `main` reports it and exits 1.
+static STDOUT_ERROR: Mutex<Option<std::io::Error>> = Mutex::new(None);
+
+/// Runs `write` on the locked stdout unless an earlier write failed. A closed pipe ends the
+/// output quietly; any other error is recorded for `main`. Returns whether stdout still takes
+/// output.
+fn write_stdout(write: impl FnOnce(&mut std::io::StdoutLock<'_>) -> std::io::Result<()>) -> bool {
     if STDOUT_CLOSED.load(Ordering::Relaxed) {
-        return;
+        return false;
     }
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
-        STDOUT_CLOSED.store(true, Ordering::Relaxed);
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("warning: cannot write to stdout ({e}); the rest of the output is dropped");
+    match write(&mut out) {
+        Ok(()) => true,
+        Err(e) => {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                let mut first = STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert(e);
+            }
+            false
         }
     }
+}
+
+/// Writes one line to stdout (see [`write_stdout`]); neither a closed pipe nor an error stops
+/// the command.
+pub fn print_line(args: fmt::Arguments<'_>) {
+    write_stdout(|out| out.write_fmt(args).and_then(|()| out.write_all(b"\n")));
+}
+
+/// Writes `text` (whole lines) to stdout in one call (see [`write_stdout`]). Returns false once
+/// stdout takes no more output, so a producer can stop.
+pub fn print_str(text: &str) -> bool {
+    write_stdout(|out| out.write_all(text.as_bytes()))
+}
+
+/// False once stdout takes no more output (a closed pipe or a write error).
+pub fn stdout_open() -> bool {
+    !STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Flushes stdout; returns the first write error other than a closed pipe, if any.
+fn finish_stdout() -> Option<std::io::Error> {
+    write_stdout(|out| out.flush());
+    STDOUT_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
 }

@@ -2,76 +2,142 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use makemore_core::infer::Inference;
 use makemore_core::rng::{name_stream, uniform};
 use makemore_core::{Dims, ParamsRef};
 use rayon::prelude::*;
 
 use crate::checkpoint::Checkpoint;
-use crate::data::{read_words, split_words, Vocab, DEFAULT_SPLIT_SEED};
+use crate::data::{read_words, split_words, Vocab, DEFAULT_SPLIT_SEED, END};
 use crate::dataset::Provenance;
 use crate::parallel::{pool, thread_count};
 use crate::SampleArgs;
 
-/// Names per parallel chunk.
+/// Names per parallel chunk (one scratch per chunk).
 const NAMES_PER_CHUNK: usize = 64;
 
-/// Longest name drawn (characters, prefix included).
-pub const MAX_NAME: usize = 256;
+/// Largest block of names drawn before they are handed on. The first block is one chunk and
+/// each next one twice as large up to this, so the first name comes at once and the memory
+/// held is at most this many names whatever `--count` is.
+const MAX_BLOCK: usize = 256 * NAMES_PER_CHUNK;
 
-/// Draws `count` names: name `i` from the core's `name_stream(seed, i)`.
-#[allow(clippy::too_many_arguments)]
-pub fn sample_names(
+/// Longest name drawn (characters, prefix included): the word list's limit.
+pub const MAX_NAME: usize = crate::data::MAX_WORD;
+
+/// What to draw: names `0..count`, name i from the core's `name_stream(seed, i)`.
+pub struct Draw<'a> {
+    pub count: usize,
+    pub seed: u64,
+    /// Softmax temperature, finite and > 0.
+    pub temperature: f32,
+    /// Only the k most likely characters (0: all).
+    pub top_k: usize,
+    /// Every name starts with these characters.
+    pub prefix: &'a str,
+}
+
+/// `c` for a message: `'c' (U+0063)`, or only `U+0000` for a control character.
+fn show(c: char) -> String {
+    if c.is_control() {
+        format!("U+{:04X}", u32::from(c))
+    } else {
+        format!("'{c}' (U+{:04X})", u32::from(c))
+    }
+}
+
+/// The token ids of `prefix`; errors say which character is wrong and why.
+fn encode_prefix(vocab: &Vocab, prefix: &str) -> Result<Vec<u8>> {
+    let chars = prefix.chars().count();
+    if chars >= MAX_NAME {
+        bail!(
+            "--prefix has {chars} characters, but a name has at most {MAX_NAME}, so a prefix \
+             has at most {}: shorten it",
+            MAX_NAME - 1
+        );
+    }
+    prefix
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if c == END {
+                bail!(
+                    "--prefix: character {} is '.', the reserved start/end token that marks \
+                     where a name begins and ends, so it cannot be part of a name: remove it",
+                    i + 1
+                );
+            }
+            match vocab.encode(c) {
+                Some(t) => Ok(t),
+                None => bail!(
+                    "--prefix: character {} is {}, which is not in the model's vocabulary \
+                     \"{}\": use only these characters",
+                    i + 1,
+                    show(c),
+                    vocab.symbols()[1..]
+                        .iter()
+                        .collect::<String>()
+                        .escape_default()
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Draws the names of `draw` in order, in blocks of at most [`MAX_BLOCK`] names drawn in
+/// parallel, and hands each block to `emit` as soon as it is drawn; stops when `emit` returns
+/// false. Name i depends only on (seed, i), so the names and their order do not depend on the
+/// thread count or the blocks. Returns the number of names handed on.
+pub fn for_each_block(
     params: ParamsRef<'_, f32>,
     bnmean: &[f32],
     bnvar: &[f32],
     vocab: &Vocab,
-    count: usize,
-    seed: u64,
-    temperature: f32,
-    top_k: usize,
-    prefix: &str,
-) -> Result<Vec<String>> {
-    let prefix: Vec<u8> = prefix
-        .chars()
-        .map(|c| {
-            vocab
-                .encode(c)
-                .filter(|&t| t != 0)
-                .with_context(|| format!("--prefix: {c:?} is not in the vocabulary"))
-        })
-        .collect::<Result<_>>()?;
+    draw: &Draw<'_>,
+    mut emit: impl FnMut(&[String]) -> bool,
+) -> Result<usize> {
+    let prefix = encode_prefix(vocab, draw.prefix)?;
+    let temperature = draw.temperature;
     if !(temperature.is_finite() && temperature > 0.0) {
         bail!("--temperature {temperature} must be a finite number > 0");
     }
-    // Chunks of names run in parallel, each with its own scratch; name i depends only on
-    // (seed, i), so the names and their order do not depend on the thread count.
-    let chunks: Vec<Vec<String>> = (0..count.div_ceil(NAMES_PER_CHUNK))
-        .into_par_iter()
-        .map_init(
-            || InferBuffers::new(params.dims(), 1),
-            |buf, c| -> Result<Vec<String>> {
-                let mut inf = buf.inference(params, bnmean, bnvar)?;
-                let mut out = [0u8; MAX_NAME];
-                let names = c * NAMES_PER_CHUNK..count.min((c + 1) * NAMES_PER_CHUNK);
-                let mut chunk = Vec::with_capacity(names.len());
-                for i in names {
-                    let mut rng = name_stream(seed, i as u64);
-                    let draw = || uniform(&mut rng);
-                    let len = inf.sample_name(&prefix, temperature, top_k, draw, &mut out)?;
-                    chunk.push(
-                        out[..len]
-                            .iter()
-                            .map(|&t| vocab.decode(t).unwrap_or('?'))
-                            .collect(),
-                    );
-                }
-                Ok(chunk)
-            },
-        )
-        .collect::<Result<_>>()?;
-    Ok(chunks.into_iter().flatten().collect())
+    let mut done = 0;
+    let mut block = NAMES_PER_CHUNK;
+    while done < draw.count {
+        let end = done + block.min(draw.count - done);
+        let chunks: Vec<Vec<String>> = (0..(end - done).div_ceil(NAMES_PER_CHUNK))
+            .into_par_iter()
+            .map_init(
+                || InferBuffers::new(params.dims(), 1),
+                |buf, c| -> Result<Vec<String>> {
+                    let mut inf = buf.inference(params, bnmean, bnvar)?;
+                    let mut out = [0u8; MAX_NAME];
+                    let first = done + c * NAMES_PER_CHUNK;
+                    let names = first..end.min(first + NAMES_PER_CHUNK);
+                    let mut chunk = Vec::with_capacity(names.len());
+                    for i in names {
+                        let mut rng = name_stream(draw.seed, i as u64);
+                        let u = || uniform(&mut rng);
+                        let len = inf.sample_name(&prefix, temperature, draw.top_k, u, &mut out)?;
+                        chunk.push(
+                            out[..len]
+                                .iter()
+                                .map(|&t| vocab.decode(t).unwrap_or('?'))
+                                .collect(),
+                        );
+                    }
+                    Ok(chunk)
+                },
+            )
+            .collect::<Result<_>>()?;
+        let names: Vec<String> = chunks.into_iter().flatten().collect();
+        if !emit(&names) {
+            return Ok(end);
+        }
+        done = end;
+        block = (2 * block).min(MAX_BLOCK);
+    }
+    Ok(done)
 }
 
 /// `sample`: in a pool of `--threads` threads.
@@ -104,40 +170,43 @@ fn sample_in_pool(a: &SampleArgs) -> Result<ExitCode> {
         Some(bn) => bn.clone(),
         None => bail!("{}: the checkpoint has no calibrated batchnorm statistics (bnmean, bnvar); finish training or run `makemore eval` first", a.checkpoint.display()),
     };
+    let prov = match words {
+        Ok(w) => Some(Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED))),
+        Err(e) => {
+            eprintln!("warning: {e}; the names are printed without their provenance");
+            None
+        }
+    };
     let t0 = std::time::Instant::now();
-    let names = sample_names(
-        p,
-        &bnmean,
-        &bnvar,
-        &vocab,
-        a.count,
-        a.seed,
-        a.temperature,
-        a.top_k,
-        &a.prefix,
-    )?;
-    let prov = words
-        .ok()
-        .map(|w| Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED)));
-    let lines: Vec<String> = names
-        .par_iter()
-        .map(|name| match &prov {
-            Some(p) => format!("{name}\t{}\n", p.of(name)),
-            None => format!("{name}\n"),
-        })
-        .collect();
-    let out = lines.concat();
-    // A closed pipe (`makemore sample | head`) ends the output quietly instead of panicking.
-    use std::io::Write as _;
-    match std::io::stdout().lock().write_all(out.as_bytes()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
-        other => other.context("writing the names to stdout")?,
+    let draw = Draw {
+        count: a.count,
+        seed: a.seed,
+        temperature: a.temperature,
+        top_k: a.top_k,
+        prefix: &a.prefix,
+    };
+    let mut lines = String::new();
+    let mut open = true;
+    let drawn = for_each_block(p, &bnmean, &bnvar, &vocab, &draw, |names| {
+        lines.clear();
+        for name in names {
+            lines.push_str(name);
+            if let Some(p) = &prov {
+                lines.push('\t');
+                lines.push_str(p.of(name));
+            }
+            lines.push('\n');
+        }
+        // false once stdout is closed (`| head`) or failed: stop drawing
+        open = crate::print_str(&lines);
+        open
+    })?;
+    if open {
+        eprintln!(
+            "sampled {drawn} names in {:.3} s",
+            t0.elapsed().as_secs_f64()
+        );
     }
-    eprintln!(
-        "sampled {} names in {:.3} s",
-        names.len(),
-        t0.elapsed().as_secs_f64()
-    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -28,7 +28,7 @@ use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::batch::fill_batch;
-use crate::checkpoint::{Checkpoint, RunState};
+use crate::checkpoint::{Checkpoint, RunState, BATCH, CONTEXT, EMBEDDING, HIDDEN};
 use crate::data::Split;
 use crate::dataset::{Dataset, Provenance};
 use crate::eval::{calibrate, calibrate_and_evaluate};
@@ -36,13 +36,6 @@ use crate::isa::kernels;
 use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::TrainArgs;
-
-/// Sizes the CLI accepts. The core's kernels take sizes at run time (its fixed-size arrays are
-/// for firmware), so any value in these ranges works.
-const HIDDEN: (usize, usize) = (1, 4096);
-const EMBEDDING: (usize, usize) = (1, 256);
-const CONTEXT: (usize, usize) = (1, crate::data::MAX_CONTEXT);
-const BATCH: (usize, usize) = (2, 1 << 16);
 
 /// The defaults of the flags that define a run (see [`TrainArgs`]).
 const DEFAULT_STEPS: u64 = 200_000;
@@ -63,6 +56,8 @@ fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result<()>
 
 /// Training window for the loss curve.
 const WINDOW: u64 = 1000;
+/// The file in `--out` holding the seconds the run has trained, over all its sessions.
+const SECONDS_FILE: &str = "train_seconds";
 /// Names printed by `--sample-every`.
 const SAMPLES_DURING_TRAINING: usize = 5;
 
@@ -183,8 +178,10 @@ fn check_space(out: &Path, bytes: u64) -> Result<()> {
 }
 
 /// The trainer's record of a run so far, stored in the checkpoint's `history` metadata as
-/// `start=STEP;windows=S1,S2,..;open=S/N;val=STEP:LOSS,..;lr_changes=STEP:LR,..;train_seconds=X` (each
-/// number in Rust's shortest round-trip text, so it reads back to the same bits).
+/// `start=STEP;windows=S1,S2,..;open=S/N;val=STEP:LOSS,..;lr_changes=STEP:LR,..` (each number in
+/// Rust's shortest round-trip text, so it reads back to the same bits). The seconds are not in
+/// it, so that a run's checkpoint bytes do not depend on the machine's speed: they go to
+/// `<out>/train_seconds` ([`SECONDS_FILE`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
     /// The step the first window starts at: 0, or the step of a checkpoint written without a
@@ -198,7 +195,7 @@ pub struct History {
     pub val: Vec<(u64, f64)>,
     /// The learning rate set by a resume with another `--lr`: (from step, lr).
     pub lr_changes: Vec<(u64, f32)>,
-    /// Seconds spent in the step loop over all the run's sessions.
+    /// Seconds spent in the step loop over all the run's sessions (kept in [`SECONDS_FILE`]).
     pub train_seconds: f64,
 }
 
@@ -221,7 +218,6 @@ impl History {
                 .map(|(t, l)| format!("{t}:{l}"))
                 .collect(),
         );
-        let _ = write!(s, ";train_seconds={}", self.train_seconds);
         s
     }
 
@@ -246,7 +242,6 @@ impl History {
         let lr_changes = items(field("lr_changes")?)
             .map(pair)
             .collect::<Option<_>>()?;
-        let train_seconds = field("train_seconds")?.parse().ok()?;
         if fields.next().is_some() || open.1 >= WINDOW {
             return None;
         }
@@ -256,7 +251,7 @@ impl History {
             open,
             val,
             lr_changes,
-            train_seconds,
+            train_seconds: 0.0,
         })
     }
 
@@ -434,6 +429,7 @@ fn resumed(a: &TrainArgs, checkpoint: &Path) -> Result<Start> {
         })?,
     };
     let mut run = resume_config(a, checkpoint, &ck, run)?;
+    cli::memory::check_training(ck.dims, run.batch_size, 0)?;
     let ds = load_data(&a.input, ck.dims.context)?;
     check_data(a, checkpoint, &ck, &run, &ds)?;
     if let Some(lr) = a.lr.filter(|&lr| lr != run.lr) {
@@ -444,6 +440,12 @@ fn resumed(a: &TrainArgs, checkpoint: &Path) -> Result<Start> {
         history.lr_changes.push((run.step, lr));
         run.lr = lr;
     }
+    // the seconds of the earlier sessions, if their file is there
+    history.train_seconds = fs::read_to_string(a.out.join(SECONDS_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .unwrap_or(0.0);
     Ok(Start {
         calibrated: ck.bn.is_some(),
         params: ck.params,
@@ -700,17 +702,18 @@ impl<'a> Trainer<'a> {
     fn sample_line(&self) -> Result<String> {
         let p = self.params_ref()?;
         let (bnmean, bnvar) = calibrate(&self.kernels, p, &self.ds.train.x)?;
-        let names = crate::sample::sample_names(
-            p,
-            &bnmean,
-            &bnvar,
-            &self.ds.vocab,
-            SAMPLES_DURING_TRAINING,
-            SAMPLE_SEED,
-            1.0,
-            0,
-            "",
-        )?;
+        let draw = crate::sample::Draw {
+            count: SAMPLES_DURING_TRAINING,
+            seed: SAMPLE_SEED,
+            temperature: 1.0,
+            top_k: 0,
+            prefix: "",
+        };
+        let mut names = Vec::new();
+        crate::sample::for_each_block(p, &bnmean, &bnvar, &self.ds.vocab, &draw, |block| {
+            names.extend_from_slice(block);
+            true
+        })?;
         Ok(format!("{:7}: samples {}", self.run.step, names.join(" ")))
     }
 
@@ -719,7 +722,9 @@ impl<'a> Trainer<'a> {
         let t1 = Instant::now();
         let splits = [&self.ds.train, &self.ds.val, &self.ds.test].map(|e| (&e.x[..], &e.y[..]));
         let (bnmean, bnvar, losses) =
-            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0)?;
+            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0).with_context(
+                || format!("evaluating the trained model failed; {}", self.last_saved()),
+            )?;
         let seconds = t1.elapsed().as_secs_f64();
         println!("train loss {:.4}", losses[0]);
         println!("val loss   {:.4}", losses[1]);
@@ -793,21 +798,28 @@ impl<'a> Trainer<'a> {
         .context("writing loss.svg")?;
         if a.samples > 0 {
             let prov = Provenance::new(&ds.split);
-            let names = crate::sample::sample_names(
-                self.params_ref()?,
-                &eval.bnmean,
-                &eval.bnvar,
-                &ds.vocab,
-                a.samples,
-                SAMPLE_SEED,
-                1.0,
-                0,
-                "",
-            )?;
+            let draw = crate::sample::Draw {
+                count: a.samples,
+                seed: SAMPLE_SEED,
+                temperature: 1.0,
+                top_k: 0,
+                prefix: "",
+            };
             println!("samples:");
-            for name in names {
-                println!("{name:20} {}", prov.of(&name));
-            }
+            let (bnmean, bnvar) = (&eval.bnmean, &eval.bnvar);
+            crate::sample::for_each_block(
+                self.params_ref()?,
+                bnmean,
+                bnvar,
+                &ds.vocab,
+                &draw,
+                |names| {
+                    for name in names {
+                        println!("{name:20} {}", prov.of(name));
+                    }
+                    crate::stdout_open()
+                },
+            )?;
         }
         println!(
             "wrote {}, metrics.json, loss.csv, loss.svg",
@@ -835,8 +847,7 @@ impl<'a> Trainer<'a> {
 
     /// The checkpoint of the run as it stands, with `bn` (calibrated) if given.
     fn checkpoint_with(&self, bn: Option<(Vec<f32>, Vec<f32>)>) -> Checkpoint {
-        let mut history = self.history.clone();
-        history.train_seconds = self.total_seconds();
+        let history = &self.history;
         Checkpoint {
             dims: self.dims,
             params: self.params.clone(),
@@ -853,6 +864,8 @@ impl<'a> Trainer<'a> {
         if let Err(e) = self.checkpoint_with(bn).save(&self.checkpoint) {
             bail!("{e:#}; {}", self.last_saved());
         }
+        let seconds = format!("{}\n", self.total_seconds());
+        crate::checkpoint::write_atomic(&self.args.out.join(SECONDS_FILE), seconds.as_bytes())?;
         self.saved_step = Some(self.run.step);
         self.record_written(self.checkpoint.clone());
         Ok(())
@@ -957,6 +970,7 @@ fn fresh_config(a: &TrainArgs) -> Result<(RunState, Dims, Dataset)> {
         embedding,
         hidden,
     };
+    cli::memory::check_training(dims, batch_size, 0)?;
     let run = RunState {
         step: 0,
         seed: a.seed.unwrap_or(TRAIN_SEED),
@@ -1177,7 +1191,7 @@ mod tests {
             open: (12.5, 999),
             val: vec![(500, 2.25), (1000, 1.0 / 3.0)],
             lr_changes: vec![(300, 0.05)],
-            train_seconds: 1.5e-3,
+            train_seconds: 0.0,
         };
         let text = h.to_text();
         assert_eq!(History::from_text(&text), Some(h.clone()));
@@ -1187,11 +1201,11 @@ mod tests {
         );
         for bad in [
             "",
-            "windows=;open=0/0;val=;lr_changes=;train_seconds=0",
-            "start=0;windows=x;open=0/0;val=;lr_changes=;train_seconds=0",
-            "start=0;windows=;open=0/1000;val=;lr_changes=;train_seconds=0",
-            "start=0;windows=;open=0/0;val=1;lr_changes=;train_seconds=0",
-            "start=0;windows=;open=0/0;val=;lr_changes=;train_seconds=0;more",
+            "windows=;open=0/0;val=;lr_changes=",
+            "start=0;windows=x;open=0/0;val=;lr_changes=",
+            "start=0;windows=;open=0/1000;val=;lr_changes=",
+            "start=0;windows=;open=0/0;val=1;lr_changes=",
+            "start=0;windows=;open=0/0;val=;lr_changes=;more",
         ] {
             assert_eq!(History::from_text(bad), None, "{bad}");
         }

@@ -376,7 +376,9 @@ fn cli_results_ignore_the_thread_count() {
             run.dump()
         );
         let mut m = metrics(&out);
-        assert_eq!(m["threads"], threads, "metrics.json threads");
+        // a count above the cores runs on the cores (cli/tests/memory.rs)
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(m["threads"], threads.min(cores), "metrics.json threads");
         assert_eq!(m["training_step"], "sharded");
         let obj = m.as_object_mut().unwrap();
         for timing in [

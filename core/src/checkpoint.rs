@@ -19,7 +19,7 @@
 //! | `format` | [`FORMAT`] | optional; any other value is refused |
 //! | `vocab` | `.` then the sorted symbols: V characters | optional; must have V characters |
 //! | `context`, `embedding`, `hidden` | T, E, H in decimal: the config | optional; must equal the shapes' |
-//! | `step`, `seed`, `steps`, `batch_size`, `lr`, `lr_decay_step` | the [`RunState`] in decimal, `lr` as `f32`'s `Display` (shortest round trip) | all six or none |
+//! | `step`, `seed`, `steps`, `batch_size`, `lr`, `lr_decay_step` | the [`RunState`] in decimal, `lr` as `f32`'s `Display` (shortest round trip) | all six or none; `lr` finite and > 0, `batch_size` >= 2 ([`check_run`]) |
 //! | `lr_schedule` | [`Schedule`]: `cosine warmup=W total=N min_lr=X` (written only for cosine) | optional, with the six; absent: the step decay |
 //! | `data_fingerprint` | [`RunState::fingerprint`]: `fnv1a64:` and 16 lowercase hex digits | optional, with the six |
 //! | `history` | [`Metadata::history`]: the trainer's text (loss windows, evaluations), opaque here | optional |
@@ -28,7 +28,9 @@
 //! The checksum ([`save_model`] adds it last) is the CRC-32 (zlib's) of the whole byte buffer after
 //! the header, i.e. of every tensor's bytes in file order (in Python: `zlib.crc32(data[8 + n:])`).
 //! [`load_model`] verifies it when present ([`verify_checksum`]), so a flipped byte in the data is
-//! refused. The header itself is not covered: its JSON is validated instead.
+//! refused. The header itself is not covered: its JSON is validated instead. A checkpoint holds
+//! only finite values and a `bnvar` >= 0 ([`check_values`]): [`save_model`] refuses to write
+//! others and [`load_model`] to read them, naming the tensor and the index.
 //!
 //! Every key is optional on reading so that files without metadata (PyTorch's `save_file`) load;
 //! unknown keys are ignored.
@@ -304,7 +306,9 @@ pub fn verify_checksum(st: &SafeTensors<'_>) -> Result<Option<u32>> {
 /// Errors: those of [`write()`] (at most [`MAX_METADATA`] - 1 entries, the checksum takes one);
 /// `bnmean`/`bnvar` not of length H ([`SafetensorsError::Model`]); a `"context"` entry in
 /// `metadata` that disagrees with the parameters' context ([`SafetensorsError::ContextMismatch`])
-/// or is not an integer; a `"checksum"` entry ([`SafetensorsError::ReservedMetadataKey`]).
+/// or is not an integer; a `"checksum"` entry ([`SafetensorsError::ReservedMetadataKey`]); a
+/// value that is not finite ([`SafetensorsError::NonFinite`]) or a negative `bnvar`
+/// ([`SafetensorsError::NegativeVariance`]): nothing is written then.
 pub fn save_model(
     out: &mut [u8],
     params: ParamsRef<'_, f32>,
@@ -341,6 +345,7 @@ pub fn save_model(
         return Err(SafetensorsError::ReservedMetadataKey { key: CHECKSUM_KEY });
     }
     let tensors = list.get(..n).unwrap_or(&[]);
+    check_saved_values(tensors)?;
     // The bytes `write` lays out after the header, in the same order.
     let mut crc = Crc32::new();
     for (_, _, data) in tensors {
@@ -403,8 +408,9 @@ pub fn read_dims(st: &SafeTensors<'_>, context: Option<usize>) -> Result<Dims> {
 /// Everything is checked before anything is copied (on error `params` and `bn` are unchanged):
 /// every tensor present with the shape `params.dims()` requires (bngain, bnbias, bnmean, bnvar as
 /// (1,H) or (H)), bnmean and bnvar both or neither, no unknown tensor, the `"context"` metadata (if
-/// any) equal to the context, `bn`'s slices of length H, and the `"checksum"` metadata (if any)
-/// equal to the CRC-32 of the tensor bytes ([`verify_checksum`]).
+/// any) equal to the context, `bn`'s slices of length H, the `"checksum"` metadata (if any)
+/// equal to the CRC-32 of the tensor bytes ([`verify_checksum`]), and every value finite with
+/// `bnvar` >= 0 ([`check_values`]: a valid checksum does not make a diverged model loadable).
 pub fn load_model(
     st: &SafeTensors<'_>,
     params: &mut ParamsMut<'_, f32>,
@@ -417,6 +423,7 @@ pub fn load_model(
         bn_len_check(BNVAR, var.len(), d.hidden)?;
     }
     verify_checksum(st)?;
+    check_values(st)?;
     let get = |name: &'static str| {
         st.tensor(name)
             .ok_or(SafetensorsError::MissingTensor { name })
@@ -431,6 +438,49 @@ pub fn load_model(
         }
     }
     Ok(has_bn)
+}
+
+/// Refuses the first value of the tensor `name` that a checkpoint may not hold, naming its index:
+/// not finite, or in `bnvar` negative. One pass, stopping there.
+fn check_tensor(name: &'static str, values: impl Iterator<Item = f32>) -> Result<()> {
+    let variance = name == BNVAR;
+    for (index, x) in values.enumerate() {
+        if !x.is_finite() {
+            return Err(SafetensorsError::NonFinite {
+                tensor: name,
+                index,
+                bits: x.to_bits(),
+            });
+        }
+        if variance && x < 0.0 {
+            return Err(SafetensorsError::NegativeVariance {
+                index,
+                bits: x.to_bits(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks the values of every model tensor in `st` (little-endian `f32` bytes): all finite
+/// ([`SafetensorsError::NonFinite`]), `bnvar` >= 0 ([`SafetensorsError::NegativeVariance`]).
+/// The first bad value in [`MODEL_TENSOR_NAMES`] order is named. [`load_model`] calls it.
+pub fn check_values(st: &SafeTensors<'_>) -> Result<()> {
+    for name in MODEL_TENSOR_NAMES {
+        if let Some(t) = st.tensor(name) {
+            check_tensor(name, t.values())?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check_values`] for the tensors [`save_model`] is about to write (in [`MODEL_TENSOR_NAMES`]
+/// order), so that no checkpoint is written that [`load_model`] would refuse.
+fn check_saved_values(tensors: &[TensorArg<'_>]) -> Result<()> {
+    for (name, (_, _, data)) in MODEL_TENSOR_NAMES.into_iter().zip(tensors) {
+        check_tensor(name, data.iter().copied())?;
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -604,7 +654,7 @@ pub fn saved_len(dims: Dims, with_bn: bool, meta: &Metadata<'_>) -> usize {
 /// any), the checksum. Returns the bytes written (= [`saved_len`]).
 ///
 /// Errors: those of [`save_model`]; a vocabulary of another length than V
-/// ([`SafetensorsError::VocabMismatch`]).
+/// ([`SafetensorsError::VocabMismatch`]); a training state [`check_run`] refuses.
 pub fn save(
     out: &mut [u8],
     params: ParamsRef<'_, f32>,
@@ -615,14 +665,17 @@ pub fn save(
     if let Some(v) = meta.vocab {
         check_vocab(v, dims)?;
     }
+    if let Some(r) = &meta.run {
+        check_run(r)?;
+    }
     with_entries(dims, meta, |m| save_model(out, params, bn, m))
 }
 
 /// Reads and validates the metadata of a checkpoint whose tensors give `dims` (see
-/// [`read_dims`]): [`read_config`], [`read_run`], [`read_vocab`] and the history, both
-/// unescaped into `buf` (at most their raw JSON lengths). Every key is optional (a file from
-/// PyTorch has none), but what is there must be right. The checksum is [`load_model`]'s (it
-/// needs the tensors).
+/// [`read_dims`]): [`read_config`], [`read_run`] then [`check_run`], [`read_vocab`] and the
+/// history, both unescaped into `buf` (at most their raw JSON lengths). Every key is optional (a
+/// file from PyTorch has none), but what is there must be right. The checksum is
+/// [`load_model`]'s (it needs the tensors).
 pub fn read_metadata<'b>(
     st: &SafeTensors<'_>,
     dims: Dims,
@@ -630,6 +683,9 @@ pub fn read_metadata<'b>(
 ) -> Result<Metadata<'b>> {
     read_config(st, dims)?;
     let run = read_run(st)?;
+    if let Some(r) = &run {
+        check_run(r)?;
+    }
     let vocab_len = st.metadata_raw(key::VOCAB).map_or(0, str::len);
     let (vocab_buf, history_buf) = buf.split_at_mut(vocab_len.min(buf.len()));
     let vocab = read_vocab(st, dims, vocab_buf)?;
@@ -779,6 +835,29 @@ fn read_fingerprint(st: &SafeTensors<'_>) -> Result<Option<u64>> {
         return Err(invalid);
     }
     u64::from_str_radix(hex, 16).map(Some).map_err(|_| invalid)
+}
+
+/// Checks the values of a training state that parse but cannot be a run's: `lr` not finite or
+/// not > 0, `batch_size` < 2 (batchnorm's variance divides by n - 1), each a
+/// [`SafetensorsError::InvalidMetadata`] naming the key and the value. Any `step`, `steps`
+/// (a run resumed with a smaller `--steps` records `step` > `steps`), `seed` and
+/// `lr_decay_step` is valid. [`read_metadata`] and [`save`] call it.
+pub fn check_run(run: &RunState) -> Result<()> {
+    if !(run.lr.is_finite() && run.lr > 0.0) {
+        return Err(SafetensorsError::InvalidMetadata {
+            key: key::LR,
+            expected: "a finite learning rate > 0",
+            value: NameBuf::new(Text::of(run.lr).as_str()),
+        });
+    }
+    if run.batch_size < 2 {
+        return Err(SafetensorsError::InvalidMetadata {
+            key: key::BATCH_SIZE,
+            expected: "a batch size >= 2 (batchnorm's variance divides by n - 1)",
+            value: NameBuf::new(Text::of(run.batch_size).as_str()),
+        });
+    }
+    Ok(())
 }
 
 /// A vocabulary of V characters.

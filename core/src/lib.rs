@@ -27,6 +27,7 @@ pub mod infer;
 pub(crate) mod linear;
 pub mod math;
 pub mod model;
+pub mod optim;
 pub mod rng;
 pub mod safetensors;
 pub mod simd;
@@ -37,6 +38,7 @@ pub use batchnorm::BN_EPS;
 pub use error::Error;
 pub use float::Float;
 pub use model::{Dims, Params, ParamsMut, ParamsRef, PARAM_NAMES};
+pub use optim::{AdamW, AdamWStep, LrSchedule, Optimizer};
 pub use rng::Rng;
 
 /// Every token id must be < `vocab`.

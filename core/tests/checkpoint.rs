@@ -1,11 +1,13 @@
 //! Tests of `makemore_core::checkpoint`, the schema: the metadata's bytes as `makemore train`
 //! writes them, the round trip of every key, and a named error for a missing key, a value of the
-//! wrong type, or one that disagrees with the tensors.
+//! wrong type, or one that disagrees with the tensors; values a checkpoint may not hold (NaN,
+//! infinities, a negative bnvar, an invalid lr or batch size) refused on loading and saving.
 
 use makemore_core::checkpoint::{
-    key, read_dims, read_metadata, save, saved_len, Metadata, RunState, Schedule, FORMAT,
-    MODEL_TENSOR_NAMES,
+    key, load_model, read_dims, read_metadata, save, saved_len, verify_checksum, Metadata,
+    RunState, Schedule, FORMAT, MODEL_TENSOR_NAMES,
 };
+use makemore_core::crc32::crc32;
 use makemore_core::safetensors::{write, written_len, SafeTensors, SafetensorsError as E};
 use makemore_core::{Dims, Params, PARAM_NAMES};
 
@@ -161,16 +163,12 @@ fn every_key_round_trips() {
             fingerprint: Some(u64::MAX),
         },
         RunState {
-            lr: -f32::MAX,
+            lr: f32::MAX,
             ..RUN
         },
-        RunState {
-            lr: f32::INFINITY,
-            ..RUN
-        },
-        RunState { lr: -0.0, ..RUN },
         RunState {
             lr: 1.0 / 3.0,
+            batch_size: 2,
             ..RUN
         },
     ];
@@ -205,20 +203,209 @@ fn every_key_round_trips() {
             }
         }
     }
-    // NaN: the same bits back (Rust prints and parses "NaN")
-    let meta = Metadata {
-        vocab: None,
-        run: Some(RunState {
+}
+
+/// A training state that parses but cannot be a run's (a NaN, infinite, zero or negative `lr`,
+/// a batch of fewer than 2) is refused on reading, naming the key and the value, and never
+/// written.
+#[test]
+fn an_invalid_training_state_is_refused_naming_key_and_value() {
+    let full = full_entries();
+    let cases = [
+        (key::LR, "NaN"),
+        (key::LR, "inf"),
+        (key::LR, "-inf"),
+        (key::LR, "-0.1"),
+        (key::LR, "0"),
+        (key::LR, "-0"),
+        (key::BATCH_SIZE, "1"),
+        (key::BATCH_SIZE, "0"),
+    ];
+    for (k, v) in cases {
+        let mut m = full.clone();
+        m.iter_mut().find(|x| x.0 == k).unwrap().1 = v.into();
+        let e = read_err(&m);
+        assert!(
+            matches!(e, E::InvalidMetadata { key, .. } if key == k),
+            "{k} = {v}: {e:?}"
+        );
+        let text = e.to_string();
+        assert!(text.contains(k) && text.contains(v), "{text}");
+    }
+    let p = model();
+    let bad_runs = [
+        RunState {
             lr: f32::NAN,
             ..RUN
-        }),
+        },
+        RunState {
+            lr: f32::INFINITY,
+            ..RUN
+        },
+        RunState { lr: -0.1, ..RUN },
+        RunState { lr: 0.0, ..RUN },
+        RunState {
+            batch_size: 1,
+            ..RUN
+        },
+    ];
+    for run in bad_runs {
+        let meta = Metadata {
+            vocab: Some(VOCAB),
+            run: Some(run.clone()),
+            history: None,
+        };
+        let mut out = vec![0u8; saved_len(DIMS, false, &meta)];
+        let e = save(&mut out, p.view(), None, &meta).expect_err("an invalid run was saved");
+        assert!(matches!(e, E::InvalidMetadata { .. }), "{run:?}: {e:?}");
+        assert!(out.iter().all(|&b| b == 0), "{run:?}: bytes written");
+    }
+    // step > steps is a run resumed with a smaller --steps: valid
+    let meta = Metadata {
+        vocab: None,
+        run: Some(RunState { steps: 100, ..RUN }),
         history: None,
     };
     let f = saved(&meta, false);
     let st = SafeTensors::parse(&f).unwrap();
     let mut buf = [0u8; 8];
     let back = read_metadata(&st, DIMS, &mut buf).unwrap();
-    assert!(back.run.unwrap().lr.is_nan());
+    assert_eq!(back.run.unwrap().steps, 100);
+}
+
+/// The model's nine tensors as `save` writes them, with `meta`'s entries and a checksum that
+/// matches the bytes, but without `save`'s checks: a file holding any values.
+fn file_with_valid_checksum(p: &Model, mean: &[f32], var: &[f32]) -> Vec<u8> {
+    let shapes: [&[usize]; 9] = [
+        &[27, 10],
+        &[30, 64],
+        &[64],
+        &[64, 27],
+        &[27],
+        &[1, 64],
+        &[1, 64],
+        &[1, 64],
+        &[1, 64],
+    ];
+    let view = p.view();
+    let data = view.tensors().into_iter().chain([mean, var]);
+    let tensors: Vec<(&str, &[usize], &[f32])> = MODEL_TENSOR_NAMES
+        .iter()
+        .zip(shapes)
+        .zip(data)
+        .map(|((n, s), d)| (*n, s, d))
+        .collect();
+    // zlib's CRC-32 of every tensor's bytes in file order, as save_model computes it
+    let bytes: Vec<u8> = tensors
+        .iter()
+        .flat_map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()))
+        .collect();
+    let checksum = format!("crc32:{:08x}", crc32(&bytes));
+    let metadata = [(key::FORMAT, FORMAT), (key::CHECKSUM, checksum.as_str())];
+    let mut out = vec![0u8; written_len(&tensors, &metadata)];
+    write(&mut out, &tensors, &metadata).unwrap();
+    out
+}
+
+/// A NaN or an infinity in any of the nine tensors, or a negative bnvar, is refused by
+/// `load_model` though the checksum is valid, naming the tensor and the index; `save` refuses
+/// to write it and writes nothing.
+#[test]
+fn a_non_finite_value_or_a_negative_variance_is_refused_naming_tensor_and_index() {
+    let h = DIMS.hidden;
+    let mut cases: Vec<(&str, usize)> = PARAM_NAMES
+        .iter()
+        .zip(model().view().tensors())
+        .flat_map(|(n, t)| [(*n, 0), (*n, t.len() / 2 + 1), (*n, t.len() - 1)])
+        .collect();
+    cases.extend([
+        ("bnmean", 0),
+        ("bnmean", h - 1),
+        ("bnvar", 5),
+        ("bnvar", h - 1),
+    ]);
+    let meta = Metadata {
+        vocab: Some(VOCAB),
+        run: Some(RUN),
+        history: None,
+    };
+    let bads = [
+        (f32::NAN, "NaN"),
+        (f32::INFINITY, "inf"),
+        (f32::NEG_INFINITY, "-inf"),
+    ];
+    for (name, index) in cases {
+        for (bad, shown) in bads {
+            let mut p = model();
+            let (mut mean, mut var) = (vec![0.25f32; h], vec![2.0f32; h]);
+            match MODEL_TENSOR_NAMES.iter().position(|n| *n == name).unwrap() {
+                7 => mean[index] = bad,
+                8 => var[index] = bad,
+                i => p.view_mut().tensors_mut()[i][index] = bad,
+            }
+            let want = E::NonFinite {
+                tensor: MODEL_TENSOR_NAMES.iter().find(|n| **n == name).unwrap(),
+                index,
+                bits: bad.to_bits(),
+            };
+            assert_eq!(want.to_string(), format!("{name}[{index}] is {shown}"));
+
+            let f = file_with_valid_checksum(&p, &mean, &var);
+            let st = SafeTensors::parse(&f).unwrap();
+            assert!(
+                verify_checksum(&st).unwrap().is_some(),
+                "the checksum is valid"
+            );
+            let mut q = Box::new(Model::ZERO);
+            let (mut m2, mut v2) = (vec![0f32; h], vec![0f32; h]);
+            let got = load_model(&st, &mut q.view_mut(), Some((&mut m2, &mut v2)));
+            assert_eq!(got, Err(want), "{name}[{index}] = {shown}");
+            assert!(q
+                .view()
+                .tensors()
+                .iter()
+                .all(|t| t.iter().all(|x| *x == 0.0)));
+
+            let mut out = vec![0u8; saved_len(DIMS, true, &meta)];
+            let bn = Some((mean.as_slice(), var.as_slice()));
+            assert_eq!(save(&mut out, p.view(), bn, &meta), Err(want));
+            assert!(
+                out.iter().all(|&b| b == 0),
+                "{name}[{index}]: bytes written"
+            );
+        }
+    }
+    // bnvar < 0: named; bnvar = -0.0 or 0 and a negative bnmean are valid
+    let p = model();
+    let mean = vec![-0.25f32; h];
+    let mut var = vec![2.0f32; h];
+    var[3] = -0.5;
+    let f = file_with_valid_checksum(&p, &mean, &var);
+    let st = SafeTensors::parse(&f).unwrap();
+    let mut q = Box::new(Model::ZERO);
+    let (mut m2, mut v2) = (vec![0f32; h], vec![0f32; h]);
+    let want = E::NegativeVariance {
+        index: 3,
+        bits: (-0.5f32).to_bits(),
+    };
+    let got = load_model(&st, &mut q.view_mut(), Some((&mut m2, &mut v2)));
+    assert_eq!(got, Err(want));
+    assert_eq!(
+        want.to_string(),
+        "bnvar[3] is -0.5: a variance cannot be negative"
+    );
+    let mut out = vec![0u8; saved_len(DIMS, true, &meta)];
+    let bn = Some((mean.as_slice(), var.as_slice()));
+    assert_eq!(save(&mut out, p.view(), bn, &meta), Err(want));
+    var[3] = -0.0;
+    var[4] = 0.0;
+    let f = file_with_valid_checksum(&p, &mean, &var);
+    let st = SafeTensors::parse(&f).unwrap();
+    assert_eq!(
+        load_model(&st, &mut q.view_mut(), Some((&mut m2, &mut v2))),
+        Ok(true)
+    );
+    assert_eq!((m2, v2), (mean, var));
 }
 
 #[test]

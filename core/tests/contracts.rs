@@ -245,6 +245,32 @@ proptest! {
         }
     }
 
+    /// The optimiser kernels: `adamw` refuses any of `m`, `v`, `grad` whose length is not
+    /// `p`'s (writing nothing); `sum_squares` and `scale` take any length; the same on every
+    /// path.
+    #[test]
+    fn optimiser_kernels(n in size(), l in lens::<4>(), t in 1u64..5) {
+        let (p, m, v, g) = (at(l[0], Some(n)), at(l[1], Some(n)), at(l[2], Some(n)), at(l[3], Some(n)));
+        let c = makemore_core::AdamW::MAKEMORE.step(0.1, t).unwrap();
+        let refused = agree("adamw", &(p, m, v, g), |k| {
+            let (mut pb, mut mb, mut vb) = (Buf::new(p), Buf::new(m), Buf::new(v));
+            let r = k.adamw(&mut pb.now, &mut mb.now, &mut vb.now, &vals(g), c);
+            (r, wrote(&[&pb, &mb, &vb]))
+        })?;
+        prop_assert_eq!(refused.is_none(), p == m && p == v && p == g);
+        agree("scale", &p, |k| {
+            let mut out = Buf::new(p);
+            k.scale(&mut out.now, 1.0);
+            (Ok(()), out.written())
+        })?;
+        let x = vals(p);
+        let want = Kernels::scalar().sum_squares(&x);
+        for k in paths() {
+            // the values are multiples of 0.25 below 2: every partial sum is exact
+            prop_assert_eq!(k.sum_squares(&x), want, "sum_squares on {}", k.isa());
+        }
+    }
+
     #[test]
     fn embedding_kernels(
         n in size(), v in size(), e in size(), t in size(), h in size(),
@@ -506,10 +532,13 @@ proptest! {
                 .checked_add(h.checked_mul(v + 3)?)?
                 .checked_add(v)?;
             let width = t.checked_mul(e)?.checked_add(2 * h)?.checked_add(v)?;
-            let shard = rows.checked_mul(width)?.checked_add(params)?.checked_add(h + 1)?;
-            let len = (n as u128)
-                .div_ceil(rows)
+            let shard = rows.checked_mul(width)?.checked_add(3 * h + 1)?;
+            let shards = (n as u128).div_ceil(rows);
+            // the batch's gradient and at most GRAD_SLOTS slots
+            let copies = 1 + shards.saturating_sub(1).min(makemore_core::step::GRAD_SLOTS as u128);
+            let len = shards
                 .checked_mul(shard)?
+                .checked_add(copies.checked_mul(params)?)?
                 .checked_add(v.checked_mul(h)?)?
                 .checked_add(4 * h)?;
             usize::try_from(len).ok()

@@ -12,7 +12,7 @@ mod common;
 
 use common::quick;
 use makemore_core::math::{
-    exp_f32, exp_f64, ln_f32, ln_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
+    cos_f64, exp_f32, exp_f64, ln_f32, ln_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
 };
 
 /// Distance in units in the last place between two f32 (0 if both NaN, `u32::MAX` if one is).
@@ -850,4 +850,74 @@ fn sqrt_f64_edges() {
             (1.0 + f64::EPSILON, (1.0 + f64::EPSILON).sqrt()),
         ],
     );
+}
+
+/// The largest argument of `cos_f64`'s domain: the float below 1647099 (high word 0x413921fb,
+/// just under `2^20 pi/2`), where the domain ends.
+const COS_DOMAIN: f64 = f64::from_bits(0x4139_21fa_ffff_ffff);
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; the edge tests run"
+)]
+fn cos_f64_accuracy() {
+    let mut s = Stats64::new("cos_f64");
+    let mut rng = Rng(0xc05_c05_c05);
+    for _ in 0..1_000_000 {
+        // the schedule's range [0, pi], small arguments, near multiples of pi/2, the domain
+        s.run(rng.uniform(0.0, std::f64::consts::PI), cos_f64, f64::cos);
+        s.run(rng.signed_bits_between(MINSUB64, 1.0), cos_f64, f64::cos);
+        let k = (rng.next_u64() % 1_000_000) as f64;
+        s.run(
+            k * std::f64::consts::FRAC_PI_2 + rng.uniform(-1e-6, 1e-6),
+            cos_f64,
+            f64::cos,
+        );
+        s.run(rng.uniform(-COS_DOMAIN, COS_DOMAIN), cos_f64, f64::cos);
+    }
+    s.report_and_assert(1);
+}
+
+#[test]
+fn cos_f64_edges() {
+    use std::f64::consts::PI;
+    edge_exact_f64(
+        "cos_f64",
+        cos_f64,
+        &[
+            (f64::NAN, f64::NAN),
+            (f64::INFINITY, f64::NAN),
+            (f64::NEG_INFINITY, f64::NAN),
+            (0.0, 1.0),
+            (-0.0, 1.0),
+            (MINSUB64, 1.0),
+            (SUB64, 1.0),
+            (1e-9, 1.0),
+            (PI, -1.0),
+            (-PI, -1.0),
+            // outside the documented domain: NaN, not a wrong value
+            (1_647_099.0, f64::NAN),
+            (-1_647_099.0, f64::NAN),
+            (2e6, f64::NAN),
+            (f64::MAX, f64::NAN),
+        ],
+    );
+    // the multiples of pi/2 (whose cosines are tiny) and the domain's edge, against std
+    for x in [
+        PI / 2.0,
+        -PI / 2.0,
+        3.0 * PI / 2.0,
+        PI / 4.0,
+        0.5 * PI / 4.0,
+        100.0 * PI,
+        COS_DOMAIN,
+        -COS_DOMAIN,
+    ] {
+        let (got, want) = (cos_f64(x), x.cos());
+        assert!(
+            ulp_diff_f64(got, want) <= 1,
+            "cos_f64({x:e}) = {got:e}, want {want:e}"
+        );
+    }
 }

@@ -377,6 +377,63 @@ proptest! {
         }
     }
 
+    /// The optimiser kernels: `adamw` (parameters and both moments, chained over a few updates
+    /// so the moments are not zero) and `scale` give the scalar bits; `sum_squares` is within
+    /// `2 n u sum x^2` of scalar (FMA and lane-wise partial sums) and gives the same bits twice.
+    #[test]
+    fn adamw_scale_and_sum_squares_match_scalar(
+        len in prop_oneof![width(), 0usize..3], seed: u64, t0 in 1u64..3000,
+        lr in prop_oneof![Just(1e-3f32), Just(0.1), Just(0.0), 1e-6f32..1.0],
+        wd in prop_oneof![Just(0.0f32), Just(0.01), 0.0f32..1.0],
+        special in prop_oneof![Just(0.0f32), Just(-0.0), Just(1e-40), Just(1e20), Just(f32::NAN), Just(f32::INFINITY)],
+    ) {
+        let mut rng = common_rng(seed);
+        let p0: Vec<f32> = (0..len).map(|_| rng.f32()).collect();
+        let grads: Vec<Vec<f32>> = (0..3)
+            .map(|_| {
+                let mut g: Vec<f32> = (0..len).map(|_| 0.1 * rng.f32()).collect();
+                if len > 0 {
+                    g[(rng.u64() % len as u64) as usize] = special;
+                }
+                g
+            })
+            .collect();
+        let opt = makemore_core::AdamW { weight_decay: wd, ..makemore_core::AdamW::MAKEMORE };
+        let run = |k: Kernels| {
+            let (mut p, mut m, mut v) = (p0.clone(), vec![0.0; len], vec![0.0; len]);
+            for (i, g) in grads.iter().enumerate() {
+                let c = opt.step(lr, t0 + i as u64).unwrap();
+                k.adamw(&mut p, &mut m, &mut v, g, c).unwrap();
+            }
+            (p, m, v)
+        };
+        let want = run(SCALAR);
+        let mut sq_want = p0.clone();
+        sq_want.extend(&grads[0]);
+        let ss_want = SCALAR.sum_squares(&sq_want);
+        let mut scaled_want = sq_want.clone();
+        SCALAR.scale(&mut scaled_want, 0.37);
+        for k in vector_paths() {
+            let isa = k.isa();
+            let got = run(k);
+            assert_same_bits("adamw p", isa, &got.0, &want.0);
+            assert_same_bits("adamw m", isa, &got.1, &want.1);
+            assert_same_bits("adamw v", isa, &got.2, &want.2);
+            let mut scaled = sq_want.clone();
+            k.scale(&mut scaled, 0.37);
+            assert_same_bits("scale", isa, &scaled, &scaled_want);
+            let ss = k.sum_squares(&sq_want);
+            assert_same_bits("sum_squares twice", isa, &[k.sum_squares(&sq_want)], &[ss]);
+            if ss_want.is_finite() {
+                let abs: f64 = sq_want.iter().map(|&x| x as f64 * x as f64).sum();
+                assert_within("sum_squares", isa, &[ss], &[ss_want], &[dot_bound(sq_want.len(), abs)]);
+            } else {
+                // an infinity or NaN among the values (or an overflow): the same on every path
+                assert_same_bits("sum_squares of a non-finite", isa, &[ss], &[ss_want]);
+            }
+        }
+    }
+
     /// The finiteness scan on every path, with at most one NaN or infinity anywhere (in a full
     /// block, the partial vector or the last lane); the largest floats are finite.
     #[test]
@@ -531,6 +588,21 @@ impl Schedule for Reverse {
             f(i, chunk);
         }
     }
+
+    fn for_each_pair(
+        &self,
+        a: &mut [f32],
+        a_len: usize,
+        b: &mut [f32],
+        b_len: usize,
+        f: &(dyn Fn(usize, &mut [f32], &mut [f32]) + Sync),
+    ) {
+        let pairs = a.chunks_mut(a_len.max(1)).zip(b.chunks_mut(b_len.max(1)));
+        let mut pairs: Vec<_> = pairs.enumerate().collect();
+        while let Some((i, (a, b))) = pairs.pop() {
+            f(i, a, b);
+        }
+    }
 }
 
 /// A small model, so that the sharded runs stay quick; smaller still under Miri, where the
@@ -552,11 +624,18 @@ const SMALL: Dims = if cfg!(miri) {
 };
 
 /// Batches of 300 rows (5 shards: 4 of 64 rows and one of 44; under Miri 129 rows, 3 shards)
-/// give the same losses and parameters, bit for bit, whether the shards run in turn or last to
-/// first, on every path.
+/// and of 2245 rows (36 shards, three waves of gradient slots: 17, 16 and 3 shards) give the
+/// same losses and parameters, bit for bit, whether the shards run in turn or last to first,
+/// on every path.
 #[test]
 fn sharded_steps_give_the_same_bits_in_any_order() {
-    let n = if cfg!(miri) { 129 } else { 300 };
+    let sizes: &[usize] = if cfg!(miri) { &[129] } else { &[300, 2245] };
+    for &n in sizes {
+        sharded_steps_in_any_order(n);
+    }
+}
+
+fn sharded_steps_in_any_order(n: usize) {
     let mut scratch = vec![0f32; Step::flat_len(&SMALL, n).unwrap()];
     let shards = Step::from_flat(SMALL, n, &mut scratch).unwrap().shards();
     assert!(shards >= 3, "{n} rows make {shards} shards");

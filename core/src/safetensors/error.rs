@@ -354,6 +354,23 @@ pub enum SafetensorsError {
         /// The one missing.
         missing: &'static str,
     },
+    /// A model tensor holds a NaN or an infinity (a diverged model): refused on loading and on
+    /// saving.
+    NonFinite {
+        /// The tensor.
+        tensor: &'static str,
+        /// The value's index in the tensor (row-major).
+        index: usize,
+        /// The value's bits (`f32::to_bits`, so that the error stays `Eq`).
+        bits: u32,
+    },
+    /// `bnvar` holds a negative value: a variance is >= 0.
+    NegativeVariance {
+        /// The value's index in `bnvar`.
+        index: usize,
+        /// The value's bits (`f32::to_bits`).
+        bits: u32,
+    },
     /// The model's dimensions or buffers are invalid (see [`crate::Error`]).
     Model(Error),
 }
@@ -604,6 +621,16 @@ impl fmt::Display for SafetensorsError {
             E::IncompleteBatchnorm { present, missing } => write!(
                 f,
                 "batchnorm statistics incomplete: \"{present}\" present, \"{missing}\" missing"
+            ),
+            E::NonFinite {
+                tensor,
+                index,
+                bits,
+            } => write!(f, "{tensor}[{index}] is {}", f32::from_bits(*bits)),
+            E::NegativeVariance { index, bits } => write!(
+                f,
+                "bnvar[{index}] is {}: a variance cannot be negative",
+                f32::from_bits(*bits)
             ),
             E::Model(e) => write!(f, "{e}"),
         }

@@ -414,6 +414,39 @@ impl Kernels {
         Ok(())
     }
 
+    /// One AdamW update (PyTorch's `torch.optim.AdamW`, decoupled weight decay), elementwise
+    /// over `p`, its moments `m`, `v` and `grad` (all the same length), with the coefficients
+    /// of update `t` ([`crate::optim::AdamW::step`]):
+    /// `p = p * (1 - lr wd)`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g g`;
+    /// `p = p - step_size m / (sqrt(v) / sqrt(1 - b2^t) + eps)`, `step_size = lr / (1 - b1^t)`.
+    /// The same bits as scalar. Errors: lengths differ.
+    pub fn adamw(
+        &self,
+        p: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        grad: &[f32],
+        c: crate::optim::AdamWStep,
+    ) -> Result<(), Error> {
+        len("m", p.len(), m.len())?;
+        len("v", p.len(), v.len())?;
+        len("grad", p.len(), grad.len())?;
+        self.adamw_raw(p, m, v, grad, c);
+        Ok(())
+    }
+
+    /// `sum x^2` over all of `x` (0 for an empty slice). Scalar sums in order; a vector path in
+    /// `4 * lanes` running sums with FMA, so the paths differ by rounding (each within the
+    /// standard `n u sum x^2`, u = 2^-24); each path gives the same bits for the same input.
+    pub fn sum_squares(&self, x: &[f32]) -> f32 {
+        self.sum_squares_raw(x)
+    }
+
+    /// `x = x * a` elementwise. The same bits as scalar.
+    pub fn scale(&self, x: &mut [f32], a: f32) {
+        self.scale_raw(x, a);
+    }
+
     /// Whether every value of `x` is finite (no NaN, no infinity). Exact on every path.
     pub fn all_finite(&self, x: &[f32]) -> bool {
         self.all_finite_raw(x)

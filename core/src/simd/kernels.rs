@@ -784,7 +784,7 @@ pub fn cross_entropy_backward<S: Simd>(s: S, probs_to_dlogits: &mut [f32], yb: &
     }
 }
 
-// ---------------------------------------------------------------- SGD and the finiteness scan
+// ---------------------------------------------------------------- SGD, AdamW, norms, the finiteness scan
 
 #[inline(always)]
 pub fn sgd<S: Simd>(s: S, p: &mut [f32], grad: &[f32], lr: f32) {
@@ -793,6 +793,67 @@ pub fn sgd<S: Simd>(s: S, p: &mut [f32], grad: &[f32], lr: f32) {
     for (c, w) in columns::<S>(p.len()) {
         let v = s.sub(ld(s, &p[c..][..w]), s.mul(lr, ld(s, &grad[c..][..w])));
         st(s, &mut p[c..][..w], v);
+    }
+}
+
+/// `scalar::adamw`, lane by lane: the same operations in the same order (no FMA; IEEE sqrt
+/// and division), so the same bits.
+#[inline(always)]
+pub fn adamw<S: Simd>(
+    s: S,
+    p: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    grad: &[f32],
+    c: crate::optim::AdamWStep,
+) {
+    let n = p.len();
+    let (m, v, grad) = (&mut m[..n], &mut v[..n], &grad[..n]);
+    let decay = s.splat(c.decay);
+    let (beta1, one_minus_beta1) = (s.splat(c.beta1), s.splat(c.one_minus_beta1));
+    let (beta2, one_minus_beta2) = (s.splat(c.beta2), s.splat(c.one_minus_beta2));
+    let (step_size, sqrt_bc2, eps) = (s.splat(c.step_size), s.splat(c.sqrt_bc2), s.splat(c.eps));
+    for (i, w) in columns::<S>(n) {
+        let g = ld(s, &grad[i..][..w]);
+        let decayed = s.mul(ld(s, &p[i..][..w]), decay);
+        let mt = s.add(s.mul(beta1, ld(s, &m[i..][..w])), s.mul(one_minus_beta1, g));
+        let vt = s.add(
+            s.mul(beta2, ld(s, &v[i..][..w])),
+            s.mul(s.mul(one_minus_beta2, g), g),
+        );
+        let denom = s.add(s.div(s.sqrt(vt), sqrt_bc2), eps);
+        let pt = s.sub(decayed, s.div(s.mul(step_size, mt), denom));
+        st(s, &mut p[i..][..w], pt);
+        st(s, &mut m[i..][..w], mt);
+        st(s, &mut v[i..][..w], vt);
+    }
+}
+
+/// `sum x^2` in `4 * LANES` running sums (FMA), added in a fixed tree at the end: the same
+/// bits for the same input on a given path.
+#[inline(always)]
+pub fn sum_squares<S: Simd>(s: S, x: &[f32]) -> f32 {
+    let mut acc = [s.splat(0.0); 4];
+    let mut blocks = x.chunks_exact(4 * S::LANES);
+    for b in &mut blocks {
+        for (j, a) in acc.iter_mut().enumerate() {
+            let v = s.load(&b[j * S::LANES..]);
+            *a = s.fma(v, v, *a);
+        }
+    }
+    for (c, w) in columns::<S>(blocks.remainder().len()) {
+        let v = ld(s, &blocks.remainder()[c..][..w]);
+        acc[0] = s.fma(v, v, acc[0]);
+    }
+    s.reduce_add(s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3])))
+}
+
+#[inline(always)]
+pub fn scale<S: Simd>(s: S, x: &mut [f32], a: f32) {
+    let a = s.splat(a);
+    for (c, w) in columns::<S>(x.len()) {
+        let v = s.mul(ld(s, &x[c..][..w]), a);
+        st(s, &mut x[c..][..w], v);
     }
 }
 

@@ -68,6 +68,9 @@ macro_rules! kernel_list {
             fn cross_entropy_backward / cross_entropy_backward_raw(probs_to_dlogits: &mut [f32], yb: &[u8], n: usize);
             fn embed_scatter_add / embed_scatter_add_raw(dC: &mut [f32], dembcat: &[f32], xb: &[u8]);
             fn sgd / sgd_raw(p: &mut [f32], grad: &[f32], lr: f32);
+            fn adamw / adamw_raw(p: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], c: crate::optim::AdamWStep);
+            fn sum_squares / sum_squares_raw(x: &[f32]) -> f32;
+            fn scale / scale_raw(x: &mut [f32], a: f32);
             fn all_finite / all_finite_raw(x: &[f32]) -> bool;
             fn batchnorm_tanh_inference / batchnorm_tanh_inference_raw(hprebn_to_h: &mut [f32], bnmean: &[f32], bnvar_inv: &[f32], bngain: &[f32], bnbias: &[f32]);
         }

@@ -5,7 +5,8 @@
 use crate::batchnorm;
 use crate::cross_entropy;
 use crate::linear::{axpy, dot};
-use crate::math::{exp_f32, tanh_f32};
+use crate::math::{exp_f32, sqrt_f32, tanh_f32};
+use crate::optim::AdamWStep;
 
 pub fn exp(out: &mut [f32], x: &[f32]) {
     let x = &x[..out.len()];
@@ -173,6 +174,42 @@ pub fn embed_scatter_add(dC: &mut [f32], dembcat: &[f32], xb: &[u8]) {
 
 pub fn sgd(p: &mut [f32], grad: &[f32], lr: f32) {
     crate::train::sgd_row(p, grad, lr);
+}
+
+/// PyTorch's AdamW update, one element at a time; the vector kernel does the same operations in
+/// the same order.
+pub fn adamw(p: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32], c: AdamWStep) {
+    let n = p.len();
+    let (m, v, grad) = (&mut m[..n], &mut v[..n], &grad[..n]);
+    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(grad) {
+        // param.mul_(1 - lr * weight_decay)
+        let decayed = *p * c.decay;
+        // m = beta1 * m + (1 - beta1) * g
+        let mt = c.beta1 * *m + c.one_minus_beta1 * g;
+        // v = beta2 * v + (1 - beta2) * g * g   (addcmul: value * g, then * g)
+        let vt = c.beta2 * *v + c.one_minus_beta2 * g * g;
+        // denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+        let denom = sqrt_f32(vt) / c.sqrt_bc2 + c.eps;
+        // param.addcdiv_(m, denom, value=-step_size): p - step_size * m / denom
+        *p = decayed - c.step_size * mt / denom;
+        *m = mt;
+        *v = vt;
+    }
+}
+
+/// `x[0]^2 + x[1]^2 + ...`, summed in order.
+pub fn sum_squares(x: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for &x in x {
+        sum += x * x;
+    }
+    sum
+}
+
+pub fn scale(x: &mut [f32], a: f32) {
+    for x in x {
+        *x *= a;
+    }
 }
 
 pub fn all_finite(x: &[f32]) -> bool {
