@@ -32,6 +32,8 @@ pub struct Checkpoint {
     pub vocab: Option<Vocab>,
     /// Training state, when the file was written by `makemore train`.
     pub run: Option<RunState>,
+    /// The trainer's record of the run (loss windows, evaluations; see `train`'s `History`).
+    pub history: Option<String>,
 }
 
 /// Where a training run stands: enough to resume it exactly (the core's schema).
@@ -107,6 +109,7 @@ impl Checkpoint {
         let meta = Metadata {
             vocab: symbols.as_deref(),
             run: self.run.clone(),
+            history: self.history.as_deref(),
         };
         let bn = self.bn.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice()));
         let mut out = vec![0u8; checkpoint::saved_len(self.dims, bn.is_some(), &meta)];
@@ -143,8 +146,10 @@ impl Checkpoint {
         };
         let st = SafeTensors::parse(bytes).map_err(bad)?;
         let dims = read_dims(&st, None).map_err(bad)?;
-        // The vocabulary unescaped fits in the header it comes from.
-        let mut buf = vec![0u8; bytes.len().min(1 << 20)];
+        // The vocabulary and the history unescaped fit in their JSON text.
+        let raw_len = |k| st.metadata_raw(k).map_or(0, str::len);
+        let mut buf =
+            vec![0u8; raw_len(checkpoint::key::VOCAB) + raw_len(checkpoint::key::HISTORY)];
         let meta = checkpoint::read_metadata(&st, dims, &mut buf).map_err(bad)?;
         check_sizes(dims, meta.run.as_ref()).map_err(|e| {
             anyhow::anyhow!("{}: not a valid makemore checkpoint: {e}", what.display())
@@ -173,6 +178,7 @@ impl Checkpoint {
             bn: has_bn.then_some((mean, var)),
             vocab,
             run: meta.run,
+            history: meta.history.map(str::to_owned),
         })
     }
 

@@ -59,45 +59,78 @@ enum Command {
     Gradcheck(GradcheckArgs),
 }
 
+/// `train`'s flags. Those that define the run are `Option`s: unset, a new run takes the default
+/// and `--resume` the checkpoint's value; set, `--resume` refuses a value that contradicts the
+/// checkpoint (except `--steps` and `--lr`, which change the run; see `train`).
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Word list, one word per line ('-': standard input); at most 64 MiB.
+    /// Word list, one word per line ('-': standard input); at most 64 MiB. With --resume it
+    /// must hold the same words as the run's.
     #[arg(long, default_value = "data/names.txt")]
     pub input: PathBuf,
-    /// Directory for the checkpoint, metrics and loss curve.
+    /// Directory for the checkpoint, metrics and loss curve (locked while a run trains there).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// SGD steps.
-    #[arg(long, default_value_t = 200_000)]
-    pub steps: u64,
-    /// Examples per minibatch (2..=65536).
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Embedding size per character, n_embd (1..=256).
-    #[arg(long, default_value_t = 10)]
-    pub embedding: usize,
-    /// Hidden units, n_hidden (1..=4096).
-    #[arg(long, default_value_t = 200)]
-    pub hidden: usize,
-    /// Context length in characters, block_size (1..=16).
-    #[arg(long, default_value_t = 3)]
-    pub context: usize,
-    /// Learning rate before the decay step.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f32,
-    /// From this step on the learning rate is lr / 10.
-    #[arg(long, default_value_t = 100_000)]
-    pub lr_decay_step: u64,
+    /// Steps of the whole run [default: 200000; with --resume the checkpoint's; a larger value
+    /// extends the run].
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Examples per minibatch (2..=65536) [default: 32; with --resume the checkpoint's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Embedding size per character, n_embd (1..=256) [default: 10; with --resume the
+    /// checkpoint's].
+    #[arg(long)]
+    pub embedding: Option<usize>,
+    /// Hidden units, n_hidden (1..=4096) [default: 200; with --resume the checkpoint's].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Context length in characters, block_size (1..=16) [default: 3; with --resume the
+    /// checkpoint's].
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// Peak learning rate [default: 0.1; with --resume the checkpoint's; a new value applies
+    /// from the resumed step on and is recorded in the metadata's lr_changes].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Learning-rate schedule: step (the notebook's: lr, then lr / 10 from --lr-decay-step on)
+    /// or cosine (linear warm-up over --warmup steps, then cosine down to --min-lr at --steps)
+    /// [default: step; with --resume the checkpoint's].
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<train::ScheduleChoice>,
+    /// Step schedule: from this step on the learning rate is lr / 10 [default: 100000; with
+    /// --resume the checkpoint's].
+    #[arg(long)]
+    pub lr_decay_step: Option<u64>,
+    /// Cosine schedule: warm-up steps [default: 0; with --resume the checkpoint's].
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Cosine schedule: the final learning rate [default: lr / 10; with --resume the
+    /// checkpoint's].
+    #[arg(long)]
+    pub min_lr: Option<f32>,
     /// Seed of the initialisation and the minibatch stream (the data split is always Python's
-    /// random.seed(42) shuffle).
-    #[arg(long, default_value_t = TRAIN_SEED)]
-    pub seed: u64,
-    /// Continue the run in OUT/model.safetensors.
+    /// random.seed(42) shuffle) [default: 2147483647; with --resume the checkpoint's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue the run in OUT/model.safetensors: each of --steps to --seed above not given
+    /// takes the checkpoint's value; one given that contradicts it is refused, except --steps
+    /// and --lr, which change the run.
     #[arg(long)]
     pub resume: bool,
-    /// Save OUT/model.safetensors every N steps (0: only at the end).
+    /// Save OUT/model.safetensors every N steps (0: only at the end, or when interrupted).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: u64,
+    /// Every N steps, calibrate batchnorm on the train split, print the val loss, record it in
+    /// loss.csv and loss.svg, and keep the best as OUT/best.safetensors (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: u64,
+    /// Print the training loss every N steps (0: never).
+    #[arg(long, default_value_t = 10_000)]
+    pub log_every: u64,
+    /// Print a few sampled names every N steps (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub sample_every: u64,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -21,11 +21,36 @@ pub struct CurvePoint {
 ///
 /// Losses use `{}` formatting of `f64`, which is the shortest text that parses back to the
 /// same value (`NaN` and `inf` included).
-pub fn write_csv(path: &Path, points: &[CurvePoint]) -> io::Result<()> {
+///
+/// With `val` points (the validation loss), a third column `log10_val_loss`: one row per step
+/// of either series (both sorted by step), an empty cell where a series has no point.
+pub fn write_csv(path: &Path, points: &[CurvePoint], val: &[CurvePoint]) -> io::Result<()> {
     let mut out = BufWriter::new(File::create(path)?);
-    writeln!(out, "step,log10_loss")?;
-    for point in points {
-        writeln!(out, "{},{}", point.step, point.log10_loss)?;
+    if val.is_empty() {
+        writeln!(out, "step,log10_loss")?;
+        for point in points {
+            writeln!(out, "{},{}", point.step, point.log10_loss)?;
+        }
+        return out.flush();
+    }
+    writeln!(out, "step,log10_loss,log10_val_loss")?;
+    let (mut i, mut j) = (0, 0);
+    while i < points.len() || j < val.len() {
+        let step = match (points.get(i), val.get(j)) {
+            (Some(p), Some(v)) => p.step.min(v.step),
+            (Some(p), None) => p.step,
+            (None, Some(v)) => v.step,
+            (None, None) => break,
+        };
+        let cell = |series: &[CurvePoint], k: &mut usize| match series.get(*k) {
+            Some(p) if p.step == step => {
+                *k += 1;
+                p.log10_loss.to_string()
+            }
+            _ => String::new(),
+        };
+        let (a, b) = (cell(points, &mut i), cell(val, &mut j));
+        writeln!(out, "{step},{a},{b}")?;
     }
     out.flush()
 }
@@ -35,9 +60,10 @@ pub fn write_svg(
     path: &Path,
     title: &str,
     points: &[CurvePoint],
+    val: &[CurvePoint],
     marker: Option<(u64, &str)>,
 ) -> io::Result<()> {
-    std::fs::write(path, render_svg(title, points, marker))
+    std::fs::write(path, render_svg(title, points, val, marker))
 }
 
 const WIDTH: f64 = 800.0;
@@ -58,6 +84,26 @@ const TEXT_COLOR: &str = "#333333";
 const GRID_COLOR: &str = "#e3e3e3";
 const LINE_COLOR: &str = "#1f77b4";
 const MARKER_COLOR: &str = "#d62728";
+const VAL_COLOR: &str = "#ff7f0e";
+
+/// The legend of a plot with a validation series: two coloured lines and their names.
+fn push_legend(svg: &mut String) {
+    let x = LEFT + PLOT_W - 150.0;
+    for (i, (color, name)) in [(LINE_COLOR, "train (window mean)"), (VAL_COLOR, "val")]
+        .into_iter()
+        .enumerate()
+    {
+        let y = TOP + 16.0 + 18.0 * i as f64;
+        svg.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" \
+             stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" \
+             fill=\"{TEXT_COLOR}\">{name}</text>\n",
+            x + 20.0,
+            x + 26.0,
+            y + 4.0
+        ));
+    }
+}
 
 /// Renders the loss curve as a standalone SVG document.
 ///
@@ -67,7 +113,15 @@ const MARKER_COLOR: &str = "#d62728";
 /// the curve into separate polylines (a gap); a run of a single point is drawn as a dot. `marker` draws a dashed vertical line with a label at that step
 /// (e.g. the learning-rate decay) if the step lies on the x axis. With no finite point the
 /// plot area just says "no data".
-pub fn render_svg(title: &str, points: &[CurvePoint], marker: Option<(u64, &str)>) -> String {
+///
+/// `val`, if not empty, is a second series (the validation loss) drawn in another colour with a
+/// legend; the axes fit both.
+pub fn render_svg(
+    title: &str,
+    points: &[CurvePoint],
+    val: &[CurvePoint],
+    marker: Option<(u64, &str)>,
+) -> String {
     let mut svg = String::new();
     svg.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     svg.push_str(&format!(
@@ -85,10 +139,15 @@ pub fn render_svg(title: &str, points: &[CurvePoint], marker: Option<(u64, &str)
         WIDTH / 2.0
     ));
 
-    match Plot::fit(points) {
+    let all: Vec<CurvePoint> = points.iter().chain(val).copied().collect();
+    match Plot::fit(&all) {
         Some(plot) => {
             plot.push_grid_and_ticks(&mut svg);
-            plot.push_curve(&mut svg, points);
+            plot.push_curve(&mut svg, points, LINE_COLOR);
+            if !val.is_empty() {
+                plot.push_curve(&mut svg, val, VAL_COLOR);
+                push_legend(&mut svg);
+            }
             if let Some((step, label)) = marker {
                 plot.push_marker(&mut svg, step, label);
             }
@@ -216,7 +275,7 @@ impl Plot {
     }
 
     /// The curve: one polyline per run of points with a finite loss, a dot for a run of one.
-    fn push_curve(&self, svg: &mut String, points: &[CurvePoint]) {
+    fn push_curve(&self, svg: &mut String, points: &[CurvePoint], color: &str) {
         let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
         let mut run: Vec<(f64, f64)> = Vec::new();
         for point in points {
@@ -231,13 +290,13 @@ impl Plot {
         }
 
         svg.push_str(&format!(
-            "<g fill=\"none\" stroke=\"{LINE_COLOR}\" stroke-width=\"1.5\" \
+            "<g fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" \
              stroke-linejoin=\"round\" stroke-linecap=\"round\">\n"
         ));
         for run in &runs {
             if let [(x, y)] = run[..] {
                 svg.push_str(&format!(
-                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"{LINE_COLOR}\" \
+                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"{color}\" \
                      stroke=\"none\"/>\n"
                 ));
             } else {
@@ -573,7 +632,7 @@ mod tests {
     #[test]
     fn svg_has_one_polyline_with_every_point() {
         let points = realistic_curve(200);
-        let svg = render_svg("loss", &points, Some((100_000, "lr 0.1 → 0.01")));
+        let svg = render_svg("loss", &points, &[], Some((100_000, "lr 0.1 → 0.01")));
         assert!(svg.starts_with("<?xml"));
         assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(!svg.contains("<script") && !svg.contains("href"));
@@ -595,7 +654,12 @@ mod tests {
 
     #[test]
     fn title_is_escaped() {
-        let svg = render_svg("a <b> & \"c\"", &realistic_curve(10), Some((5000, "<&>")));
+        let svg = render_svg(
+            "a <b> & \"c\"",
+            &realistic_curve(10),
+            &[],
+            Some((5000, "<&>")),
+        );
         assert!(svg.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
         assert!(svg.contains("&lt;&amp;&gt;"));
         assert!(!svg.contains("<b>") && !svg.contains(" & "));
@@ -607,7 +671,7 @@ mod tests {
         let mut points = realistic_curve(20);
         points[7].log10_loss = f64::NAN;
         points[15].log10_loss = f64::INFINITY;
-        let svg = render_svg("loss", &points, None);
+        let svg = render_svg("loss", &points, &[], None);
         let lines = polylines(&svg);
         let counts: Vec<usize> = lines.iter().map(|l| l.split_whitespace().count()).collect();
         assert_eq!(counts, [7, 7, 4]);
@@ -616,7 +680,7 @@ mod tests {
 
         // A lone finite point between gaps becomes a dot.
         points[5].log10_loss = f64::NAN;
-        let svg = render_svg("loss", &points, None);
+        let svg = render_svg("loss", &points, &[], None);
         assert_eq!(polylines(&svg).len(), 3);
         assert_eq!(svg.matches("<circle").count(), 1);
     }
@@ -630,7 +694,7 @@ mod tests {
                 log10_loss: f64::NAN,
             }],
         ] {
-            let svg = render_svg("loss", &points, Some((5, "marker")));
+            let svg = render_svg("loss", &points, &[], Some((5, "marker")));
             assert!(svg.contains(">no data<"));
             assert!(polylines(&svg).is_empty());
             assert_tags_balanced(&svg);
@@ -645,6 +709,7 @@ mod tests {
                 step: 1000,
                 log10_loss: 0.5,
             }],
+            &[],
             None,
         );
         assert_eq!(svg.matches("<circle").count(), 1);
@@ -677,7 +742,7 @@ mod tests {
             },
         ];
         for points in [&flat[..], &tiny[..], &huge[..]] {
-            let svg = render_svg("loss", points, Some((0, "start")));
+            let svg = render_svg("loss", points, &[], Some((0, "start")));
             assert_eq!(polylines(&svg).len(), 1);
             assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
             assert_tags_balanced(&svg);
@@ -697,7 +762,7 @@ mod tests {
             log10_loss: -1e-300,
         });
         let path = temp_path("curve.csv");
-        write_csv(&path, &points).unwrap();
+        write_csv(&path, &points, &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         let mut lines = text.lines();
@@ -722,12 +787,46 @@ mod tests {
     }
 
     #[test]
+    fn csv_and_svg_carry_the_val_series() {
+        let train = realistic_curve(4);
+        let val = [
+            CurvePoint {
+                step: 1500,
+                log10_loss: 0.25,
+            },
+            CurvePoint {
+                step: 200_000,
+                log10_loss: 0.125,
+            },
+        ];
+        let path = temp_path("val.csv");
+        write_csv(&path, &train, &val).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "step,log10_loss,log10_val_loss");
+        assert_eq!(lines.len(), 1 + 5, "{text}");
+        assert!(lines.contains(&"1500,,0.25"), "{text}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("200000,") && l.ends_with(",0.125")),
+            "{text}"
+        );
+        let svg = render_svg("loss", &train, &val, None);
+        assert_eq!(polylines(&svg).len(), 2, "{svg}");
+        assert!(svg.contains(">val</text>"), "{svg}");
+    }
+
+    #[test]
     fn write_svg_writes_render_svg() {
         let points = realistic_curve(30);
         let path = temp_path("curve.svg");
-        write_svg(&path, "loss", &points, Some((100_000, "decay"))).unwrap();
+        write_svg(&path, "loss", &points, &[], Some((100_000, "decay"))).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(text, render_svg("loss", &points, Some((100_000, "decay"))));
+        assert_eq!(
+            text,
+            render_svg("loss", &points, &[], Some((100_000, "decay")))
+        );
     }
 }

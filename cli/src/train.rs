@@ -1,30 +1,50 @@
 //! `train`: the notebook's Exercise 4 as a [`Trainer`] with named phases, each a method, called
-//! in order by [`train`]: [`Trainer::start`] (data, then a fresh init or the checkpoint to
-//! resume), [`Trainer::run_steps`] (the step loop on the core's one training step),
-//! [`Trainer::evaluate`] (batchnorm calibration and the three losses), [`Trainer::finish`]
-//! (checkpoint, metrics, loss curve, samples).
+//! in order by [`train`]: [`Trainer::start`] (the output directory and its lock, the config,
+//! the data, then a fresh init or the checkpoint to resume), [`Trainer::run_steps`] (the step
+//! loop on the core's one training step, stopped early by SIGINT/SIGTERM), [`Trainer::evaluate`]
+//! (batchnorm calibration and the three losses), [`Trainer::finish`] (checkpoint, metrics, loss
+//! curve, samples).
+//!
+//! A run is defined by its [`RunState`] and data fingerprint (in the checkpoint's metadata) and
+//! its [`History`] (the loss windows, evaluations and learning-rate changes, in the metadata's
+//! `history` text), so `--resume` continues it where it stopped: N steps then a resume to 2N
+//! gives the tensors and `loss.csv` of 2N steps in one go.
 
+use std::fmt::Write as _;
 use std::fs;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use makemore_core::rng::{init_stream, SAMPLE_SEED};
+use makemore_core::checkpoint::Schedule;
+use makemore_core::rng::{init_stream, SAMPLE_SEED, TRAIN_SEED};
 use makemore_core::simd::Kernels;
 use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::batch::fill_batch;
 use crate::checkpoint::{Checkpoint, RunState, BATCH, CONTEXT, EMBEDDING, HIDDEN};
+use crate::data::Split;
 use crate::dataset::{Dataset, Provenance};
-use crate::eval::calibrate_and_evaluate;
+use crate::eval::{calibrate, calibrate_and_evaluate};
 use crate::isa::kernels;
 use crate::parallel::{pool, thread_count, Rayon};
 use crate::plot::{write_csv, write_svg, CurvePoint};
 use crate::TrainArgs;
+
+/// The defaults of the flags that define a run (see [`TrainArgs`]).
+const DEFAULT_STEPS: u64 = 200_000;
+const DEFAULT_BATCH: usize = 32;
+const DEFAULT_EMBEDDING: usize = 10;
+const DEFAULT_HIDDEN: usize = 200;
+const DEFAULT_CONTEXT: usize = 3;
+const DEFAULT_LR: f32 = 0.1;
+const DEFAULT_LR_DECAY_STEP: u64 = 100_000;
 
 /// Checks a size against its range, naming the flag.
 fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result<()> {
@@ -36,23 +56,299 @@ fn check_range(flag: &str, value: usize, (lo, hi): (usize, usize)) -> Result<()>
 
 /// Training window for the loss curve.
 const WINDOW: u64 = 1000;
-/// Loss printed every this many steps.
-const PRINT_EVERY: u64 = 10_000;
+/// The file in `--out` holding the seconds the run has trained, over all its sessions.
+const SECONDS_FILE: &str = "train_seconds";
+/// Names printed by `--sample-every`.
+const SAMPLES_DURING_TRAINING: usize = 5;
+
+/// `--lr-schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleChoice {
+    Step,
+    Cosine,
+}
+
+/// Set by SIGINT / SIGTERM: the step loop finishes its step, saves and stops.
+static SIGINT_SEEN: AtomicBool = AtomicBool::new(false);
+static SIGTERM_SEEN: AtomicBool = AtomicBool::new(false);
+
+/// Installs the SIGINT and SIGTERM handlers: the first sets its flag, a second one (of either)
+/// ends the process at once with 130 / 143.
+fn install_signal_handlers() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag::{register, register_conditional_shutdown};
+    for (sig, code) in [(SIGINT, 130), (SIGTERM, 143)] {
+        // The shutdown goes first: it fires only once a flag is already set.
+        register_conditional_shutdown(sig, code, &SIGINT_SEEN)?;
+        register_conditional_shutdown(sig, code, &SIGTERM_SEEN)?;
+    }
+    register(SIGINT, &SIGINT_SEEN)?;
+    register(SIGTERM, &SIGTERM_SEEN)?;
+    Ok(())
+}
+
+/// The exit code of a run stopped by a signal: 130 for SIGINT, 143 for SIGTERM.
+fn interrupted() -> Option<(&'static str, u8)> {
+    if SIGINT_SEEN.load(Ordering::SeqCst) {
+        Some(("SIGINT", 130))
+    } else if SIGTERM_SEEN.load(Ordering::SeqCst) {
+        Some(("SIGTERM", 143))
+    } else {
+        None
+    }
+}
 
 /// `train`: in a pool of `--threads` threads, the phases in order.
 pub fn train(a: &TrainArgs) -> Result<ExitCode> {
+    install_signal_handlers().context("installing the SIGINT/SIGTERM handlers")?;
     let threads = thread_count(a.threads)?;
     pool(threads)?.install(|| {
-        let mut t = Trainer::start(a, threads)?;
-        t.run_steps()?;
+        let Some(mut t) = Trainer::start(a, threads)? else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        if let Some(code) = t.run_steps()? {
+            return Ok(code);
+        }
         let eval = t.evaluate()?;
         t.finish(&eval)?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
+/// Creates `out` if needed, checks that it is writable, and locks it: `<out>/.lock`, holding
+/// this process's id, locked exclusively until the returned file is dropped (at exit).
+fn prepare_out(out: &Path) -> Result<fs::File> {
+    fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    let path = out.join(".lock");
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| {
+            format!(
+                "cannot write to output directory {} (creating {}); fix its permissions or choose another --out",
+                out.display(),
+                path.display()
+            )
+        })?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            bail!(
+                "another makemore run (process {}) is training into {}; wait for it to end or choose another --out",
+                pid.trim(),
+                out.display()
+            );
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    (|| -> std::io::Result<()> {
+        f.set_len(0)?;
+        f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        f.flush()
+    })()
+    .with_context(|| {
+        format!(
+            "cannot write to output directory {} (writing {}); fix its permissions, free some space or choose another --out",
+            out.display(),
+            path.display()
+        )
+    })?;
+    Ok(f)
+}
+
+/// Refuses an output directory without room for two checkpoints of `bytes` (the new one is
+/// written next to the old before the rename).
+fn check_space(out: &Path, bytes: u64) -> Result<()> {
+    let need = 2 * bytes;
+    match fs4::available_space(out) {
+        Ok(free) if free < need => bail!(
+            "{} has {free} bytes free; two checkpoints need {need} bytes: free some space or choose another --out",
+            out.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The trainer's record of a run so far, stored in the checkpoint's `history` metadata as
+/// `start=STEP;windows=S1,S2,..;open=S/N;val=STEP:LOSS,..;lr_changes=STEP:LR,..` (each number in
+/// Rust's shortest round-trip text, so it reads back to the same bits). The seconds are not in
+/// it, so that a run's checkpoint bytes do not depend on the machine's speed: they go to
+/// `<out>/train_seconds` ([`SECONDS_FILE`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// The step the first window starts at: 0, or the step of a checkpoint written without a
+    /// history.
+    pub start: u64,
+    /// Sum of the training losses of each complete window of [`WINDOW`] steps, in order.
+    pub windows: Vec<f64>,
+    /// The window in progress: sum of its losses and their count (< [`WINDOW`]).
+    pub open: (f64, u64),
+    /// The `--eval-every` validation losses: (step, loss).
+    pub val: Vec<(u64, f64)>,
+    /// The learning rate set by a resume with another `--lr`: (from step, lr).
+    pub lr_changes: Vec<(u64, f32)>,
+    /// Seconds spent in the step loop over all the run's sessions (kept in [`SECONDS_FILE`]).
+    pub train_seconds: f64,
+}
+
+impl History {
+    /// The text stored in the metadata.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("start={};windows=", self.start);
+        let list = |s: &mut String, items: Vec<String>| s.push_str(&items.join(","));
+        list(&mut s, self.windows.iter().map(f64::to_string).collect());
+        let _ = write!(s, ";open={}/{};val=", self.open.0, self.open.1);
+        list(
+            &mut s,
+            self.val.iter().map(|(t, l)| format!("{t}:{l}")).collect(),
+        );
+        s.push_str(";lr_changes=");
+        list(
+            &mut s,
+            self.lr_changes
+                .iter()
+                .map(|(t, l)| format!("{t}:{l}"))
+                .collect(),
+        );
+        s
+    }
+
+    /// Parses [`History::to_text`]'s text; `None` if it is not that.
+    pub fn from_text(text: &str) -> Option<History> {
+        let mut fields = text.split(';');
+        let mut field = |name: &str| fields.next()?.strip_prefix(name)?.strip_prefix('=');
+        fn items(s: &str) -> impl Iterator<Item = &str> {
+            s.split(',').filter(|x| !x.is_empty())
+        }
+        fn pair<T: std::str::FromStr>(x: &str) -> Option<(u64, T)> {
+            let (t, l) = x.split_once(':')?;
+            Some((t.parse().ok()?, l.parse().ok()?))
+        }
+        let start = field("start")?.parse().ok()?;
+        let windows = items(field("windows")?)
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        let (sum, n) = field("open")?.split_once('/')?;
+        let open = (sum.parse().ok()?, n.parse().ok()?);
+        let val = items(field("val")?).map(pair).collect::<Option<_>>()?;
+        let lr_changes = items(field("lr_changes")?)
+            .map(pair)
+            .collect::<Option<_>>()?;
+        if fields.next().is_some() || open.1 >= WINDOW {
+            return None;
+        }
+        Some(History {
+            start,
+            windows,
+            open,
+            val,
+            lr_changes,
+            train_seconds: 0.0,
+        })
+    }
+
+    /// The loss curve: log10 of the mean loss of each complete window, then of the open one.
+    fn curve(&self) -> Vec<CurvePoint> {
+        let mut c: Vec<CurvePoint> = (1..)
+            .zip(&self.windows)
+            .map(|(k, sum)| CurvePoint {
+                step: self.start + k * WINDOW,
+                log10_loss: (sum / WINDOW as f64).log10(),
+            })
+            .collect();
+        if self.open.1 > 0 {
+            c.push(CurvePoint {
+                step: self.start + self.windows.len() as u64 * WINDOW + self.open.1,
+                log10_loss: (self.open.0 / self.open.1 as f64).log10(),
+            });
+        }
+        c
+    }
+
+    /// The validation curve: log10 of each `--eval-every` loss.
+    fn val_curve(&self) -> Vec<CurvePoint> {
+        self.val
+            .iter()
+            .map(|&(step, l)| CurvePoint {
+                step,
+                log10_loss: l.log10(),
+            })
+            .collect()
+    }
+
+    /// The lowest validation loss so far and its step.
+    fn best_val(&self) -> Option<(u64, f64)> {
+        self.val
+            .iter()
+            .copied()
+            .filter(|(_, l)| l.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+}
+
+/// FNV-1a (64 bit) of the split: for each of train, val, test its word count, then each word's
+/// byte length and bytes (lengths as little-endian `u64`), so a changed word, order or split
+/// changes it.
+pub fn fingerprint(split: &Split) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for part in [&split.train, &split.val, &split.test] {
+        eat(&(part.len() as u64).to_le_bytes());
+        for w in part {
+            eat(&(w.len() as u64).to_le_bytes());
+            eat(w.as_bytes());
+        }
+    }
+    h
+}
+
+/// The learning rate of step `step` (0-based) under `run`'s schedule. The step decay is the
+/// notebook's, computed in `f32`: `lr`, then `lr / 10.0`.
+pub fn lr_at(run: &RunState, step: u64) -> f32 {
+    match run.schedule {
+        Schedule::Step => {
+            if step < run.lr_decay_step {
+                run.lr
+            } else {
+                run.lr / 10.0
+            }
+        }
+        Schedule::Cosine {
+            warmup,
+            total,
+            min_lr,
+        } => {
+            let (lr, min) = (f64::from(run.lr), f64::from(min_lr));
+            if step < warmup {
+                (lr * (step + 1) as f64 / warmup as f64) as f32
+            } else if step >= total {
+                min_lr
+            } else {
+                let ratio = (step - warmup) as f64 / (total - warmup) as f64;
+                let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
+                (min + coeff * (lr - min)) as f32
+            }
+        }
+    }
+}
+
 /// A training run: its data, parameters and state, and what it has measured.
 pub struct Trainer<'a> {
+    /// `<out>/.lock`, locked while the trainer lives.
+    _lock: fs::File,
     args: &'a TrainArgs,
     threads: usize,
     kernels: Kernels,
@@ -61,11 +357,12 @@ pub struct Trainer<'a> {
     /// C, W1, b1, W2, b2, bngain, bnbias, flat.
     params: Vec<f32>,
     run: RunState,
+    history: History,
     checkpoint: PathBuf,
     /// The step of the checkpoint on disk, as far as this run knows.
     saved_step: Option<u64>,
-    /// Mean loss per window of [`WINDOW`] steps.
-    curve: Vec<CurvePoint>,
+    /// The checkpoint files this session wrote and the step each holds now.
+    written: Vec<(PathBuf, u64)>,
     steps_this_run: u64,
     train_seconds: f64,
 }
@@ -79,48 +376,158 @@ pub struct Evaluation {
     seconds: f64,
 }
 
+/// Refuses a flag given with `--resume` whose value differs from the checkpoint's.
+fn agree<T: PartialEq + std::fmt::Display>(
+    flag: &str,
+    what: &str,
+    given: Option<T>,
+    saved: T,
+    path: &Path,
+) -> Result<()> {
+    match given {
+        Some(g) if g != saved => bail!(
+            "{flag} {g} contradicts the checkpoint's {what} {saved} ({}); drop the flag or start a new --out",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A run ready to train: its parameters, state, history, model size and data.
+struct Start {
+    params: Vec<f32>,
+    run: RunState,
+    history: History,
+    dims: Dims,
+    ds: Dataset,
+    /// Whether the checkpoint it comes from holds calibrated batchnorm statistics (a finished
+    /// run).
+    calibrated: bool,
+}
+
+/// The run in `checkpoint` to continue, the flags checked against it (see [`resume_config`]),
+/// its data against the word list (see [`check_data`]), and `--lr` applied and recorded.
+fn resumed(a: &TrainArgs, checkpoint: &Path) -> Result<Start> {
+    let ck =
+        Checkpoint::load(checkpoint).context("--resume needs the checkpoint of an earlier run")?;
+    let Some(run) = ck.run.clone() else {
+        bail!(
+            "{}: the checkpoint has no training state to resume",
+            checkpoint.display()
+        );
+    };
+    let mut history = match &ck.history {
+        None => History {
+            start: run.step,
+            ..History::default()
+        },
+        Some(text) => History::from_text(text).with_context(|| {
+            format!(
+                "{}: the metadata history is not the trainer's text; start a new --out",
+                checkpoint.display()
+            )
+        })?,
+    };
+    let mut run = resume_config(a, checkpoint, &ck, run)?;
+    cli::memory::check_training(ck.dims, run.batch_size, 0)?;
+    let ds = load_data(&a.input, ck.dims.context)?;
+    check_data(a, checkpoint, &ck, &run, &ds)?;
+    if let Some(lr) = a.lr.filter(|&lr| lr != run.lr) {
+        println!(
+            "--lr {lr} replaces the checkpoint's {} from step {} on (recorded in its lr_changes)",
+            run.lr, run.step
+        );
+        history.lr_changes.push((run.step, lr));
+        run.lr = lr;
+    }
+    // the seconds of the earlier sessions, if their file is there
+    history.train_seconds = fs::read_to_string(a.out.join(SECONDS_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .unwrap_or(0.0);
+    Ok(Start {
+        calibrated: ck.bn.is_some(),
+        params: ck.params,
+        run,
+        history,
+        dims: ck.dims,
+        ds,
+    })
+}
+
 impl<'a> Trainer<'a> {
     /// Checks the flags, loads the data, and starts a fresh run (the notebook's init) or
-    /// resumes the checkpoint in `--out`.
-    pub fn start(a: &'a TrainArgs, threads: usize) -> Result<Self> {
-        check_range("--hidden", a.hidden, HIDDEN)?;
-        check_range("--embedding", a.embedding, EMBEDDING)?;
-        check_range("--context", a.context, CONTEXT)?;
-        check_range("--batch-size", a.batch_size, BATCH)?;
-        if !(a.lr.is_finite() && a.lr > 0.0) {
-            bail!("--lr {} must be a finite number > 0", a.lr);
-        }
-        let kernels = kernels(a.isa)?;
-        let ds = load_data(&a.input, a.context)?;
-        let dims = Dims {
-            vocab: ds.vocab.len(),
-            context: a.context,
-            embedding: a.embedding,
-            hidden: a.hidden,
-        };
-        cli::memory::check_training(dims, a.batch_size, 0)?;
-        fs::create_dir_all(&a.out)
-            .with_context(|| format!("cannot create output directory {}", a.out.display()))?;
+    /// resumes the checkpoint in `--out`. `None`: a resume with nothing to do (it said so).
+    pub fn start(a: &'a TrainArgs, threads: usize) -> Result<Option<Self>> {
         let checkpoint = a.out.join("model.safetensors");
-        crate::checkpoint::remove_stale_temp_files(&checkpoint);
-        let (params, run) = if a.resume {
-            resume(a, &checkpoint, &ds, dims)?
+        let kernels = kernels(a.isa)?;
+        if let Some(lr) = a.lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                bail!("--lr {lr} must be a finite number > 0");
+            }
+        }
+        let (lock, st) = if a.resume {
+            if !a.out.is_dir() {
+                bail!(
+                    "--resume: {} is not a directory; pass the --out of the run to continue",
+                    a.out.display()
+                );
+            }
+            let lock = prepare_out(&a.out)?;
+            crate::checkpoint::remove_stale_temp_files(&checkpoint);
+            (lock, resumed(a, &checkpoint)?)
         } else {
+            // the flags and the data first: a bad one creates no directory
+            let (run, dims, ds) = fresh_config(a)?;
+            let lock = prepare_out(&a.out)?;
+            crate::checkpoint::remove_stale_temp_files(&checkpoint);
             let mut params = vec![0f32; dims.num_params()];
-            ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(a.seed));
-            let run = RunState {
-                step: 0,
-                seed: a.seed,
-                steps: a.steps,
-                batch_size: a.batch_size,
-                lr: a.lr,
-                lr_decay_step: a.lr_decay_step,
-            };
-            (params, run)
+            ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(run.seed));
+            let history = History::default();
+            let calibrated = false;
+            (
+                lock,
+                Start {
+                    params,
+                    run,
+                    history,
+                    dims,
+                    ds,
+                    calibrated,
+                },
+            )
         };
+        let Start {
+            params,
+            run,
+            history,
+            dims,
+            ds,
+            calibrated,
+        } = st;
+        if a.resume {
+            if run.step >= run.steps && calibrated {
+                println!(
+                    "{} is at step {} of {}: nothing to do (pass a larger --steps to train further); nothing was rewritten",
+                    checkpoint.display(),
+                    run.step,
+                    run.steps
+                );
+                return Ok(None);
+            }
+            println!(
+                "resuming from step {} of {}",
+                run.step,
+                checkpoint.display()
+            );
+        }
+        let bytes = 4 * (dims.num_params() + 2 * dims.hidden) as u64 + (1 << 16);
+        check_space(&a.out, bytes)?;
         println!("parameters: {}", dims.num_params());
         println!("instruction set: {}", kernels.isa());
-        Ok(Trainer {
+        Ok(Some(Trainer {
+            _lock: lock,
             args: a,
             threads,
             kernels,
@@ -129,18 +536,21 @@ impl<'a> Trainer<'a> {
             dims,
             params,
             run,
+            history,
             checkpoint,
-            curve: Vec::new(),
+            written: Vec::new(),
             steps_this_run: 0,
             train_seconds: 0.0,
-        })
+        }))
     }
 
-    /// SGD steps until `--steps`: each draws batch `step` from its own stream, runs the core's
-    /// step (the batch in shards of 64 rows on the pool's threads from 128 rows on, else one
-    /// shard on this thread: the cut depends on the batch size only, so the bits do not depend
-    /// on `--threads`), and stops with a clear error on a non-finite loss or parameter.
-    pub fn run_steps(&mut self) -> Result<()> {
+    /// Steps until the run's `steps`: each draws batch `step` from its own stream, runs the
+    /// core's step (the batch in shards of 64 rows on the pool's threads from 128 rows on, else
+    /// one shard on this thread: the cut depends on the batch size only, so the bits do not
+    /// depend on `--threads`), and stops with a clear error on a non-finite loss or parameter.
+    /// SIGINT / SIGTERM end the loop after the current step: the checkpoint is saved and the
+    /// exit code (130 / 143) returned.
+    pub fn run_steps(&mut self) -> Result<Option<ExitCode>> {
         let (dims, n, k) = (self.dims, self.run.batch_size, self.kernels);
         let mut scratch = vec![0f32; Step::flat_len(&dims, n).context("the batch is too large")?];
         let mut step = Step::from_flat(dims, n, &mut scratch)?;
@@ -153,18 +563,19 @@ impl<'a> Trainer<'a> {
         );
         let mut xb = vec![0u8; n * dims.context];
         let mut yb = vec![0u8; n];
-        let mut window = (0.0f64, 0u64);
-        let bar = progress_bar(self.args.steps, self.run.step);
+        let steps = self.run.steps;
+        let bar = progress_bar(steps, self.run.step);
+        let log = |line: String| match &bar {
+            Some(b) => b.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        };
         let t0 = Instant::now();
         let first_step = self.run.step;
-        while self.run.step < self.args.steps {
+        let mut stop = None;
+        while self.run.step < steps {
             let s = self.run.step;
             fill_batch(&self.ds.train, self.run.seed, s, &mut xb, &mut yb)?;
-            let lr = if s < self.run.lr_decay_step {
-                self.run.lr
-            } else {
-                self.run.lr / 10.0
-            };
+            let lr = lr_at(&self.run, s);
             let mut p = ParamsMut::from_flat(dims, &mut self.params)?;
             let loss = if sharded {
                 k.train_step(&Rayon, &mut p, &mut step, &xb, &yb, lr)?
@@ -185,30 +596,41 @@ impl<'a> Trainer<'a> {
                 );
             }
             self.run.step += 1;
-            window.0 += loss as f64;
-            window.1 += 1;
-            if self.run.step.is_multiple_of(WINDOW) || self.run.step == self.args.steps {
-                self.curve.push(CurvePoint {
-                    step: self.run.step,
-                    log10_loss: (window.0 / window.1 as f64).log10(),
-                });
-                window = (0.0, 0);
+            let h = &mut self.history;
+            h.open.0 += loss as f64;
+            h.open.1 += 1;
+            if h.open.1 == WINDOW {
+                h.windows.push(h.open.0);
+                h.open = (0.0, 0);
             }
-            if s.is_multiple_of(PRINT_EVERY) {
-                let line = format!("{s:7}/{:7}: {loss:.4}", self.args.steps);
-                match &bar {
-                    Some(b) => b.println(line),
-                    None => println!("{line}"),
-                }
+            let every = |n: u64| n > 0 && s.is_multiple_of(n);
+            if every(self.args.log_every) {
+                log(format!("{s:7}/{steps:7}: {loss:.4}"));
+            }
+            let done = self.run.step;
+            let after = |n: u64| n > 0 && done.is_multiple_of(n);
+            if after(self.args.eval_every) {
+                let line = self.evaluate_val()?;
+                log(line);
+            }
+            if after(self.args.sample_every) {
+                let line = self.sample_line()?;
+                log(line);
             }
             if let Some(b) = &bar {
-                if self.run.step.is_multiple_of(256) {
-                    b.set_position(self.run.step);
+                if done.is_multiple_of(256) {
+                    b.set_position(done);
                 }
             }
-            let every = self.args.checkpoint_every;
-            if every > 0 && self.run.step.is_multiple_of(every) && self.run.step < self.args.steps {
-                self.save(None)?;
+            if done < steps {
+                stop = interrupted();
+                if stop.is_some() || after(self.args.checkpoint_every) {
+                    self.train_seconds = t0.elapsed().as_secs_f64();
+                    self.save(None)?;
+                }
+                if stop.is_some() {
+                    break;
+                }
             }
         }
         if let Some(b) = bar {
@@ -222,7 +644,77 @@ impl<'a> Trainer<'a> {
             self.train_seconds,
             self.steps_per_second()
         );
-        Ok(())
+        if let Some((signal, code)) = stop {
+            println!(
+                "{signal}: stopped after step {} of {steps}; saved {} (without calibrated batchnorm). Resume with:\n  {}",
+                self.run.step,
+                self.checkpoint.display(),
+                self.resume_command()
+            );
+            return Ok(Some(ExitCode::from(code)));
+        }
+        Ok(None)
+    }
+
+    /// The command that continues this run.
+    fn resume_command(&self) -> String {
+        let exe = std::env::args().next().unwrap_or_else(|| "makemore".into());
+        let mut cmd = vec![
+            exe,
+            "train".into(),
+            "--resume".into(),
+            "--out".into(),
+            self.args.out.display().to_string(),
+            "--input".into(),
+            self.args.input.display().to_string(),
+        ];
+        if self.run.steps != DEFAULT_STEPS {
+            cmd.extend(["--steps".into(), self.run.steps.to_string()]);
+        }
+        cmd.iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Calibrates batchnorm on the train split and records the val loss; a new best is saved
+    /// as `best.safetensors`. Returns the log line.
+    fn evaluate_val(&mut self) -> Result<String> {
+        let splits = [&self.ds.train, &self.ds.val].map(|e| (&e.x[..], &e.y[..]));
+        let (bnmean, bnvar, losses) =
+            calibrate_and_evaluate(&self.kernels, self.params_ref()?, &splits, 0)?;
+        let (step, val) = (self.run.step, losses[1]);
+        let best = self.history.best_val();
+        self.history.val.push((step, val));
+        let mut line = format!("{step:7}: val loss {val:.4}");
+        if val.is_finite() && best.is_none_or(|(_, b)| val < b) {
+            let path = self.args.out.join("best.safetensors");
+            self.checkpoint_with(Some((bnmean, bnvar)))
+                .save(&path)
+                .context("saving the best checkpoint")?;
+            self.record_written(path.clone());
+            let _ = write!(line, " (best so far: {})", path.display());
+        }
+        Ok(line)
+    }
+
+    /// A few names sampled with batchnorm calibrated on the train split, as a log line.
+    fn sample_line(&self) -> Result<String> {
+        let p = self.params_ref()?;
+        let (bnmean, bnvar) = calibrate(&self.kernels, p, &self.ds.train.x)?;
+        let draw = crate::sample::Draw {
+            count: SAMPLES_DURING_TRAINING,
+            seed: SAMPLE_SEED,
+            temperature: 1.0,
+            top_k: 0,
+            prefix: "",
+        };
+        let mut names = Vec::new();
+        crate::sample::for_each_block(p, &bnmean, &bnvar, &self.ds.vocab, &draw, |block| {
+            names.extend_from_slice(block);
+            true
+        })?;
+        Ok(format!("{:7}: samples {}", self.run.step, names.join(" ")))
     }
 
     /// Batchnorm calibration over the training split, then the loss of each split.
@@ -250,18 +742,39 @@ impl<'a> Trainer<'a> {
     /// `loss.svg`, then prints `--samples` names.
     pub fn finish(&mut self, eval: &Evaluation) -> Result<()> {
         self.save(Some((eval.bnmean.clone(), eval.bnvar.clone())))?;
-        let (a, ds, dims, run) = (self.args, &self.ds, self.dims, &self.run);
+        let (a, ds, dims, run, h) = (self.args, &self.ds, self.dims, &self.run, &self.history);
+        let schedule = match run.schedule {
+            Schedule::Step => {
+                serde_json::json!({"name": "step", "lr": json_f32(run.lr), "decay_step": run.lr_decay_step, "decayed_lr": json_f32(run.lr / 10.0)})
+            }
+            Schedule::Cosine {
+                warmup,
+                total,
+                min_lr,
+            } => {
+                serde_json::json!({"name": "cosine", "lr": json_f32(run.lr), "warmup": warmup, "total": total, "min_lr": json_f32(min_lr)})
+            }
+        };
         let metrics = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "input": a.input.display().to_string(),
+            "data_fingerprint": format!("fnv1a64:{:016x}", fingerprint(&ds.split)),
             "examples": {"train": ds.train.len(), "val": ds.val.len(), "test": ds.test.len()},
             "params": dims.num_params(),
             "config": {"vocab": dims.vocab, "context": dims.context, "embedding": dims.embedding, "hidden": dims.hidden,
-                       "batch_size": run.batch_size, "lr": run.lr, "lr_decay_step": run.lr_decay_step, "seed": run.seed},
+                       "batch_size": run.batch_size, "steps": run.steps, "lr": json_f32(run.lr), "lr_decay_step": run.lr_decay_step,
+                       "lr_schedule": schedule, "optimizer": {"name": "sgd"}, "grad_clip": null, "seed": run.seed},
+            "lr_changes": h.lr_changes.iter().map(|(s, l)| serde_json::json!({"step": s, "lr": json_f32(*l)})).collect::<Vec<_>>(),
             "steps": run.step,
             "steps_this_run": self.steps_this_run,
             "train_loss": eval.losses[0],
             "val_loss": eval.losses[1],
             "test_loss": eval.losses[2],
-            "train_seconds": self.train_seconds,
+            "val_losses": h.val.iter().map(|(s, l)| serde_json::json!({"step": s, "val_loss": l})).collect::<Vec<_>>(),
+            "best_val": h.best_val().map(|(s, l)| serde_json::json!({"step": s, "val_loss": l, "path": a.out.join("best.safetensors").display().to_string()})),
+            "checkpoints": self.written.iter().map(|(p, s)| serde_json::json!({"path": p.display().to_string(), "step": s})).collect::<Vec<_>>(),
+            "train_seconds": self.total_seconds(),
+            "train_seconds_this_run": self.train_seconds,
             "steps_per_second": self.steps_per_second(),
             "eval_seconds": eval.seconds,
             "threads": self.threads,
@@ -272,12 +785,15 @@ impl<'a> Trainer<'a> {
             &a.out.join("metrics.json"),
             serde_json::to_string_pretty(&metrics)?.as_bytes(),
         )?;
-        write_csv(&a.out.join("loss.csv"), &self.curve).context("writing loss.csv")?;
+        let (curve, val) = (h.curve(), h.val_curve());
+        write_csv(&a.out.join("loss.csv"), &curve, &val).context("writing loss.csv")?;
+        let marker = matches!(run.schedule, Schedule::Step) && run.lr_decay_step < run.steps;
         write_svg(
             &a.out.join("loss.svg"),
             "training loss (mean over 1000-step windows)",
-            &self.curve,
-            (run.lr_decay_step < run.steps).then_some((run.lr_decay_step, "lr / 10")),
+            &curve,
+            &val,
+            marker.then_some((run.lr_decay_step, "lr / 10")),
         )
         .context("writing loss.svg")?;
         if a.samples > 0 {
@@ -329,29 +845,234 @@ impl<'a> Trainer<'a> {
         self.steps_this_run as f64 / self.train_seconds.max(1e-9)
     }
 
-    /// Saves the parameters, the run state and (once calibrated) the batchnorm statistics.
-    fn save(&mut self, bn: Option<(Vec<f32>, Vec<f32>)>) -> Result<()> {
+    /// The checkpoint of the run as it stands, with `bn` (calibrated) if given.
+    fn checkpoint_with(&self, bn: Option<(Vec<f32>, Vec<f32>)>) -> Checkpoint {
+        let history = &self.history;
         Checkpoint {
             dims: self.dims,
             params: self.params.clone(),
             bn,
             vocab: Some(self.ds.vocab.clone()),
             run: Some(self.run.clone()),
+            history: Some(history.to_text()),
         }
-        .save(&self.checkpoint)?;
+    }
+
+    /// Saves the parameters, the run state and history and (once calibrated) the batchnorm
+    /// statistics. A failed save says what is left on disk.
+    fn save(&mut self, bn: Option<(Vec<f32>, Vec<f32>)>) -> Result<()> {
+        if let Err(e) = self.checkpoint_with(bn).save(&self.checkpoint) {
+            bail!("{e:#}; {}", self.last_saved());
+        }
+        let seconds = format!("{}\n", self.total_seconds());
+        crate::checkpoint::write_atomic(&self.args.out.join(SECONDS_FILE), seconds.as_bytes())?;
         self.saved_step = Some(self.run.step);
+        self.record_written(self.checkpoint.clone());
         Ok(())
+    }
+
+    /// Records that `path` now holds the run at its current step (one entry per file).
+    fn record_written(&mut self, path: PathBuf) {
+        let step = self.run.step;
+        match self.written.iter_mut().find(|(p, _)| *p == path) {
+            Some(w) => w.1 = step,
+            None => self.written.push((path, step)),
+        }
+    }
+
+    /// Seconds in the step loop over the whole run, this session included.
+    fn total_seconds(&self) -> f64 {
+        self.history.train_seconds + self.train_seconds
     }
 
     /// What a stopped run left on disk, for its error message.
     fn last_saved(&self) -> String {
         match self.saved_step {
-            Some(s) => format!("{} (step {s}) is untouched", self.checkpoint.display()),
+            Some(s) => format!(
+                "{} (step {s}) is untouched: resume from it with --resume",
+                self.checkpoint.display()
+            ),
             None => format!(
                 "this run saved nothing to {} (an earlier file there is untouched)",
                 self.checkpoint.display()
             ),
         }
+    }
+}
+
+/// An `f32` as the JSON number of its shortest text (0.05, not 0.05000000074505806).
+fn json_f32(x: f32) -> serde_json::Value {
+    x.to_string()
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but safe characters.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The config of a new run from the flags and the defaults, with the data loaded.
+fn fresh_config(a: &TrainArgs) -> Result<(RunState, Dims, Dataset)> {
+    let context = a.context.unwrap_or(DEFAULT_CONTEXT);
+    let (embedding, hidden) = (
+        a.embedding.unwrap_or(DEFAULT_EMBEDDING),
+        a.hidden.unwrap_or(DEFAULT_HIDDEN),
+    );
+    let batch_size = a.batch_size.unwrap_or(DEFAULT_BATCH);
+    check_range("--hidden", hidden, HIDDEN)?;
+    check_range("--embedding", embedding, EMBEDDING)?;
+    check_range("--context", context, CONTEXT)?;
+    check_range("--batch-size", batch_size, BATCH)?;
+    let steps = a.steps.unwrap_or(DEFAULT_STEPS);
+    let lr = a.lr.unwrap_or(DEFAULT_LR);
+    let schedule = match a.lr_schedule.unwrap_or(ScheduleChoice::Step) {
+        ScheduleChoice::Step => {
+            for (flag, given) in [
+                ("--warmup", a.warmup.is_some()),
+                ("--min-lr", a.min_lr.is_some()),
+            ] {
+                if given {
+                    bail!("{flag} applies to --lr-schedule cosine only; add --lr-schedule cosine or drop {flag}");
+                }
+            }
+            Schedule::Step
+        }
+        ScheduleChoice::Cosine => {
+            let warmup = a.warmup.unwrap_or(0);
+            let min_lr = a.min_lr.unwrap_or(lr / 10.0);
+            if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= lr) {
+                bail!("--min-lr {min_lr} must be a finite number from 0 to --lr {lr}");
+            }
+            if warmup > steps {
+                bail!("--warmup {warmup} is more than --steps {steps}: use at most {steps}");
+            }
+            Schedule::Cosine {
+                warmup,
+                total: steps,
+                min_lr,
+            }
+        }
+    };
+    let ds = load_data(&a.input, context)?;
+    let dims = Dims {
+        vocab: ds.vocab.len(),
+        context,
+        embedding,
+        hidden,
+    };
+    cli::memory::check_training(dims, batch_size, 0)?;
+    let run = RunState {
+        step: 0,
+        seed: a.seed.unwrap_or(TRAIN_SEED),
+        steps,
+        batch_size,
+        lr,
+        lr_decay_step: a.lr_decay_step.unwrap_or(DEFAULT_LR_DECAY_STEP),
+        schedule,
+        fingerprint: Some(fingerprint(&ds.split)),
+    };
+    Ok((run, dims, ds))
+}
+
+/// The run state to continue: the checkpoint's, every flag given checked against it, `--steps`
+/// (if given) the new end. (`--lr` is applied by the caller.)
+fn resume_config(a: &TrainArgs, path: &Path, ck: &Checkpoint, run: RunState) -> Result<RunState> {
+    agree(
+        "--embedding",
+        "embedding",
+        a.embedding,
+        ck.dims.embedding,
+        path,
+    )?;
+    agree("--hidden", "hidden size", a.hidden, ck.dims.hidden, path)?;
+    agree("--context", "context", a.context, ck.dims.context, path)?;
+    agree(
+        "--batch-size",
+        "batch size",
+        a.batch_size,
+        run.batch_size,
+        path,
+    )?;
+    agree("--seed", "seed", a.seed, run.seed, path)?;
+    agree(
+        "--lr-decay-step",
+        "lr decay step",
+        a.lr_decay_step,
+        run.lr_decay_step,
+        path,
+    )?;
+    let (name, warmup, min_lr) = match run.schedule {
+        Schedule::Step => ("step", None, None),
+        Schedule::Cosine { warmup, min_lr, .. } => ("cosine", Some(warmup), Some(min_lr)),
+    };
+    let given_name = a.lr_schedule.map(|s| match s {
+        ScheduleChoice::Step => "step",
+        ScheduleChoice::Cosine => "cosine",
+    });
+    agree("--lr-schedule", "lr schedule", given_name, name, path)?;
+    for (flag, what, g, s) in [
+        (
+            "--warmup",
+            "warmup",
+            a.warmup.map(|w| w.to_string()),
+            warmup.map(|w| w.to_string()),
+        ),
+        (
+            "--min-lr",
+            "min lr",
+            a.min_lr.map(|w| w.to_string()),
+            min_lr.map(|w| w.to_string()),
+        ),
+    ] {
+        match (g, s) {
+            (Some(g), None) => bail!(
+                "{flag} {g} contradicts the checkpoint's lr schedule step ({}); drop the flag or start a new --out",
+                path.display()
+            ),
+            (g, Some(s)) => agree(flag, what, g, s, path)?,
+            (None, None) => {}
+        }
+    }
+    Ok(RunState {
+        steps: a.steps.unwrap_or(run.steps),
+        ..run
+    })
+}
+
+/// Refuses to resume on other data: the vocabulary and the fingerprint of the words and their
+/// split must be the checkpoint's.
+fn check_data(
+    a: &TrainArgs,
+    path: &Path,
+    ck: &Checkpoint,
+    run: &RunState,
+    ds: &Dataset,
+) -> Result<()> {
+    if ck.vocab.as_ref() != Some(&ds.vocab) {
+        bail!(
+            "{}: the checkpoint's vocabulary differs from {}'s; resume with the run's word list or start a new --out",
+            path.display(),
+            a.input.display()
+        );
+    }
+    let here = fingerprint(&ds.split);
+    match run.fingerprint {
+        Some(f) if f != here => bail!(
+            "{} holds other words than the run in {} was trained on (data fingerprint fnv1a64:{here:016x}, the checkpoint's fnv1a64:{f:016x}); resume with the run's word list or start a new --out",
+            a.input.display(),
+            path.display()
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -389,52 +1110,10 @@ fn load_data(input: &Path, context: usize) -> Result<Dataset> {
     Ok(ds)
 }
 
-/// The parameters and run state of the checkpoint to resume, checked against the flags and
-/// the data.
-fn resume(a: &TrainArgs, path: &Path, ds: &Dataset, dims: Dims) -> Result<(Vec<f32>, RunState)> {
-    let ck = Checkpoint::load(path).context("--resume needs the checkpoint of an earlier run")?;
-    if ck.dims != dims {
-        bail!(
-            "{}: the checkpoint's model {:?} differs from the flags' {:?}; pass the same --embedding/--hidden/--context",
-            path.display(),
-            ck.dims,
-            dims
-        );
-    }
-    if ck.vocab.as_ref() != Some(&ds.vocab) {
-        bail!(
-            "{}: the checkpoint's vocabulary differs from {}'s",
-            path.display(),
-            a.input.display()
-        );
-    }
-    let Some(run) = ck.run else {
-        bail!(
-            "{}: the checkpoint has no training state to resume",
-            path.display()
-        );
-    };
-    if run.batch_size != a.batch_size || run.seed != a.seed {
-        bail!(
-            "{}: the run used --batch-size {} --seed {}; resume with the same",
-            path.display(),
-            run.batch_size,
-            run.seed
-        );
-    }
-    println!("resuming from step {} of {}", run.step, path.display());
-    Ok((
-        ck.params,
-        RunState {
-            steps: a.steps,
-            ..run
-        },
-    ))
-}
-
-/// A progress bar when stdout is a terminal.
+/// A progress bar (drawn on stderr) when stderr is a terminal; log lines go to stdout either
+/// way (through [`ProgressBar::suspend`] while the bar is shown).
 fn progress_bar(steps: u64, at: u64) -> Option<ProgressBar> {
-    if !std::io::stdout().is_terminal() {
+    if !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::new(steps);
@@ -444,4 +1123,110 @@ fn progress_bar(steps: u64, at: u64) -> Option<ProgressBar> {
     );
     bar.set_position(at);
     Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(schedule: Schedule) -> RunState {
+        RunState {
+            step: 0,
+            seed: TRAIN_SEED,
+            steps: 1000,
+            batch_size: 32,
+            lr: 0.1,
+            lr_decay_step: 500,
+            schedule,
+            fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn an_out_without_room_for_two_checkpoints_is_refused() {
+        let dir = std::env::temp_dir();
+        let free = fs4::available_space(&dir).expect("free space of the temp directory");
+        let err = check_space(&dir, free / 2 + 1).unwrap_err().to_string();
+        assert!(err.contains("two checkpoints need"), "{err}");
+        assert!(err.contains("choose another --out"), "{err}");
+        check_space(&dir, 1).unwrap();
+    }
+
+    #[test]
+    fn the_step_schedule_is_the_notebooks_bits() {
+        let r = run(Schedule::Step);
+        assert_eq!(lr_at(&r, 0).to_bits(), 0.1f32.to_bits());
+        assert_eq!(lr_at(&r, 499).to_bits(), 0.1f32.to_bits());
+        assert_eq!(lr_at(&r, 500).to_bits(), (0.1f32 / 10.0).to_bits());
+        assert_eq!(lr_at(&r, u64::MAX).to_bits(), (0.1f32 / 10.0).to_bits());
+    }
+
+    #[test]
+    fn the_cosine_schedule_warms_up_then_decays_to_min_lr() {
+        let r = run(Schedule::Cosine {
+            warmup: 100,
+            total: 1100,
+            min_lr: 0.01,
+        });
+        assert_eq!(lr_at(&r, 0), (0.1f64 / 100.0) as f32);
+        assert_eq!(lr_at(&r, 99), 0.1);
+        assert_eq!(lr_at(&r, 100), 0.1);
+        // half-way through the cosine: the mean of lr and min_lr
+        assert!((lr_at(&r, 600) - 0.055).abs() < 1e-7, "{}", lr_at(&r, 600));
+        assert_eq!(lr_at(&r, 1100), 0.01);
+        assert_eq!(lr_at(&r, u64::MAX), 0.01);
+        let mut last = f32::INFINITY;
+        for s in 100..1100 {
+            let lr = lr_at(&r, s);
+            assert!(lr <= last && lr >= 0.01, "step {s}: {lr}");
+            last = lr;
+        }
+    }
+
+    #[test]
+    fn the_history_text_round_trips_to_the_same_bits() {
+        let h = History {
+            start: 7,
+            windows: vec![2345.678901234567, 0.1 + 0.2, f64::MIN_POSITIVE],
+            open: (12.5, 999),
+            val: vec![(500, 2.25), (1000, 1.0 / 3.0)],
+            lr_changes: vec![(300, 0.05)],
+            train_seconds: 0.0,
+        };
+        let text = h.to_text();
+        assert_eq!(History::from_text(&text), Some(h.clone()));
+        assert_eq!(
+            History::from_text(&History::default().to_text()),
+            Some(History::default())
+        );
+        for bad in [
+            "",
+            "windows=;open=0/0;val=;lr_changes=",
+            "start=0;windows=x;open=0/0;val=;lr_changes=",
+            "start=0;windows=;open=0/1000;val=;lr_changes=",
+            "start=0;windows=;open=0/0;val=1;lr_changes=",
+            "start=0;windows=;open=0/0;val=;lr_changes=;more",
+        ] {
+            assert_eq!(History::from_text(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_sees_words_order_and_split() {
+        let split = |train: &[&str], val: &[&str]| Split {
+            train: train.iter().map(|s| s.to_string()).collect(),
+            val: val.iter().map(|s| s.to_string()).collect(),
+            test: vec![],
+        };
+        let base = fingerprint(&split(&["ab", "c"], &["d"]));
+        assert_eq!(base, fingerprint(&split(&["ab", "c"], &["d"])));
+        for other in [
+            split(&["a", "bc"], &["d"]),
+            split(&["c", "ab"], &["d"]),
+            split(&["ab"], &["c", "d"]),
+            split(&["ab", "c"], &["e"]),
+        ] {
+            assert_ne!(base, fingerprint(&other));
+        }
+    }
 }

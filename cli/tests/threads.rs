@@ -384,8 +384,11 @@ fn cli_results_ignore_the_thread_count() {
         for timing in [
             "threads",
             "train_seconds",
+            "train_seconds_this_run",
             "eval_seconds",
             "steps_per_second",
+            // the files written: in each run's own --out
+            "checkpoints",
         ] {
             assert!(obj.remove(timing).is_some(), "{timing} missing");
         }

@@ -20,6 +20,9 @@
 //! | `vocab` | `.` then the sorted symbols: V characters | optional; must have V characters |
 //! | `context`, `embedding`, `hidden` | T, E, H in decimal: the config | optional; must equal the shapes' |
 //! | `step`, `seed`, `steps`, `batch_size`, `lr`, `lr_decay_step` | the [`RunState`] in decimal, `lr` as `f32`'s `Display` (shortest round trip) | all six or none; `lr` finite and > 0, `batch_size` >= 2 ([`check_run`]) |
+//! | `lr_schedule` | [`Schedule`]: `cosine warmup=W total=N min_lr=X` (written only for cosine) | optional, with the six; absent: the step decay |
+//! | `data_fingerprint` | [`RunState::fingerprint`]: `fnv1a64:` and 16 lowercase hex digits | optional, with the six |
+//! | `history` | [`Metadata::history`]: the trainer's text (loss windows, evaluations), opaque here | optional |
 //! | `checksum` | `crc32:` and 8 lowercase hex digits | optional; must match the tensor bytes |
 //!
 //! The checksum ([`save_model`] adds it last) is the CRC-32 (zlib's) of the whole byte buffer after
@@ -80,6 +83,12 @@ pub mod key {
     pub const LR: &str = "lr";
     /// [`super::RunState::lr_decay_step`].
     pub const LR_DECAY_STEP: &str = "lr_decay_step";
+    /// [`super::RunState::schedule`] when it is not the step decay.
+    pub const LR_SCHEDULE: &str = "lr_schedule";
+    /// [`super::RunState::fingerprint`].
+    pub const FINGERPRINT: &str = "data_fingerprint";
+    /// [`super::Metadata::history`].
+    pub const HISTORY: &str = "history";
     /// The CRC-32 of the tensor bytes, written by [`super::save_model`].
     pub const CHECKSUM: &str = "checksum";
     /// The training state's keys, in the order written: all present or none.
@@ -492,9 +501,32 @@ pub struct RunState {
     pub batch_size: usize,
     /// The learning rate before the decay.
     pub lr: f32,
-    /// The step from which the learning rate is divided by 10.
+    /// The step from which the learning rate is divided by 10 ([`Schedule::Step`]).
     pub lr_decay_step: u64,
+    /// The learning-rate schedule.
+    pub schedule: Schedule,
+    /// A hash of the data the run trains on (its words and their split), to refuse resuming
+    /// on other data; `None` for a file written before it was recorded.
+    pub fingerprint: Option<u64>,
 }
+
+/// The learning rate at each step, from [`RunState::lr`] (the peak).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Schedule {
+    /// The notebook's: `lr` before [`RunState::lr_decay_step`], `lr / 10` from it on.
+    #[default]
+    Step,
+    /// llm.c's: a linear warm-up over `warmup` steps, then a cosine from `lr` down to `min_lr`
+    /// at step `total`, `min_lr` after.
+    Cosine {
+        warmup: u64,
+        total: u64,
+        min_lr: f32,
+    },
+}
+
+/// `fnv1a64:` and 16 lowercase hex digits.
+const FINGERPRINT_PREFIX: &str = "fnv1a64:";
 
 /// A checkpoint's metadata besides the config (which [`Dims`] holds) and the checksum.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -503,19 +535,23 @@ pub struct Metadata<'a> {
     pub vocab: Option<&'a str>,
     /// The training state, for a file written by training.
     pub run: Option<RunState>,
+    /// The trainer's record of the run so far (loss windows, evaluations): text this module
+    /// stores and reads back unchanged.
+    pub history: Option<&'a str>,
 }
 
-/// The decimal (or `f32` `Display`) text of one metadata value, without allocation. 64 bytes hold
-/// any `u64` and any `f32` (`Display` writes at most 48 characters for an `f32`).
+/// The decimal (or `f32` `Display`) text of one metadata value, without allocation. 128 bytes
+/// hold any `u64`, any `f32` (`Display` writes at most 48 characters for an `f32`) and the
+/// cosine [`Schedule`]'s text (two `u64`, one `f32` and 28 characters).
 #[derive(Clone, Copy)]
 struct Text {
-    buf: [u8; 64],
+    buf: [u8; 128],
     len: usize,
 }
 
 impl Text {
     const EMPTY: Text = Text {
-        buf: [0; 64],
+        buf: [0; 128],
         len: 0,
     };
 
@@ -547,9 +583,9 @@ impl fmt::Write for Text {
 }
 
 /// Calls `f` with the metadata entries of `meta` for a model of `dims`, in the schema's order
-/// (see the module documentation), without the checksum: at most 11 entries.
+/// (see the module documentation), without the checksum: at most 14 entries.
 fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
-    let mut text = [Text::EMPTY; 9];
+    let mut text = [Text::EMPTY; 11];
     text[0] = Text::of(dims.context);
     text[1] = Text::of(dims.embedding);
     text[2] = Text::of(dims.hidden);
@@ -560,8 +596,20 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         text[6] = Text::of(r.batch_size);
         text[7] = Text::of(r.lr);
         text[8] = Text::of(r.lr_decay_step);
+        if let Schedule::Cosine {
+            warmup,
+            total,
+            min_lr,
+        } = r.schedule
+        {
+            let t = &mut text[9];
+            let _ = write!(t, "cosine warmup={warmup} total={total} min_lr={min_lr}");
+        }
+        if let Some(h) = r.fingerprint {
+            let _ = write!(text[10], "{FINGERPRINT_PREFIX}{h:016x}");
+        }
     }
-    let mut list = [("", ""); 11];
+    let mut list = [("", ""); 14];
     let mut n = 0;
     let mut push = |k: &'static str, v| {
         if let Some(slot) = list.get_mut(n) {
@@ -581,6 +629,17 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         for (k, t) in key::RUN.into_iter().zip(text.get(3..).unwrap_or(&[])) {
             push(k, t.as_str());
         }
+        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT]
+            .into_iter()
+            .zip(&text[9..])
+        {
+            if t.len > 0 {
+                push(k, t.as_str());
+            }
+        }
+    }
+    if let Some(h) = meta.history {
+        push(key::HISTORY, h);
     }
     f(list.get(..n).unwrap_or(&[]))
 }
@@ -613,8 +672,9 @@ pub fn save(
 }
 
 /// Reads and validates the metadata of a checkpoint whose tensors give `dims` (see
-/// [`read_dims`]): [`read_config`], [`read_run`] then [`check_run`], [`read_vocab`] (into
-/// `buf`). Every key is optional (a file from PyTorch has none), but what is there must be right. The checksum is
+/// [`read_dims`]): [`read_config`], [`read_run`] then [`check_run`], [`read_vocab`] and the
+/// history, both unescaped into `buf` (at most their raw JSON lengths). Every key is optional (a
+/// file from PyTorch has none), but what is there must be right. The checksum is
 /// [`load_model`]'s (it needs the tensors).
 pub fn read_metadata<'b>(
     st: &SafeTensors<'_>,
@@ -626,8 +686,15 @@ pub fn read_metadata<'b>(
     if let Some(r) = &run {
         check_run(r)?;
     }
-    let vocab = read_vocab(st, dims, buf)?;
-    Ok(Metadata { vocab, run })
+    let vocab_len = st.metadata_raw(key::VOCAB).map_or(0, str::len);
+    let (vocab_buf, history_buf) = buf.split_at_mut(vocab_len.min(buf.len()));
+    let vocab = read_vocab(st, dims, vocab_buf)?;
+    let history = st.metadata(key::HISTORY, history_buf)?;
+    Ok(Metadata {
+        vocab,
+        run,
+        history,
+    })
 }
 
 /// Checks the format and the config: `format`, if present, is [`FORMAT`]
@@ -711,7 +778,63 @@ pub fn read_run(st: &SafeTensors<'_>) -> Result<Option<RunState>> {
         )?,
         lr,
         lr_decay_step: need(key::LR_DECAY_STEP)?,
+        schedule: read_schedule(st)?,
+        fingerprint: read_fingerprint(st)?,
     }))
+}
+
+/// The `lr_schedule` entry: absent is [`Schedule::Step`].
+fn read_schedule(st: &SafeTensors<'_>) -> Result<Schedule> {
+    let Some(raw) = st.metadata_raw(key::LR_SCHEDULE) else {
+        return Ok(Schedule::Step);
+    };
+    let invalid = SafetensorsError::InvalidMetadata {
+        key: key::LR_SCHEDULE,
+        expected: "\"cosine warmup=W total=N min_lr=X\"",
+        value: NameBuf::new(raw),
+    };
+    let mut text = Text::EMPTY;
+    let s = unescape_validated(raw, &mut text.buf).map_err(|_| invalid)?;
+    let mut words = s.split(' ');
+    if words.next() != Some("cosine") {
+        return Err(invalid);
+    }
+    let mut value = |name: &str| {
+        words
+            .next()
+            .and_then(|w| w.strip_prefix(name))
+            .and_then(|w| w.strip_prefix('='))
+    };
+    let warmup = value("warmup").and_then(parse_decimal);
+    let total = value("total").and_then(parse_decimal);
+    let min_lr = value("min_lr").and_then(|v| v.parse::<f32>().ok());
+    match (warmup, total, min_lr, words.next()) {
+        (Some(warmup), Some(total), Some(min_lr), None) => Ok(Schedule::Cosine {
+            warmup,
+            total,
+            min_lr,
+        }),
+        _ => Err(invalid),
+    }
+}
+
+/// The `data_fingerprint` entry, if any.
+fn read_fingerprint(st: &SafeTensors<'_>) -> Result<Option<u64>> {
+    let Some(raw) = st.metadata_raw(key::FINGERPRINT) else {
+        return Ok(None);
+    };
+    let invalid = SafetensorsError::InvalidMetadata {
+        key: key::FINGERPRINT,
+        expected: "\"fnv1a64:\" and 16 lowercase hex digits",
+        value: NameBuf::new(raw),
+    };
+    let mut text = [0u8; 24];
+    let s = unescape_validated(raw, &mut text).map_err(|_| invalid)?;
+    let hex = s.strip_prefix(FINGERPRINT_PREFIX).ok_or(invalid)?;
+    if hex.len() != 16 || !hex.bytes().all(|d| matches!(d, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(invalid);
+    }
+    u64::from_str_radix(hex, 16).map(Some).map_err(|_| invalid)
 }
 
 /// Checks the values of a training state that parse but cannot be a run's: `lr` not finite or

@@ -5,7 +5,7 @@
 
 use makemore_core::checkpoint::{
     key, load_model, read_dims, read_metadata, save, saved_len, verify_checksum, Metadata,
-    RunState, FORMAT, MODEL_TENSOR_NAMES,
+    RunState, Schedule, FORMAT, MODEL_TENSOR_NAMES,
 };
 use makemore_core::crc32::crc32;
 use makemore_core::safetensors::{write, written_len, SafeTensors, SafetensorsError as E};
@@ -37,6 +37,8 @@ const RUN: RunState = RunState {
     batch_size: 32,
     lr: 0.1,
     lr_decay_step: 100000,
+    schedule: Schedule::Step,
+    fingerprint: None,
 };
 
 fn saved(meta: &Metadata<'_>, with_bn: bool) -> Vec<u8> {
@@ -83,6 +85,7 @@ fn full_entries() -> Vec<(&'static str, String)> {
         &Metadata {
             vocab: Some(VOCAB),
             run: Some(RUN),
+            history: None,
         },
         false,
     );
@@ -128,6 +131,7 @@ fn metadata_bytes_are_those_makemore_train_wrote() {
         &Metadata {
             vocab: Some(VOCAB),
             run: Some(RUN),
+            history: None,
         },
         true,
     );
@@ -151,6 +155,12 @@ fn every_key_round_trips() {
             batch_size: usize::MAX,
             lr: f32::from_bits(1), // the smallest subnormal: the longest decimal text
             lr_decay_step: u64::MAX,
+            schedule: Schedule::Cosine {
+                warmup: u64::MAX,
+                total: u64::MAX,
+                min_lr: f32::from_bits(1),
+            },
+            fingerprint: Some(u64::MAX),
         },
         RunState {
             lr: f32::MAX,
@@ -170,9 +180,12 @@ fn every_key_round_trips() {
     for vocab in vocabs {
         for run in runs.iter().cloned().map(Some).chain([None]) {
             for with_bn in [false, true] {
+                // the history goes with the run, text with escapes included
+                let history = run.as_ref().map(|_| "windows=1.5,2;\"\\\n");
                 let meta = Metadata {
                     vocab,
                     run: run.clone(),
+                    history,
                 };
                 let f = saved(&meta, with_bn);
                 let st = SafeTensors::parse(&f).unwrap();
@@ -180,6 +193,7 @@ fn every_key_round_trips() {
                 let mut buf = [0u8; 256];
                 let back = read_metadata(&st, DIMS, &mut buf).unwrap();
                 assert_eq!(back.vocab, vocab);
+                assert_eq!(back.history, history);
                 let (a, b) = (back.run, run.clone());
                 assert_eq!(
                     a.as_ref().map(|r| r.lr.to_bits()),
@@ -239,6 +253,7 @@ fn an_invalid_training_state_is_refused_naming_key_and_value() {
         let meta = Metadata {
             vocab: Some(VOCAB),
             run: Some(run.clone()),
+            history: None,
         };
         let mut out = vec![0u8; saved_len(DIMS, false, &meta)];
         let e = save(&mut out, p.view(), None, &meta).expect_err("an invalid run was saved");
@@ -249,6 +264,7 @@ fn an_invalid_training_state_is_refused_naming_key_and_value() {
     let meta = Metadata {
         vocab: None,
         run: Some(RunState { steps: 100, ..RUN }),
+        history: None,
     };
     let f = saved(&meta, false);
     let st = SafeTensors::parse(&f).unwrap();
@@ -311,6 +327,7 @@ fn a_non_finite_value_or_a_negative_variance_is_refused_naming_tensor_and_index(
     let meta = Metadata {
         vocab: Some(VOCAB),
         run: Some(RUN),
+        history: None,
     };
     let bads = [
         (f32::NAN, "NaN"),
@@ -485,6 +502,28 @@ fn a_value_of_the_wrong_type_is_named() {
             "{v:?}: {e:?}"
         );
     }
+    // the schedule and the data fingerprint, added to a file with the training state
+    let cases = [
+        (key::LR_SCHEDULE, "step"),
+        (key::LR_SCHEDULE, "cosine"),
+        (key::LR_SCHEDULE, "cosine warmup=1 total=2"),
+        (key::LR_SCHEDULE, "cosine warmup=1 total=2 min_lr=x"),
+        (key::LR_SCHEDULE, "cosine warmup=1 total=2 min_lr=0.1 more"),
+        (key::LR_SCHEDULE, "cosine total=2 warmup=1 min_lr=0.1"),
+        (key::FINGERPRINT, "0123456789abcdef"),
+        (key::FINGERPRINT, "fnv1a64:0123456789ABCDEF"),
+        (key::FINGERPRINT, "fnv1a64:0123456789abcde"),
+        (key::FINGERPRINT, "fnv1a64:+123456789abcdef"),
+    ];
+    for (k, v) in cases {
+        let mut m = full.clone();
+        m.push((k, v.into()));
+        let e = read_err(&m);
+        assert!(
+            matches!(e, E::InvalidMetadata { key, .. } if key == k),
+            "{k} = {v:?}: {e:?}"
+        );
+    }
 }
 
 #[test]
@@ -535,6 +574,7 @@ fn a_value_that_disagrees_is_named() {
     let meta = Metadata {
         vocab: Some("abc"),
         run: None,
+        history: None,
     };
     let mut out = vec![0u8; saved_len(DIMS, false, &meta)];
     assert!(matches!(
@@ -549,6 +589,7 @@ fn a_value_that_disagrees_is_named() {
         &Metadata {
             vocab: Some(VOCAB),
             run: None,
+            history: None,
         },
         false,
     );
