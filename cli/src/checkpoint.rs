@@ -34,6 +34,8 @@ pub struct Checkpoint {
     pub run: Option<RunState>,
     /// The trainer's record of the run (loss windows, evaluations; see `train`'s `History`).
     pub history: Option<String>,
+    /// The optimiser's state (AdamW's m then v), empty for SGD.
+    pub opt_state: Vec<f32>,
 }
 
 /// Where a training run stands: enough to resume it exactly (the core's schema).
@@ -112,8 +114,13 @@ impl Checkpoint {
             history: self.history.as_deref(),
         };
         let bn = self.bn.as_ref().map(|(m, v)| (m.as_slice(), v.as_slice()));
-        let mut out = vec![0u8; checkpoint::saved_len(self.dims, bn.is_some(), &meta)];
-        let n = checkpoint::save(&mut out, self.params_ref(), bn, &meta)
+        let state = &self.opt_state;
+        let mut out =
+            vec![
+                0u8;
+                checkpoint::saved_len_with_state(self.dims, bn.is_some(), state.len(), &meta)
+            ];
+        let n = checkpoint::save_with_state(&mut out, self.params_ref(), bn, state, &meta)
             .context("encoding the checkpoint")?;
         out.truncate(n);
         Ok(out)
@@ -161,6 +168,19 @@ impl Checkpoint {
             let mut view = ParamsMut::from_flat(dims, &mut params)?;
             load_model(&st, &mut view, Some((&mut mean, &mut var))).map_err(bad)?
         };
+        let state_len = meta
+            .run
+            .as_ref()
+            .map_or(0, |r| r.optimizer.state_len(dims.num_params()));
+        let mut opt_state = vec![0f32; state_len];
+        let has_state = checkpoint::read_optimizer_state(&st, &mut opt_state).map_err(bad)?;
+        if state_len > 0 && !has_state {
+            bail!(
+                "{}: not a valid makemore checkpoint: the run's optimiser has state but the file holds no tensor {}",
+                what.display(),
+                checkpoint::OPTIMIZER_STATE
+            );
+        }
         let vocab = match meta.vocab {
             Some(s) => Some(Vocab::from_symbols(s).with_context(|| {
                 format!(
@@ -179,6 +199,7 @@ impl Checkpoint {
             vocab,
             run: meta.run,
             history: meta.history.map(str::to_owned),
+            opt_state,
         })
     }
 

@@ -109,6 +109,19 @@ pub struct TrainArgs {
     /// checkpoint's].
     #[arg(long)]
     pub min_lr: Option<f32>,
+    /// Optimiser: sgd (the notebook's) or adamw (PyTorch's AdamW with makemore.py's betas
+    /// (0.9, 0.99) and eps 1e-8; its m and v are saved in the checkpoint) [default: sgd; with
+    /// --resume the checkpoint's].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<train::OptimizerChoice>,
+    /// AdamW: decoupled weight decay [default: 0.01, makemore.py's; with --resume the
+    /// checkpoint's].
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Clip the gradient's global L2 norm to this value before each update (PyTorch's
+    /// clip_grad_norm_) [default: no clipping; with --resume the checkpoint's].
+    #[arg(long)]
+    pub grad_clip: Option<f32>,
     /// Seed of the initialisation and the minibatch stream (the data split is always Python's
     /// random.seed(42) shuffle) [default: 2147483647; with --resume the checkpoint's].
     #[arg(long)]

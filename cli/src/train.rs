@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use makemore_core::checkpoint::Schedule;
+use makemore_core::optim::{AdamW, LrSchedule, Optimizer};
 use makemore_core::rng::{init_stream, SAMPLE_SEED, TRAIN_SEED};
 use makemore_core::simd::Kernels;
 use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
@@ -66,6 +67,13 @@ const SAMPLES_DURING_TRAINING: usize = 5;
 pub enum ScheduleChoice {
     Step,
     Cosine,
+}
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerChoice {
+    Sgd,
+    Adamw,
 }
 
 /// Set by SIGINT / SIGTERM: the step loop finishes its step, saves and stops.
@@ -315,34 +323,26 @@ pub fn fingerprint(split: &Split) -> u64 {
     h
 }
 
-/// The learning rate of step `step` (0-based) under `run`'s schedule. The step decay is the
-/// notebook's, computed in `f32`: `lr`, then `lr / 10.0`.
+/// The learning rate of step `step` (0-based) under `run`'s schedule: the core's
+/// [`LrSchedule`]. The step decay is the notebook's, computed in `f32`: `lr`, then `lr / 10.0`.
 pub fn lr_at(run: &RunState, step: u64) -> f32 {
-    match run.schedule {
-        Schedule::Step => {
-            if step < run.lr_decay_step {
-                run.lr
-            } else {
-                run.lr / 10.0
-            }
-        }
+    let schedule = match run.schedule {
+        Schedule::Step => LrSchedule::Step {
+            lr: run.lr,
+            decay_step: run.lr_decay_step,
+        },
         Schedule::Cosine {
             warmup,
             total,
             min_lr,
-        } => {
-            let (lr, min) = (f64::from(run.lr), f64::from(min_lr));
-            if step < warmup {
-                (lr * (step + 1) as f64 / warmup as f64) as f32
-            } else if step >= total {
-                min_lr
-            } else {
-                let ratio = (step - warmup) as f64 / (total - warmup) as f64;
-                let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
-                (min + coeff * (lr - min)) as f32
-            }
-        }
-    }
+        } => LrSchedule::Cosine {
+            lr: run.lr,
+            warmup,
+            total,
+            min_lr,
+        },
+    };
+    schedule.lr_at(step)
 }
 
 /// A training run: its data, parameters and state, and what it has measured.
@@ -356,6 +356,8 @@ pub struct Trainer<'a> {
     dims: Dims,
     /// C, W1, b1, W2, b2, bngain, bnbias, flat.
     params: Vec<f32>,
+    /// The optimiser's state (AdamW's m then v; empty for SGD).
+    opt_state: Vec<f32>,
     run: RunState,
     history: History,
     checkpoint: PathBuf,
@@ -396,6 +398,8 @@ fn agree<T: PartialEq + std::fmt::Display>(
 /// A run ready to train: its parameters, state, history, model size and data.
 struct Start {
     params: Vec<f32>,
+    /// The optimiser's state (AdamW's m then v; empty for SGD).
+    opt_state: Vec<f32>,
     run: RunState,
     history: History,
     dims: Dims,
@@ -449,6 +453,7 @@ fn resumed(a: &TrainArgs, checkpoint: &Path) -> Result<Start> {
     Ok(Start {
         calibrated: ck.bn.is_some(),
         params: ck.params,
+        opt_state: ck.opt_state,
         run,
         history,
         dims: ck.dims,
@@ -486,10 +491,12 @@ impl<'a> Trainer<'a> {
             ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(run.seed));
             let history = History::default();
             let calibrated = false;
+            let opt_state = vec![0f32; run.optimizer.state_len(dims.num_params())];
             (
                 lock,
                 Start {
                     params,
+                    opt_state,
                     run,
                     history,
                     dims,
@@ -500,6 +507,7 @@ impl<'a> Trainer<'a> {
         };
         let Start {
             params,
+            opt_state,
             run,
             history,
             dims,
@@ -522,7 +530,7 @@ impl<'a> Trainer<'a> {
                 checkpoint.display()
             );
         }
-        let bytes = 4 * (dims.num_params() + 2 * dims.hidden) as u64 + (1 << 16);
+        let bytes = 4 * (dims.num_params() + opt_state.len() + 2 * dims.hidden) as u64 + (1 << 16);
         check_space(&a.out, bytes)?;
         println!("parameters: {}", dims.num_params());
         println!("instruction set: {}", kernels.isa());
@@ -535,6 +543,7 @@ impl<'a> Trainer<'a> {
             ds,
             dims,
             params,
+            opt_state,
             run,
             history,
             checkpoint,
@@ -576,12 +585,24 @@ impl<'a> Trainer<'a> {
             let s = self.run.step;
             fill_batch(&self.ds.train, self.run.seed, s, &mut xb, &mut yb)?;
             let lr = lr_at(&self.run, s);
-            let mut p = ParamsMut::from_flat(dims, &mut self.params)?;
+            let p = ParamsRef::from_flat(dims, &self.params)?;
             let loss = if sharded {
-                k.train_step(&Rayon, &mut p, &mut step, &xb, &yb, lr)?
+                k.gradient(&Rayon, &p, &mut step, &xb, &yb)?
             } else {
-                k.train_step(&InTurn, &mut p, &mut step, &xb, &yb, lr)?
+                k.gradient(&InTurn, &p, &mut step, &xb, &yb)?
             };
+            if let Some(max) = self.run.grad_clip {
+                k.clip_grad_norm(step.grads_mut(), max)?;
+            }
+            let mut p = ParamsMut::from_flat(dims, &mut self.params)?;
+            k.update(
+                &self.run.optimizer,
+                &mut p,
+                step.grads(),
+                &mut self.opt_state,
+                s + 1,
+                lr,
+            )?;
             if !loss.is_finite() {
                 bail!(
                     "the loss became {loss} at step {s}; training stopped, {}. Try a smaller --lr",
@@ -755,6 +776,13 @@ impl<'a> Trainer<'a> {
                 serde_json::json!({"name": "cosine", "lr": json_f32(run.lr), "warmup": warmup, "total": total, "min_lr": json_f32(min_lr)})
             }
         };
+        let optimizer = match run.optimizer {
+            Optimizer::Sgd => serde_json::json!({"name": "sgd"}),
+            Optimizer::AdamW(w) => {
+                serde_json::json!({"name": "adamw", "beta1": json_f32(w.beta1), "beta2": json_f32(w.beta2),
+                                                      "eps": json_f32(w.eps), "weight_decay": json_f32(w.weight_decay)})
+            }
+        };
         let metrics = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "input": a.input.display().to_string(),
@@ -763,7 +791,7 @@ impl<'a> Trainer<'a> {
             "params": dims.num_params(),
             "config": {"vocab": dims.vocab, "context": dims.context, "embedding": dims.embedding, "hidden": dims.hidden,
                        "batch_size": run.batch_size, "steps": run.steps, "lr": json_f32(run.lr), "lr_decay_step": run.lr_decay_step,
-                       "lr_schedule": schedule, "optimizer": {"name": "sgd"}, "grad_clip": null, "seed": run.seed},
+                       "lr_schedule": schedule, "optimizer": optimizer, "grad_clip": run.grad_clip.map(json_f32), "seed": run.seed},
             "lr_changes": h.lr_changes.iter().map(|(s, l)| serde_json::json!({"step": s, "lr": json_f32(*l)})).collect::<Vec<_>>(),
             "steps": run.step,
             "steps_this_run": self.steps_this_run,
@@ -855,6 +883,7 @@ impl<'a> Trainer<'a> {
             vocab: Some(self.ds.vocab.clone()),
             run: Some(self.run.clone()),
             history: Some(history.to_text()),
+            opt_state: self.opt_state.clone(),
         }
     }
 
@@ -963,6 +992,32 @@ fn fresh_config(a: &TrainArgs) -> Result<(RunState, Dims, Dataset)> {
             }
         }
     };
+    let optimizer = match a.optimizer.unwrap_or(OptimizerChoice::Sgd) {
+        OptimizerChoice::Sgd => {
+            if let Some(w) = a.weight_decay {
+                bail!("--weight-decay {w} applies to --optimizer adamw only; add --optimizer adamw or drop --weight-decay");
+            }
+            Optimizer::Sgd
+        }
+        OptimizerChoice::Adamw => {
+            let a = AdamW {
+                weight_decay: a.weight_decay.unwrap_or(AdamW::MAKEMORE.weight_decay),
+                ..AdamW::MAKEMORE
+            };
+            if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
+                bail!(
+                    "--weight-decay {} must be a finite number >= 0 (makemore.py uses 0.01)",
+                    a.weight_decay
+                );
+            }
+            Optimizer::AdamW(a)
+        }
+    };
+    if let Some(c) = a.grad_clip {
+        if !(c.is_finite() && c > 0.0) {
+            bail!("--grad-clip {c} must be a finite number > 0 (the largest global gradient norm; e.g. 1.0)");
+        }
+    }
     let ds = load_data(&a.input, context)?;
     let dims = Dims {
         vocab: ds.vocab.len(),
@@ -970,7 +1025,7 @@ fn fresh_config(a: &TrainArgs) -> Result<(RunState, Dims, Dataset)> {
         embedding,
         hidden,
     };
-    cli::memory::check_training(dims, batch_size, 0)?;
+    cli::memory::check_training(dims, batch_size, optimizer.state_len(dims.num_params()))?;
     let run = RunState {
         step: 0,
         seed: a.seed.unwrap_or(TRAIN_SEED),
@@ -980,6 +1035,8 @@ fn fresh_config(a: &TrainArgs) -> Result<(RunState, Dims, Dataset)> {
         lr_decay_step: a.lr_decay_step.unwrap_or(DEFAULT_LR_DECAY_STEP),
         schedule,
         fingerprint: Some(fingerprint(&ds.split)),
+        optimizer,
+        grad_clip: a.grad_clip,
     };
     Ok((run, dims, ds))
 }
@@ -1042,6 +1099,32 @@ fn resume_config(a: &TrainArgs, path: &Path, ck: &Checkpoint, run: RunState) -> 
             (g, Some(s)) => agree(flag, what, g, s, path)?,
             (None, None) => {}
         }
+    }
+    let (opt_name, wd) = match run.optimizer {
+        Optimizer::Sgd => ("sgd", None),
+        Optimizer::AdamW(w) => ("adamw", Some(w.weight_decay)),
+    };
+    let given_opt = a.optimizer.map(|o| match o {
+        OptimizerChoice::Sgd => "sgd",
+        OptimizerChoice::Adamw => "adamw",
+    });
+    agree("--optimizer", "optimizer", given_opt, opt_name, path)?;
+    match (a.weight_decay, wd) {
+        (Some(g), None) => bail!(
+            "--weight-decay {g} contradicts the checkpoint's optimizer sgd ({}); drop the flag or start a new --out",
+            path.display()
+        ),
+        (g, Some(s)) => agree("--weight-decay", "weight decay", g, s, path)?,
+        (None, None) => {}
+    }
+    let show = |c: Option<f32>| c.map_or("none".to_string(), |c| c.to_string());
+    if a.grad_clip.is_some() && a.grad_clip != run.grad_clip {
+        bail!(
+            "--grad-clip {} contradicts the checkpoint's grad clip {} ({}); drop the flag or start a new --out",
+            show(a.grad_clip),
+            show(run.grad_clip),
+            path.display()
+        );
     }
     Ok(RunState {
         steps: a.steps.unwrap_or(run.steps),
@@ -1139,6 +1222,8 @@ mod tests {
             lr_decay_step: 500,
             schedule,
             fingerprint: None,
+            optimizer: Optimizer::Sgd,
+            grad_clip: None,
         }
     }
 

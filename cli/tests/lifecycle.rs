@@ -619,3 +619,100 @@ fn a_checkpoint_without_history_resumes_with_its_curve_from_its_step() {
         .collect();
     assert_eq!(steps, ["2500", "3500", "4000"], "{csv}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// The optimiser and gradient clipping
+
+/// AdamW's m and v travel in the checkpoint: 300 steps, then a resume to 600, equal 600 steps
+/// straight, bit for bit (a resume that restarted m and v at zero would differ). A flag that
+/// contradicts the checkpoint's optimiser is refused naming both.
+#[test]
+fn adamw_state_travels_in_the_checkpoint_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = words(dir.path(), "w.txt");
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let adamw = [
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.01",
+        "--weight-decay",
+        "0.1",
+    ];
+    tiny(&input, &a, 300, &adamw).ok();
+    let ck = Checkpoint::load(&a.join("model.safetensors")).unwrap();
+    assert_eq!(ck.opt_state.len(), 2 * ck.params.len(), "m and v are saved");
+    assert!(ck.opt_state.iter().any(|&x| x != 0.0));
+    resume(&input, &a, 600, &[]).ok();
+    tiny(&input, &b, 600, &adamw).ok();
+    assert_same_run(&a.join("model.safetensors"), &b.join("model.safetensors"));
+    let m = metrics(&a);
+    assert_eq!(m["config"]["optimizer"]["name"], "adamw", "{m}");
+    assert_eq!(m["config"]["optimizer"]["weight_decay"], 0.1, "{m}");
+    assert_eq!(m["config"]["optimizer"]["beta2"], 0.99, "{m}");
+
+    // AdamW is not SGD: the same flags under SGD give other parameters
+    tiny(&input, &c, 600, &["--lr", "0.01"]).ok();
+    let (x, y) = (
+        Checkpoint::load(&b.join("model.safetensors")).unwrap(),
+        Checkpoint::load(&c.join("model.safetensors")).unwrap(),
+    );
+    assert!(x.params != y.params);
+    assert!(y.opt_state.is_empty(), "SGD has no state to save");
+
+    let err = resume(&input, &a, 900, &["--optimizer", "sgd"]).failed();
+    assert!(
+        err.contains("--optimizer sgd contradicts the checkpoint's optimizer adamw"),
+        "{err}"
+    );
+    let err = resume(&input, &a, 900, &["--weight-decay", "0.01"]).failed();
+    assert!(
+        err.contains("--weight-decay 0.01 contradicts the checkpoint's weight decay 0.1"),
+        "{err}"
+    );
+    let err = tiny(&input, &c, 10, &["--weight-decay", "0.1"]).failed();
+    assert!(err.contains("--optimizer adamw"), "{err}");
+}
+
+/// `--grad-clip` scales a gradient whose global norm exceeds it: a tiny limit changes the run,
+/// is recorded in the checkpoint and metrics.json, and is kept by a resume; a bad value or a
+/// contradicting one on resume is refused.
+#[test]
+fn grad_clip_clips_is_recorded_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = words(dir.path(), "w.txt");
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    tiny(&input, &a, 100, &["--grad-clip", "0.05"]).ok();
+    resume(&input, &a, 200, &[]).ok();
+    tiny(&input, &b, 200, &["--grad-clip", "0.05"]).ok();
+    tiny(&input, &c, 200, &[]).ok();
+    assert_same_run(&a.join("model.safetensors"), &b.join("model.safetensors"));
+    let (x, y) = (
+        Checkpoint::load(&b.join("model.safetensors")).unwrap(),
+        Checkpoint::load(&c.join("model.safetensors")).unwrap(),
+    );
+    assert!(
+        x.params != y.params,
+        "a limit of 0.05 clips these gradients"
+    );
+    assert_eq!(x.run.as_ref().unwrap().grad_clip, Some(0.05));
+    assert_eq!(metrics(&b)["config"]["grad_clip"], 0.05);
+    let err = resume(&input, &a, 300, &["--grad-clip", "1"]).failed();
+    assert!(
+        err.contains("--grad-clip 1 contradicts the checkpoint's grad clip 0.05"),
+        "{err}"
+    );
+    for bad in ["0", "-1", "NaN", "inf"] {
+        let flag = format!("--grad-clip={bad}");
+        let err = tiny(&input, &c, 10, &[&flag]).failed();
+        assert!(err.contains("--grad-clip"), "{bad}: {err}");
+    }
+}

@@ -8,7 +8,8 @@
 //! [`MODEL_TENSOR_NAMES`] in this order, `F32`: `C` (V,E), `W1` (T*E,H), `b1` (H), `W2` (H,V),
 //! `b2` (V), `bngain` (1,H), `bnbias` (1,H) (the seven of [`PARAM_NAMES`]), and optionally the
 //! calibrated batchnorm statistics `bnmean` (1,H), `bnvar` (1,H). On reading, the four (1,H) may
-//! also be (H).
+//! also be (H). A run whose optimiser has state (AdamW) adds [`OPTIMIZER_STATE`]
+//! (`Optimizer::state_len` values: m then v, each in the parameters' flat layout), last.
 //!
 //! # Metadata
 //!
@@ -21,6 +22,7 @@
 //! | `context`, `embedding`, `hidden` | T, E, H in decimal: the config | optional; must equal the shapes' |
 //! | `step`, `seed`, `steps`, `batch_size`, `lr`, `lr_decay_step` | the [`RunState`] in decimal, `lr` as `f32`'s `Display` (shortest round trip) | all six or none; `lr` finite and > 0, `batch_size` >= 2 ([`check_run`]) |
 //! | `lr_schedule` | [`Schedule`]: `cosine warmup=W total=N min_lr=X` (written only for cosine) | optional, with the six; absent: the step decay |
+//! | `optimizer` | [`RunState::optimizer`] and [`RunState::grad_clip`]: `adamw beta1=B1 beta2=B2 eps=E weight_decay=W` and/or `grad_clip=X` after `sgd`/the AdamW text (written only when not plain SGD; floats in `f32`'s `{:e}`) | optional, with the six; absent: SGD, no clipping |
 //! | `data_fingerprint` | [`RunState::fingerprint`]: `fnv1a64:` and 16 lowercase hex digits | optional, with the six |
 //! | `history` | [`Metadata::history`]: the trainer's text (loss windows, evaluations), opaque here | optional |
 //! | `checksum` | `crc32:` and 8 lowercase hex digits | optional; must match the tensor bytes |
@@ -40,6 +42,7 @@ use core::fmt::{self, Write as _};
 use crate::crc32::Crc32;
 use crate::error::Error;
 use crate::model::{Dims, ParamsMut, ParamsRef, PARAM_NAMES};
+use crate::optim::{AdamW, Optimizer};
 use crate::safetensors::json::unescape_validated;
 use crate::safetensors::{
     write, written_len, NameBuf, SafeTensors, SafetensorsError, Shape, TensorArg, MAX_METADATA,
@@ -53,6 +56,8 @@ pub const MODEL_TENSOR_NAMES: [&str; 9] = {
     let p = PARAM_NAMES;
     [p[0], p[1], p[2], p[3], p[4], p[5], p[6], "bnmean", "bnvar"]
 };
+/// The optimiser's state tensor, 1-D: AdamW's m then v in the parameters' flat layout.
+pub const OPTIMIZER_STATE: &str = "optimizer_state";
 const BNMEAN: &str = MODEL_TENSOR_NAMES[7];
 const BNVAR: &str = MODEL_TENSOR_NAMES[8];
 
@@ -87,6 +92,8 @@ pub mod key {
     pub const LR_SCHEDULE: &str = "lr_schedule";
     /// [`super::RunState::fingerprint`].
     pub const FINGERPRINT: &str = "data_fingerprint";
+    /// [`super::RunState::optimizer`] and [`super::RunState::grad_clip`], when not plain SGD.
+    pub const OPTIMIZER: &str = "optimizer";
     /// [`super::Metadata::history`].
     pub const HISTORY: &str = "history";
     /// The CRC-32 of the tensor bytes, written by [`super::save_model`].
@@ -192,7 +199,7 @@ fn check_model(st: &SafeTensors<'_>, d: Dims) -> Result<bool> {
     }
     if let Some(t) = st
         .tensors()
-        .find(|t| !MODEL_TENSOR_NAMES.iter().any(|n| t.name_eq(n)))
+        .find(|t| !MODEL_TENSOR_NAMES.iter().any(|n| t.name_eq(n)) && !t.name_eq(OPTIMIZER_STATE))
     {
         return Err(SafetensorsError::UnexpectedTensor {
             name: NameBuf::new(t.name()),
@@ -206,12 +213,27 @@ fn check_model(st: &SafeTensors<'_>, d: Dims) -> Result<bool> {
 /// `metadata`.
 /// `metadata` (saturating at `usize::MAX` beyond [`MAX_METADATA`] entries).
 pub fn saved_model_len(dims: Dims, with_bn: bool, metadata: &[(&str, &str)]) -> usize {
+    saved_tensors_len(dims, with_bn, 0, metadata)
+}
+
+/// [`saved_model_len`] with an [`OPTIMIZER_STATE`] of `state_len` values (none if 0).
+fn saved_tensors_len(
+    dims: Dims,
+    with_bn: bool,
+    state_len: usize,
+    metadata: &[(&str, &str)],
+) -> usize {
     let shapes = model_shapes(dims);
-    let mut list: [TensorArg<'_>; 9] = [("", &[], &[]); 9];
+    let mut list: [TensorArg<'_>; 10] = [("", &[], &[]); 10];
     for ((slot, name), shape) in list.iter_mut().zip(MODEL_TENSOR_NAMES).zip(shapes.iter()) {
         *slot = (name, shape.as_slice(), &[]);
     }
-    let n = if with_bn { 9 } else { 7 };
+    let mut n = if with_bn { 9 } else { 7 };
+    let state_shape = Shape::of1(state_len);
+    if state_len > 0 {
+        list[n] = (OPTIMIZER_STATE, state_shape.as_slice(), &[]);
+        n += 1;
+    }
     // The checksum's text has a fixed length: any value measures it.
     match with_checksum(metadata, "crc32:00000000") {
         Some((meta, len)) => {
@@ -315,6 +337,18 @@ pub fn save_model(
     bn: Option<(&[f32], &[f32])>,
     metadata: &[(&str, &str)],
 ) -> Result<usize> {
+    save_tensors(out, params, bn, None, metadata)
+}
+
+/// [`save_model`] with the optimiser's state as [`OPTIMIZER_STATE`], last, if `state` is some
+/// and not empty.
+fn save_tensors(
+    out: &mut [u8],
+    params: ParamsRef<'_, f32>,
+    bn: Option<(&[f32], &[f32])>,
+    state: Option<&[f32]>,
+    metadata: &[(&str, &str)],
+) -> Result<usize> {
     let d = params.dims();
     if let Some((_, v)) = metadata.iter().find(|(k, _)| *k == key::CONTEXT) {
         let stated = parse_decimal(v)
@@ -324,7 +358,7 @@ pub fn save_model(
     }
     let shapes = model_shapes(d);
     let values = params.tensors();
-    let mut list: [TensorArg<'_>; 9] = [("", &[], &[]); 9];
+    let mut list: [TensorArg<'_>; 10] = [("", &[], &[]); 10];
     for (((slot, name), shape), data) in list
         .iter_mut()
         .zip(MODEL_TENSOR_NAMES)
@@ -344,8 +378,15 @@ pub fn save_model(
     if metadata.iter().any(|(k, _)| *k == CHECKSUM_KEY) {
         return Err(SafetensorsError::ReservedMetadataKey { key: CHECKSUM_KEY });
     }
+    check_saved_values(list.get(..n).unwrap_or(&[]))?;
+    let state = state.filter(|s| !s.is_empty());
+    let state_shape = Shape::of1(state.map_or(0, <[f32]>::len));
+    if let Some(s) = state {
+        check_tensor(OPTIMIZER_STATE, s.iter().copied())?;
+        list[n] = (OPTIMIZER_STATE, state_shape.as_slice(), s);
+        n += 1;
+    }
     let tensors = list.get(..n).unwrap_or(&[]);
-    check_saved_values(tensors)?;
     // The bytes `write` lays out after the header, in the same order.
     let mut crc = Crc32::new();
     for (_, _, data) in tensors {
@@ -471,6 +512,9 @@ pub fn check_values(st: &SafeTensors<'_>) -> Result<()> {
             check_tensor(name, t.values())?;
         }
     }
+    if let Some(t) = st.tensor(OPTIMIZER_STATE) {
+        check_tensor(OPTIMIZER_STATE, t.values())?;
+    }
     Ok(())
 }
 
@@ -508,6 +552,10 @@ pub struct RunState {
     /// A hash of the data the run trains on (its words and their split), to refuse resuming
     /// on other data; `None` for a file written before it was recorded.
     pub fingerprint: Option<u64>,
+    /// The optimiser: SGD (the notebook's) or AdamW with its hyperparameters.
+    pub optimizer: Optimizer,
+    /// The gradient's largest global L2 norm (PyTorch's `clip_grad_norm_`), if clipped.
+    pub grad_clip: Option<f32>,
 }
 
 /// The learning rate at each step, from [`RunState::lr`] (the peak).
@@ -540,18 +588,19 @@ pub struct Metadata<'a> {
     pub history: Option<&'a str>,
 }
 
-/// The decimal (or `f32` `Display`) text of one metadata value, without allocation. 128 bytes
-/// hold any `u64`, any `f32` (`Display` writes at most 48 characters for an `f32`) and the
-/// cosine [`Schedule`]'s text (two `u64`, one `f32` and 28 characters).
+/// The decimal (or `f32` `Display`) text of one metadata value, without allocation. 192 bytes
+/// hold any `u64`, any `f32` (`Display` writes at most 48 characters for an `f32`), the
+/// cosine [`Schedule`]'s text (two `u64`, one `f32` and 28 characters) and the optimiser's
+/// (five `f32` in `{:e}`, at most 15 characters each, and 55 characters).
 #[derive(Clone, Copy)]
 struct Text {
-    buf: [u8; 128],
+    buf: [u8; 192],
     len: usize,
 }
 
 impl Text {
     const EMPTY: Text = Text {
-        buf: [0; 128],
+        buf: [0; 192],
         len: 0,
     };
 
@@ -583,9 +632,9 @@ impl fmt::Write for Text {
 }
 
 /// Calls `f` with the metadata entries of `meta` for a model of `dims`, in the schema's order
-/// (see the module documentation), without the checksum: at most 14 entries.
+/// (see the module documentation), without the checksum: at most 15 entries.
 fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
-    let mut text = [Text::EMPTY; 11];
+    let mut text = [Text::EMPTY; 12];
     text[0] = Text::of(dims.context);
     text[1] = Text::of(dims.embedding);
     text[2] = Text::of(dims.hidden);
@@ -608,8 +657,25 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         if let Some(h) = r.fingerprint {
             let _ = write!(text[10], "{FINGERPRINT_PREFIX}{h:016x}");
         }
+        let t = &mut text[11];
+        match r.optimizer {
+            Optimizer::Sgd if r.grad_clip.is_some() => {
+                let _ = write!(t, "sgd");
+            }
+            Optimizer::Sgd => {}
+            Optimizer::AdamW(a) => {
+                let _ = write!(
+                    t,
+                    "adamw beta1={:e} beta2={:e} eps={:e} weight_decay={:e}",
+                    a.beta1, a.beta2, a.eps, a.weight_decay
+                );
+            }
+        }
+        if let Some(c) = r.grad_clip {
+            let _ = write!(t, " grad_clip={c:e}");
+        }
     }
-    let mut list = [("", ""); 14];
+    let mut list = [("", ""); 15];
     let mut n = 0;
     let mut push = |k: &'static str, v| {
         if let Some(slot) = list.get_mut(n) {
@@ -629,7 +695,7 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         for (k, t) in key::RUN.into_iter().zip(text.get(3..).unwrap_or(&[])) {
             push(k, t.as_str());
         }
-        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT]
+        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT, key::OPTIMIZER]
             .into_iter()
             .zip(&text[9..])
         {
@@ -646,7 +712,19 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
 
 /// The size of the file [`save`] writes for `dims`, `meta`, with bnmean and bnvar if `with_bn`.
 pub fn saved_len(dims: Dims, with_bn: bool, meta: &Metadata<'_>) -> usize {
-    with_entries(dims, meta, |m| saved_model_len(dims, with_bn, m))
+    saved_len_with_state(dims, with_bn, 0, meta)
+}
+
+/// [`saved_len`] of a checkpoint with an [`OPTIMIZER_STATE`] of `state_len` values (none if 0).
+pub fn saved_len_with_state(
+    dims: Dims,
+    with_bn: bool,
+    state_len: usize,
+    meta: &Metadata<'_>,
+) -> usize {
+    with_entries(dims, meta, |m| {
+        saved_tensors_len(dims, with_bn, state_len, m)
+    })
 }
 
 /// Writes a checkpoint: the tensors as [`save_model`] writes them, with the metadata of the
@@ -668,7 +746,47 @@ pub fn save(
     if let Some(r) = &meta.run {
         check_run(r)?;
     }
-    with_entries(dims, meta, |m| save_model(out, params, bn, m))
+    with_entries(dims, meta, |m| save_tensors(out, params, bn, None, m))
+}
+
+/// [`save`] with the optimiser's state (AdamW's m then v) as the tensor [`OPTIMIZER_STATE`]
+/// (none if `state` is empty). Returns the bytes written (= [`saved_len_with_state`]).
+pub fn save_with_state(
+    out: &mut [u8],
+    params: ParamsRef<'_, f32>,
+    bn: Option<(&[f32], &[f32])>,
+    state: &[f32],
+    meta: &Metadata<'_>,
+) -> Result<usize> {
+    let dims = params.dims();
+    if let Some(v) = meta.vocab {
+        check_vocab(v, dims)?;
+    }
+    if let Some(r) = &meta.run {
+        check_run(r)?;
+    }
+    with_entries(dims, meta, |m| {
+        save_tensors(out, params, bn, Some(state), m)
+    })
+}
+
+/// Reads the optimiser's state into `out` if the file has [`OPTIMIZER_STATE`]; returns whether
+/// it has. Errors: a state of another length than `out` ([`SafetensorsError::ShapeMismatch`]),
+/// those of reading the tensor. Its values are checked by [`load_model`].
+pub fn read_optimizer_state(st: &SafeTensors<'_>, out: &mut [f32]) -> Result<bool> {
+    let Some(t) = st.tensor(OPTIMIZER_STATE) else {
+        return Ok(false);
+    };
+    let (want, got) = (Shape::of1(out.len()), t.shape_value());
+    if got != want {
+        return Err(SafetensorsError::ShapeMismatch {
+            tensor: OPTIMIZER_STATE,
+            expected: want,
+            got,
+        });
+    }
+    t.read_f32_into(out)?;
+    Ok(true)
 }
 
 /// Reads and validates the metadata of a checkpoint whose tensors give `dims` (see
@@ -766,6 +884,7 @@ pub fn read_run(st: &SafeTensors<'_>) -> Result<Option<RunState>> {
             expected: "a decimal f32",
             value: NameBuf::new(lr_raw),
         })?;
+    let (optimizer, grad_clip) = read_optimizer(st)?;
     Ok(Some(RunState {
         step: need(key::STEP)?,
         seed: need(key::SEED)?,
@@ -780,7 +899,69 @@ pub fn read_run(st: &SafeTensors<'_>) -> Result<Option<RunState>> {
         lr_decay_step: need(key::LR_DECAY_STEP)?,
         schedule: read_schedule(st)?,
         fingerprint: read_fingerprint(st)?,
+        optimizer,
+        grad_clip,
     }))
+}
+
+/// The `optimizer` entry: absent is SGD without clipping.
+fn read_optimizer(st: &SafeTensors<'_>) -> Result<(Optimizer, Option<f32>)> {
+    let Some(raw) = st.metadata_raw(key::OPTIMIZER) else {
+        return Ok((Optimizer::Sgd, None));
+    };
+    let invalid = SafetensorsError::InvalidMetadata {
+        key: key::OPTIMIZER,
+        expected: "\"sgd\" or \"adamw beta1=B1 beta2=B2 eps=E weight_decay=W\", then optionally \" grad_clip=X\"",
+        value: NameBuf::new(raw),
+    };
+    let mut text = Text::EMPTY;
+    let s = unescape_validated(raw, &mut text.buf).map_err(|_| invalid)?;
+    let mut words = s.split(' ');
+    let kind = words.next();
+    // the `name=value` words after the kind, in the order written
+    let mut values = [("", 0f32); 5];
+    let mut n = 0;
+    for w in words {
+        let (name, v) = w.split_once('=').ok_or(invalid)?;
+        let v = v.parse::<f32>().map_err(|_| invalid)?;
+        *values.get_mut(n).ok_or(invalid)? = (name, v);
+        n += 1;
+    }
+    let mut values = values.get(..n).unwrap_or(&[]);
+    let mut take = |name: &str| match values.split_first() {
+        Some((&(k, v), rest)) if k == name => {
+            values = rest;
+            Some(v)
+        }
+        _ => None,
+    };
+    let optimizer = match kind {
+        Some("sgd") => Optimizer::Sgd,
+        Some("adamw") => {
+            let (Some(beta1), Some(beta2), Some(eps), Some(weight_decay)) = (
+                take("beta1"),
+                take("beta2"),
+                take("eps"),
+                take("weight_decay"),
+            ) else {
+                return Err(invalid);
+            };
+            let a = AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            };
+            a.validate().map_err(|_| invalid)?;
+            Optimizer::AdamW(a)
+        }
+        _ => return Err(invalid),
+    };
+    let grad_clip = take("grad_clip");
+    if grad_clip.is_some_and(|c| !(c.is_finite() && c > 0.0)) || !values.is_empty() {
+        return Err(invalid);
+    }
+    Ok((optimizer, grad_clip))
 }
 
 /// The `lr_schedule` entry: absent is [`Schedule::Step`].

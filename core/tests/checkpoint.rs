@@ -39,6 +39,8 @@ const RUN: RunState = RunState {
     lr_decay_step: 100000,
     schedule: Schedule::Step,
     fingerprint: None,
+    optimizer: makemore_core::optim::Optimizer::Sgd,
+    grad_clip: None,
 };
 
 fn saved(meta: &Metadata<'_>, with_bn: bool) -> Vec<u8> {
@@ -161,6 +163,8 @@ fn every_key_round_trips() {
                 min_lr: f32::from_bits(1),
             },
             fingerprint: Some(u64::MAX),
+            optimizer: makemore_core::optim::Optimizer::Sgd,
+            grad_clip: None,
         },
         RunState {
             lr: f32::MAX,
@@ -514,6 +518,20 @@ fn a_value_of_the_wrong_type_is_named() {
         (key::FINGERPRINT, "fnv1a64:0123456789ABCDEF"),
         (key::FINGERPRINT, "fnv1a64:0123456789abcde"),
         (key::FINGERPRINT, "fnv1a64:+123456789abcdef"),
+        (key::OPTIMIZER, "adam"),
+        (key::OPTIMIZER, "adamw"),
+        (key::OPTIMIZER, "adamw beta1=0.9 beta2=0.99 eps=1e-8"),
+        (
+            key::OPTIMIZER,
+            "adamw beta2=0.99 beta1=0.9 eps=1e-8 weight_decay=0.01",
+        ),
+        (
+            key::OPTIMIZER,
+            "adamw beta1=1.5 beta2=0.99 eps=1e-8 weight_decay=0.01",
+        ),
+        (key::OPTIMIZER, "sgd grad_clip=0"),
+        (key::OPTIMIZER, "sgd grad_clip=NaN"),
+        (key::OPTIMIZER, "sgd grad_clip=1 more=2"),
     ];
     for (k, v) in cases {
         let mut m = full.clone();
@@ -599,4 +617,99 @@ fn a_value_that_disagrees_is_named() {
         Err(E::BufferTooSmall { needed: 27 })
     ));
     assert_eq!(FORMAT, "makemore-rs/1");
+}
+
+/// The optimiser (AdamW's hyperparameters, gradient clipping) and its state (m then v) round
+/// trip; plain SGD without clipping writes no `optimizer` entry and no state, so the default
+/// run's bytes are unchanged.
+#[test]
+fn the_optimizer_and_its_state_round_trip() {
+    use makemore_core::checkpoint::{
+        read_optimizer_state, save_with_state, saved_len_with_state, OPTIMIZER_STATE,
+    };
+    use makemore_core::optim::{AdamW, Optimizer};
+    let p = model();
+    let n = DIMS.num_params();
+    let state: Vec<f32> = (0..2 * n).map(|i| i as f32 * 1e-3).collect();
+    for (optimizer, grad_clip) in [
+        (Optimizer::AdamW(AdamW::MAKEMORE), None),
+        (
+            Optimizer::AdamW(AdamW {
+                weight_decay: 0.5,
+                ..AdamW::MAKEMORE
+            }),
+            Some(1.25),
+        ),
+        (Optimizer::Sgd, Some(0.5)),
+    ] {
+        let run = RunState {
+            optimizer,
+            grad_clip,
+            ..RUN
+        };
+        let st_len = optimizer.state_len(n);
+        let meta = Metadata {
+            vocab: Some(VOCAB),
+            run: Some(run.clone()),
+            history: None,
+        };
+        let mut out = vec![0u8; saved_len_with_state(DIMS, false, st_len, &meta)];
+        let len = save_with_state(&mut out, p.view(), None, &state[..st_len], &meta).unwrap();
+        assert_eq!(len, out.len());
+        let st = SafeTensors::parse(&out).unwrap();
+        let mut buf = [0u8; 64];
+        let back = read_metadata(&st, DIMS, &mut buf).unwrap();
+        assert_eq!(back.run, Some(run));
+        let mut got = vec![0f32; st_len];
+        assert_eq!(read_optimizer_state(&st, &mut got).unwrap(), st_len > 0);
+        assert_eq!(got, state[..st_len]);
+        let mut q = Box::new(Model::ZERO);
+        load_model(&st, &mut q.view_mut(), None).unwrap();
+        // a state of the wrong length is refused
+        if st_len > 0 {
+            let mut short = vec![0f32; st_len - 1];
+            assert!(matches!(
+                read_optimizer_state(&st, &mut short),
+                Err(E::ShapeMismatch {
+                    tensor: OPTIMIZER_STATE,
+                    ..
+                })
+            ));
+        }
+    }
+    // plain SGD: no entry, no state tensor
+    let meta = Metadata {
+        vocab: Some(VOCAB),
+        run: Some(RUN),
+        history: None,
+    };
+    let f = saved(&meta, false);
+    let st = SafeTensors::parse(&f).unwrap();
+    assert!(st.metadata_raw(key::OPTIMIZER).is_none());
+    assert!(st.tensor(OPTIMIZER_STATE).is_none());
+    // a NaN in the state is refused on saving, naming the tensor
+    let mut bad = state.clone();
+    bad[7] = f32::NAN;
+    let run = RunState {
+        optimizer: Optimizer::AdamW(AdamW::MAKEMORE),
+        ..RUN
+    };
+    let meta = Metadata {
+        vocab: None,
+        run: Some(run),
+        history: None,
+    };
+    let mut out = vec![0u8; saved_len_with_state(DIMS, false, 2 * n, &meta)];
+    let e = save_with_state(&mut out, p.view(), None, &bad, &meta).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            E::NonFinite {
+                tensor: OPTIMIZER_STATE,
+                index: 7,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
