@@ -119,6 +119,11 @@ pub fn train(a: &TrainArgs) -> Result<ExitCode> {
         }
         let eval = t.evaluate()?;
         t.finish(&eval)?;
+        // a signal during the evaluation or the final save: the run is complete and saved
+        if let Some((name, code)) = interrupted() {
+            eprintln!("{name} received after the last step: the finished run was saved");
+            return Ok(ExitCode::from(code));
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -530,6 +535,17 @@ impl<'a> Trainer<'a> {
                 checkpoint.display()
             );
         }
+        if a.eval_every > 0 {
+            ds.nonempty("val", &a.input)
+                .context("--eval-every needs a val split to evaluate")?;
+        }
+        if ds.train.len() < run.batch_size {
+            println!(
+                "note: the training split has {} examples, fewer than the batch size {}: each batch repeats examples",
+                ds.train.len(),
+                run.batch_size
+            );
+        }
         let bytes = 4 * (dims.num_params() + opt_state.len() + 2 * dims.hidden) as u64 + (1 << 16);
         check_space(&a.out, bytes)?;
         println!("parameters: {}", dims.num_params());
@@ -747,9 +763,19 @@ impl<'a> Trainer<'a> {
                 || format!("evaluating the trained model failed; {}", self.last_saved()),
             )?;
         let seconds = t1.elapsed().as_secs_f64();
-        println!("train loss {:.4}", losses[0]);
-        println!("val loss   {:.4}", losses[1]);
-        println!("test loss  {:.4}", losses[2]);
+        for (i, (name, label)) in [
+            ("train", "train loss"),
+            ("val", "val loss  "),
+            ("test", "test loss "),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            match self.ds.nonempty(name, &self.args.input) {
+                Ok(_) => println!("{label} {:.4}", losses[i]),
+                Err(e) => println!("{label} none: {e:#}"),
+            }
+        }
         println!("(batchnorm calibration and evaluation: {seconds:.3} s)");
         Ok(Evaluation {
             bnmean,

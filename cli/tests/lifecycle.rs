@@ -716,3 +716,41 @@ fn grad_clip_clips_is_recorded_and_resumes() {
         assert!(err.contains("--grad-clip"), "{bad}: {err}");
     }
 }
+
+/// A word list too small for a split or a batch says so: the empty val split's loss is "none"
+/// with the reason (not NaN), a training split smaller than the batch is noted, and
+/// `--eval-every` without a val split is refused.
+#[test]
+fn a_data_set_too_small_for_a_split_or_a_batch_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("two.txt");
+    fs::write(&input, "ab\ncd\n").unwrap();
+    let r = makemore(&train_args(
+        &input,
+        &dir.path().join("a"),
+        &["--steps", "50"],
+    ))
+    .ok();
+    assert!(!r.stdout.contains("NaN"), "{}", r.dump());
+    assert!(
+        r.stdout.contains("val loss   none") && r.stdout.contains("the val split is empty"),
+        "{}",
+        r.dump()
+    );
+    assert!(
+        r.stdout
+            .contains("the training split has 3 examples, fewer than the batch size 32"),
+        "{}",
+        r.dump()
+    );
+    let err = makemore(&train_args(
+        &input,
+        &dir.path().join("b"),
+        &["--steps", "50", "--eval-every", "10"],
+    ))
+    .failed();
+    assert!(
+        err.contains("--eval-every needs a val split") && err.contains("at least 6 words"),
+        "{err}"
+    );
+}
