@@ -1198,7 +1198,7 @@ fn load_data(input: &Path, context: usize) -> Result<Dataset> {
         ds.vocab.len()
     );
     println!(
-        "split (Python's random.seed(42) shuffle): first word {:?}, words {} / {} / {}",
+        "split (Python's random.seed(42) shuffle): first word \"{}\", words {} / {} / {}",
         ds.split.train.first().map_or("", String::as_str),
         ds.split.train.len(),
         ds.split.val.len(),
