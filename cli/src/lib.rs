@@ -2,7 +2,9 @@
 //! (`benches/`) call what the binary runs: the parts that read untrusted bytes (the word list
 //! and its split, `data`, `dataset`; checkpoints, `checkpoint`), the batch sampler (`batch`),
 //! evaluation of whole splits on rayon (`eval`), the memory a training run needs (`memory`), the thread pool and the training step's
-//! schedule (`parallel`), and `--isa` (`isa`). The binary (`main.rs`) uses them from here.
+//! schedule (`parallel`), `--isa` (`isa`), and bit-exact replays of Python's `random`
+//! (`pyrandom`) and PyTorch's CPU generator (`torchrandom`). The binary (`main.rs`) uses them
+//! from here.
 
 pub mod batch;
 pub mod checkpoint;
@@ -13,3 +15,4 @@ pub mod isa;
 pub mod memory;
 pub mod parallel;
 pub mod pyrandom;
+pub mod torchrandom;
