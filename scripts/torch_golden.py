@@ -24,6 +24,9 @@ record in order to the named generator and compares every value.
   randint NAME LOW HIGH N v...         torch.randint(LOW, HIGH, (N,)) (decimal)
   probs ID N v...                      a float32 probability row (bits)
   multinomial NAME ID K                torch.multinomial(row ID, 1) drew category K
+  fill16 d... o...                     torch's Box-Muller of 16 chosen uniforms d (bits): o
+                                       (drawn through a generator whose state was set so
+                                       that its next draws are those uniforms)
   notebook_init NAME V E T H           the seed notebook's init cell with generator NAME
   tensor NAME TENSOR N v...            its tensor TENSOR after the cell's expressions (bits)
 """
@@ -111,6 +114,61 @@ class Gen:
         line("randint", self.name, low, high, n, *t.tolist())
 
 
+def untemper(y):
+    """The mt19937 state word whose tempered output is y."""
+    y ^= y >> 18
+    y ^= (y << 15) & 0xEFC60000
+    t = y
+    for _ in range(4):
+        t = y ^ ((t << 7) & 0x9D2C5680)
+    y = t & 0xFFFFFFFF
+    t = y
+    for _ in range(2):
+        t = y ^ (t >> 11)
+    return t
+
+
+def draws_of(outputs):
+    """A generator whose next len(outputs) <= 623 random() draws are `outputs`."""
+    g = torch.Generator()
+    raw = bytearray(g.get_state().numpy().tobytes())
+    words = [untemper(v) for v in outputs] + [0] * (624 - len(outputs))
+    # CPUGeneratorImplStateLegacy: seed u64, left i32, seeded i32, next u64, state u64[624], ...
+    raw[8:24] = struct.pack("<iiQ", 624, 1, 0)
+    raw[24 : 24 + 624 * 8] = struct.pack("<624Q", *words)
+    g.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
+    return g
+
+
+def tails():
+    """Box-Muller on chosen uniforms: both ends of [0, 1), the exponent steps and the SQRTHF
+    switch of the log's argument 1 - d, and the octant edges of the angle 2 pi d."""
+    one = 1 << 24
+    near = lambda k: [k + i for i in range(-3, 4) if 0 <= k + i < one]
+    d1 = list(range(64)) + list(range(one - 64, one))
+    for m in range(1, 24):
+        d1 += near(one - (one >> m)) + near(one - round(0.70710678 * (one >> m)))
+    d2 = list(range(32)) + list(range(one - 32, one))
+    for n in range(9):
+        d2 += near(n * (one >> 3))
+    rng = np.random.RandomState(16)
+    d1 = sorted(set(d1))
+    d2 = sorted(set(d2))
+    d1 += list(rng.randint(0, one, size=-len(d1) % 8))
+    assert len(d2) <= len(d1)
+    d2 += list(rng.randint(0, one, size=len(d1) - len(d2)))
+    d2 = [d2[i] for i in rng.permutation(len(d2))]
+    blocks = [d1[i : i + 8] + d2[i : i + 8] for i in range(0, len(d1), 8)]
+    for start in range(0, len(blocks), 38):
+        chunk = blocks[start : start + 38]
+        # Random top bytes: the f32 uniform keeps only the low 24 bits.
+        outputs = [int(k) | (int(rng.randint(0, 256)) << 24) for b in chunk for k in b]
+        t = torch.randn(16 * len(chunk), generator=draws_of(outputs))
+        for i, b in enumerate(chunk):
+            d = torch.tensor([k / one for k in b], dtype=torch.float32)
+            line("fill16", *f32_bits(d), *f32_bits(t[16 * i : 16 * i + 16]))
+
+
 def notebook_cell(g, vocab_size, n_emb, block_size, n_hidden):
     """The seed notebook's init cell, verbatim but for the generator's name."""
     C = torch.randn((vocab_size, n_emb), generator=g)
@@ -187,6 +245,7 @@ def section(kernel):
             i = (k * 5 + k // 7) % len(rows)
             ix = torch.multinomial(rows[i], num_samples=1, generator=g.g).item()
             line("multinomial", name, "p%d" % i, ix)
+    tails()
     # The seed notebook's init cell (Exercise 1: H=64, Exercise 4: H=200), then three batches;
     # the same draws once more as raw randn calls.
     for h in [64, 200]:

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cli::torchrandom::{notebook_init, NormalKernel, TorchGenerator};
+use cli::torchrandom::{normal_fill_16, notebook_init, NormalKernel, TorchGenerator};
 
 const GOLDEN: &str = include_str!("golden/torch_generator.txt");
 
@@ -89,6 +89,20 @@ fn replay(force: Option<NormalKernel>) -> BTreeMap<(String, &'static str), Tally
                 probs.insert(
                     f[1].to_string(),
                     f[3..].iter().map(|s| f32::from_bits(hex32(s))).collect(),
+                );
+            }
+            "fill16" => {
+                let bits: Vec<u32> = f[1..].iter().map(|s| hex32(s)).collect();
+                let mut d = [0f32; 16];
+                for (x, &b) in d.iter_mut().zip(&bits[..16]) {
+                    *x = f32::from_bits(b);
+                }
+                normal_fill_16(&mut d, kernel);
+                let got: Vec<u32> = d.iter().map(|x| x.to_bits()).collect();
+                check(
+                    "Box-Muller tails (chosen uniforms)",
+                    got == bits[16..],
+                    format!("uniforms {:08x?}", &bits[..16]),
                 );
             }
             "tensor" => {
@@ -240,6 +254,7 @@ fn randn_box_muller_kernels_match_torch() {
         "randn 16k",
         "randn 16k+r (recomputed tail)",
         "randn >= 10^5 (FNV-1a)",
+        "Box-Muller tails (chosen uniforms)",
     ]);
 }
 
