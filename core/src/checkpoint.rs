@@ -24,6 +24,7 @@
 //! | `lr_schedule` | [`Schedule`]: `cosine warmup=W total=N min_lr=X` (written only for cosine) | optional, with the six; absent: the step decay |
 //! | `optimizer` | [`RunState::optimizer`] and [`RunState::grad_clip`]: `adamw beta1=B1 beta2=B2 eps=E weight_decay=W` and/or `grad_clip=X` after `sgd`/the AdamW text (written only when not plain SGD; floats in `f32`'s `{:e}`) | optional, with the six; absent: SGD, no clipping |
 //! | `data_fingerprint` | [`RunState::fingerprint`]: `fnv1a64:` and 16 lowercase hex digits | optional, with the six |
+//! | `rng` | [`RunState::generator`]: `torch` or `torch-generic` (written only when not PCG) | optional, with the six; absent: PCG |
 //! | `history` | [`Metadata::history`]: the trainer's text (loss windows, evaluations), opaque here | optional |
 //! | `checksum` | `crc32:` and 8 lowercase hex digits | optional; must match the tensor bytes |
 //!
@@ -43,6 +44,7 @@ use crate::crc32::Crc32;
 use crate::error::Error;
 use crate::model::{Dims, ParamsMut, ParamsRef, PARAM_NAMES};
 use crate::optim::{AdamW, Optimizer};
+use crate::rng::Generator;
 use crate::safetensors::json::unescape_validated;
 use crate::safetensors::{
     write, written_len, NameBuf, SafeTensors, SafetensorsError, Shape, TensorArg, MAX_METADATA,
@@ -94,6 +96,8 @@ pub mod key {
     pub const FINGERPRINT: &str = "data_fingerprint";
     /// [`super::RunState::optimizer`] and [`super::RunState::grad_clip`], when not plain SGD.
     pub const OPTIMIZER: &str = "optimizer";
+    /// [`super::RunState::generator`] when it is not PCG.
+    pub const RNG: &str = "rng";
     /// [`super::Metadata::history`].
     pub const HISTORY: &str = "history";
     /// The CRC-32 of the tensor bytes, written by [`super::save_model`].
@@ -536,9 +540,13 @@ fn check_saved_values(tensors: &[TensorArg<'_>]) -> Result<()> {
 pub struct RunState {
     /// Steps done.
     pub step: u64,
-    /// The minibatch stream: batch `s` is drawn from PCG stream (seed, s), so (seed, step) is the
+    /// The seed of the initialisation and the minibatches. With [`Generator::Pcg`] batch `s` is
+    /// drawn from PCG stream (seed, s); with a torch generator, from the one mt19937 stream after
+    /// the initialisation and `s` batches: either way (generator, seed, step, batch size) is the
     /// whole RNG state.
     pub seed: u64,
+    /// The generator the run draws from.
+    pub generator: Generator,
     /// Steps the run was asked for.
     pub steps: u64,
     /// Examples per batch.
@@ -632,9 +640,9 @@ impl fmt::Write for Text {
 }
 
 /// Calls `f` with the metadata entries of `meta` for a model of `dims`, in the schema's order
-/// (see the module documentation), without the checksum: at most 15 entries.
+/// (see the module documentation), without the checksum: at most 16 entries.
 fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
-    let mut text = [Text::EMPTY; 12];
+    let mut text = [Text::EMPTY; 13];
     text[0] = Text::of(dims.context);
     text[1] = Text::of(dims.embedding);
     text[2] = Text::of(dims.hidden);
@@ -674,8 +682,11 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         if let Some(c) = r.grad_clip {
             let _ = write!(t, " grad_clip={c:e}");
         }
+        if r.generator != Generator::Pcg {
+            let _ = write!(text[12], "{}", r.generator);
+        }
     }
-    let mut list = [("", ""); 15];
+    let mut list = [("", ""); 16];
     let mut n = 0;
     let mut push = |k: &'static str, v| {
         if let Some(slot) = list.get_mut(n) {
@@ -695,7 +706,7 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         for (k, t) in key::RUN.into_iter().zip(text.get(3..).unwrap_or(&[])) {
             push(k, t.as_str());
         }
-        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT, key::OPTIMIZER]
+        for (k, t) in [key::LR_SCHEDULE, key::FINGERPRINT, key::OPTIMIZER, key::RNG]
             .into_iter()
             .zip(&text[9..])
         {
@@ -901,7 +912,24 @@ pub fn read_run(st: &SafeTensors<'_>) -> Result<Option<RunState>> {
         fingerprint: read_fingerprint(st)?,
         optimizer,
         grad_clip,
+        generator: read_generator(st)?,
     }))
+}
+
+/// The `rng` entry: absent is [`Generator::Pcg`].
+fn read_generator(st: &SafeTensors<'_>) -> Result<Generator> {
+    let Some(raw) = st.metadata_raw(key::RNG) else {
+        return Ok(Generator::Pcg);
+    };
+    let mut text = Text::EMPTY;
+    unescape_validated(raw, &mut text.buf)
+        .ok()
+        .and_then(Generator::from_name)
+        .ok_or(SafetensorsError::InvalidMetadata {
+            key: key::RNG,
+            expected: "\"pcg\", \"torch\" or \"torch-generic\"",
+            value: NameBuf::new(raw),
+        })
 }
 
 /// The `optimizer` entry: absent is SGD without clipping.

@@ -8,7 +8,9 @@
 //!   [`name_stream`] (sampled name `index`); each stream depends only on its arguments, so a
 //!   resumed run and any thread count draw the same numbers;
 //! - the draws: [`below`] (an index), [`uniform`] (in [0, 1)), [`standard_normal`];
-//! - the default seeds [`TRAIN_SEED`] and [`SAMPLE_SEED`].
+//! - the default seeds [`TRAIN_SEED`] and [`SAMPLE_SEED`];
+//! - [`Generator`], which generator a run draws from: these PCG streams, or PyTorch's mt19937
+//!   replaying the notebook's cells (the CLI's `torchrandom`, which needs `std`'s libm).
 
 use core::num::NonZeroU64;
 
@@ -18,6 +20,46 @@ pub const TRAIN_SEED: u64 = 2147483647;
 /// Default seed of sampling: names `0..count` come from `name_stream(SAMPLE_SEED, i)`
 /// (`makemore sample --seed`, the names `makemore train` prints, the firmware's names).
 pub const SAMPLE_SEED: u64 = 2147483657;
+
+/// The generator a run draws its initialisation, batches and names from (the checkpoint's `rng`
+/// entry; absent is [`Generator::Pcg`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Generator {
+    /// This module's PCG streams: batch `s` from [`batch_stream`]`(seed, s)`, name `i` from
+    /// [`name_stream`]`(seed, i)`.
+    #[default]
+    Pcg,
+    /// PyTorch's CPU generator as x86 wheels run it (the AVX2 `randn` kernel): one mt19937
+    /// stream for the initialisation then every batch, in the notebook's order.
+    Torch,
+    /// PyTorch's CPU generator as ARM and generic builds run it (the scalar `randn` kernel).
+    TorchGeneric,
+}
+
+impl Generator {
+    /// Every generator, in the order of [`Generator::name`]'s list.
+    pub const ALL: [Generator; 3] = [Generator::Pcg, Generator::Torch, Generator::TorchGeneric];
+
+    /// `pcg`, `torch` or `torch-generic` (the CLI's `--rng` and the checkpoint's `rng`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generator::Pcg => "pcg",
+            Generator::Torch => "torch",
+            Generator::TorchGeneric => "torch-generic",
+        }
+    }
+
+    /// The generator called `name` ([`Generator::name`]).
+    pub fn from_name(name: &str) -> Option<Generator> {
+        Generator::ALL.into_iter().find(|g| g.name() == name)
+    }
+}
+
+impl core::fmt::Display for Generator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A source of uniformly distributed 64-bit words.
 pub trait Rng {

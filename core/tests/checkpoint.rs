@@ -8,6 +8,7 @@ use makemore_core::checkpoint::{
     RunState, Schedule, FORMAT, MODEL_TENSOR_NAMES,
 };
 use makemore_core::crc32::crc32;
+use makemore_core::rng::Generator;
 use makemore_core::safetensors::{write, written_len, SafeTensors, SafetensorsError as E};
 use makemore_core::{Dims, Params, PARAM_NAMES};
 
@@ -41,6 +42,7 @@ const RUN: RunState = RunState {
     fingerprint: None,
     optimizer: makemore_core::optim::Optimizer::Sgd,
     grad_clip: None,
+    generator: Generator::Pcg,
 };
 
 fn saved(meta: &Metadata<'_>, with_bn: bool) -> Vec<u8> {
@@ -165,6 +167,11 @@ fn every_key_round_trips() {
             fingerprint: Some(u64::MAX),
             optimizer: makemore_core::optim::Optimizer::Sgd,
             grad_clip: None,
+            generator: Generator::TorchGeneric,
+        },
+        RunState {
+            generator: Generator::Torch,
+            ..RUN
         },
         RunState {
             lr: f32::MAX,
@@ -532,6 +539,9 @@ fn a_value_of_the_wrong_type_is_named() {
         (key::OPTIMIZER, "sgd grad_clip=0"),
         (key::OPTIMIZER, "sgd grad_clip=NaN"),
         (key::OPTIMIZER, "sgd grad_clip=1 more=2"),
+        (key::RNG, "Torch"),
+        (key::RNG, "mt19937"),
+        (key::RNG, ""),
     ];
     for (k, v) in cases {
         let mut m = full.clone();
