@@ -319,7 +319,8 @@ impl<'a, F: Float> Inference<'a, F> {
 
     /// Samples a name: starting from the all-'.' context followed by `prefix`, draws tokens until
     /// the end token 0 or `out` is full. Writes the prefix and the drawn tokens (without the final
-    /// 0) to `out` and returns how many. `uniform` yields numbers in [0, 1).
+    /// 0) to `out` and returns how many. `uniform` yields numbers in [0, 1), one per token
+    /// ([`sample_from_logits`]).
     pub fn sample_name(
         &mut self,
         prefix: &[u8],
@@ -327,6 +328,19 @@ impl<'a, F: Float> Inference<'a, F> {
         top_k: usize,
         mut uniform: impl FnMut() -> f64,
         out: &mut [u8],
+    ) -> Result<usize, Error> {
+        self.sample_name_by(prefix, out, |logits| {
+            sample_from_logits(logits, temperature, top_k, uniform())
+        })
+    }
+
+    /// [`Inference::sample_name`] with the token drawn by `draw` from the next-token logits (V,
+    /// which it may overwrite); a token >= V is an error.
+    pub fn sample_name_by(
+        &mut self,
+        prefix: &[u8],
+        out: &mut [u8],
+        mut draw: impl FnMut(&mut [F]) -> Result<u8, Error>,
     ) -> Result<usize, Error> {
         let dims = self.dims();
         crate::check_tokens(prefix, dims.vocab)?;
@@ -355,7 +369,8 @@ impl<'a, F: Float> Inference<'a, F> {
             let have = len.min(dims.context);
             ctx[dims.context - have..].copy_from_slice(&out[len - have..len]);
             let logits = self.next_logits(&context[..dims.context])?;
-            let ix = sample_from_logits(logits, temperature, top_k, uniform())?;
+            let ix = draw(logits)?;
+            crate::check_tokens(&[ix], dims.vocab)?;
             if ix == 0 {
                 break;
             }
@@ -368,20 +383,47 @@ impl<'a, F: Float> Inference<'a, F> {
 
 /// Draws a token from `softmax(logits / temperature)` restricted to the `top_k` largest logits
 /// (0 or >= V: no restriction; ties at the k-th value are kept, as makemore does), by inverting
-/// the CDF at `u` in [0, 1). Overwrites `logits` with the unnormalised probabilities.
+/// the CDF at `u` in [0, 1). Overwrites `logits` with the unnormalised probabilities
+/// ([`unnormalised_probabilities`]).
 ///
-/// Errors: temperature not finite and > 0, a NaN logit, `u` outside [0, 1), more than 256 classes.
+/// Errors: those of [`unnormalised_probabilities`], `u` outside [0, 1).
 pub fn sample_from_logits<F: Float>(
     logits: &mut [F],
     temperature: F,
     top_k: usize,
     u: f64,
 ) -> Result<u8, Error> {
-    if !(temperature > F::ZERO && temperature.is_finite()) {
-        return Err(Error::InvalidArgument("temperature must be finite and > 0"));
-    }
     if !(0.0..1.0).contains(&u) {
         return Err(Error::InvalidArgument("uniform draw outside [0, 1)"));
+    }
+    let sum = unnormalised_probabilities(logits, temperature, top_k)?;
+    let target = u * sum;
+    let mut cdf = 0.0f64;
+    let mut last = 0;
+    for (i, &p) in logits.iter().enumerate() {
+        if p > F::ZERO {
+            cdf += p.to_f64();
+            last = i;
+            if target < cdf {
+                return Ok(i as u8);
+            }
+        }
+    }
+    Ok(last as u8)
+}
+
+/// Overwrites `logits` with `exp((logit - max) / temperature)` for the `top_k` largest logits
+/// (0 or >= V: all; ties at the k-th value kept) and 0 for the others, and returns their sum
+/// (in f64, > 0 and finite).
+///
+/// Errors: temperature not finite and > 0, a NaN logit, more than 256 classes, no finite maximum.
+pub fn unnormalised_probabilities<F: Float>(
+    logits: &mut [F],
+    temperature: F,
+    top_k: usize,
+) -> Result<f64, Error> {
+    if !(temperature > F::ZERO && temperature.is_finite()) {
+        return Err(Error::InvalidArgument("temperature must be finite and > 0"));
     }
     if logits.is_empty() || logits.len() > 256 {
         return Err(Error::InvalidArgument("number of classes must be 1..=256"));
@@ -420,17 +462,5 @@ pub fn sample_from_logits<F: Float>(
         // every logit is -inf (or +inf made the shift NaN): nothing to draw from
         return Err(Error::InvalidArgument("logits have no finite maximum"));
     }
-    let target = u * sum;
-    let mut cdf = 0.0f64;
-    let mut last = 0;
-    for (i, &p) in logits.iter().enumerate() {
-        if p > F::ZERO {
-            cdf += p.to_f64();
-            last = i;
-            if target < cdf {
-                return Ok(i as u8);
-            }
-        }
-    }
-    Ok(last as u8)
+    Ok(sum)
 }
