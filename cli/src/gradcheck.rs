@@ -1,5 +1,7 @@
 //! `gradcheck`: the notebook's comparison table for its 26 tensors on a batch of names at the
-//! notebook's initialisation (Exercise-1 model: E=10, H=64, T=3, batch 32, V=27).
+//! notebook's initialisation (Exercise-1 model: E=10, H=64, T=3, batch 32, V=27). With
+//! `--rng torch` the init and the batch are the notebook's own, and the notebook's outputs come
+//! first: the parameter count, the loss as PyTorch prints it, and the `cmp` table in its format.
 
 use std::num::NonZeroU64;
 use std::process::ExitCode;
@@ -7,10 +9,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use makemore_core::atomic::{AtomicGrads, AtomicTape};
 use makemore_core::gradcheck::{finite_difference_check, rows, table, TableStorage};
-use makemore_core::rng::{batch_stream, below, init_stream};
-use makemore_core::Params;
+use makemore_core::rng::{batch_stream, below, init_stream, Generator};
+use makemore_core::{Params, ParamsRef};
 
-use crate::batch::fill_batch;
+use crate::batch::{fill_batch, Batches};
 use crate::dataset::Dataset;
 use crate::GradcheckArgs;
 
@@ -32,14 +34,54 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
             ds.vocab.len()
         );
     }
+    let generator = Generator::from(a.rng);
     let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
-    params.view_mut().init_notebook(&mut init_stream(a.seed));
     // the training run's first batch
     let mut xb = [[0u8; 3]; BATCH];
     let mut yb = [0u8; BATCH];
-    fill_batch(&ds.train, a.seed, 0, xb.as_flattened_mut(), &mut yb)?;
+    if generator == Generator::Pcg {
+        params.view_mut().init_notebook(&mut init_stream(a.seed));
+        fill_batch(&ds.train, a.seed, 0, xb.as_flattened_mut(), &mut yb)?;
+    } else {
+        // the notebook's cells: its float32 init, then its batch, from one torch generator
+        let dims = params.view().dims();
+        let mut init = vec![0f32; dims.num_params()];
+        let mut batches = Batches::init(generator, a.seed, dims, &mut init)?;
+        let init = ParamsRef::from_flat(dims, &init)?;
+        for (d, s) in params
+            .view_mut()
+            .tensors_mut()
+            .into_iter()
+            .zip(init.tensors())
+        {
+            for (d, &x) in d.iter_mut().zip(s) {
+                *d = f64::from(x);
+            }
+        }
+        batches.fill(&ds.train, 0, xb.as_flattened_mut(), &mut yb)?;
+    }
     let mut storage = Box::new(TableStorage::<BATCH, 27, 3, 10, 30, 64>::ZERO);
     let table_rows = table(&params, &xb, &yb, &mut storage)?;
+    if generator != Generator::Pcg {
+        // the notebook's outputs: the parameter count, the float32 loss, its `cmp` table
+        let s = &mut *storage;
+        let loss32 = s.tape32.forward(&s.params32, &xb, &yb)?;
+        println!("{}", params.view().dims().num_params());
+        println!("tensor({loss32:.4}, grad_fn=<NegBackward0>)");
+        println!(
+            "(the hand-written float32 gradients of the notebook's cells against float64 autograd's)"
+        );
+        for (r, label) in table_rows.iter().zip(NOTEBOOK_LABELS) {
+            let c = r.atomic_f32_vs_f64;
+            println!(
+                "{label:15} | exact: {:5} | approximate: {:5} | maxdiff: {}",
+                python_bool(c.exact),
+                python_bool(c.approximate),
+                python_float(c.maxdiff)
+            );
+        }
+        println!();
+    }
 
     let mut tape = Box::new(AtomicTape::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
     let mut reference = Box::new(AtomicTape::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
@@ -106,5 +148,98 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
             );
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The labels the notebook's `cmp` calls print for the 26 rows (some with a `d`), in its order.
+const NOTEBOOK_LABELS: [&str; 26] = [
+    "logprobs",
+    "probs",
+    "counts_sum_inv",
+    "counts",
+    "counts_sum",
+    "norm_logits",
+    "logit_maxes",
+    "logits",
+    "dh",
+    "dW2",
+    "db2",
+    "hpreact",
+    "bngain",
+    "bnraw",
+    "bnbias",
+    "bndiff",
+    "bnvar_inv",
+    "bnvar",
+    "bndiff2",
+    "dhprebn",
+    "dbnmeani",
+    "dembcat",
+    "W1",
+    "b1",
+    "emb",
+    "C",
+];
+
+/// Python's `str(bool)`.
+fn python_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// Python's `repr(float)`: the shortest digits that round-trip, positional from 1e-4 to 1e16,
+/// else in exponent form with at least two exponent digits (`6.51925802230835e-09`).
+fn python_float(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let a = x.abs();
+    if a == 0.0 || (1e-4..1e16).contains(&a) {
+        let s = format!("{x}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        let s = format!("{x:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        format!("{mantissa}e{sign}{digits:0>2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_float;
+
+    #[test]
+    fn floats_print_as_pythons_repr() {
+        // python3 -c "print(repr(0.0), repr(6.51925802230835e-09), repr(1e-4), repr(0.5), repr(3.0), repr(1e16), repr(1.5e-300), repr(-2.5e-05))"
+        let cases = [
+            (0.0, "0.0"),
+            (6.51925802230835e-09, "6.51925802230835e-09"),
+            (1e-4, "0.0001"),
+            (0.5, "0.5"),
+            (3.0, "3.0"),
+            (1e16, "1e+16"),
+            (1.5e-300, "1.5e-300"),
+            (-2.5e-05, "-2.5e-05"),
+        ];
+        for (x, want) in cases {
+            assert_eq!(python_float(x), want, "{x}");
+        }
     }
 }

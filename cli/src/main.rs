@@ -33,7 +33,31 @@ use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use isa::IsaChoice;
-use makemore_core::rng::{SAMPLE_SEED, TRAIN_SEED};
+use makemore_core::rng::{Generator, SAMPLE_SEED, TRAIN_SEED};
+
+/// `--rng`: the generator of the initialisation, the minibatches and the sampled names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RngChoice {
+    /// The project's PCG streams: batch s and name i each from their own stream, so any thread
+    /// count and a resume draw the same numbers.
+    Pcg,
+    /// PyTorch's CPU generator (mt19937) as x86 wheels run it, replaying the notebook's cells:
+    /// torch.Generator().manual_seed(seed), the init tensors, then one randint batch per step;
+    /// names by torch.multinomial.
+    Torch,
+    /// As torch, with the randn kernel of ARM and generic builds (other bits than x86's).
+    TorchGeneric,
+}
+
+impl From<RngChoice> for Generator {
+    fn from(c: RngChoice) -> Generator {
+        match c {
+            RngChoice::Pcg => Generator::Pcg,
+            RngChoice::Torch => Generator::Torch,
+            RngChoice::TorchGeneric => Generator::TorchGeneric,
+        }
+    }
+}
 
 /// Train, evaluate and sample the MLP of makemore part 4 (backprop ninja).
 ///
@@ -126,6 +150,11 @@ pub struct TrainArgs {
     /// random.seed(42) shuffle) [default: 2147483647; with --resume the checkpoint's].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Random generator: pcg (the project's streams), torch (PyTorch's, replaying the
+    /// notebook's init and batches bit for bit as x86 wheels draw them) or torch-generic (as
+    /// ARM and generic builds draw them) [default: pcg; with --resume the checkpoint's].
+    #[arg(long, value_enum)]
+    pub rng: Option<RngChoice>,
     /// Continue the run in OUT/model.safetensors: each of --steps to --seed above not given
     /// takes the checkpoint's value; one given that contradicts it is refused, except --steps
     /// and --lr, which change the run.
@@ -167,9 +196,15 @@ pub struct SampleArgs {
     /// Names to draw; each is printed as soon as it is drawn.
     #[arg(long, default_value_t = 20)]
     pub count: usize,
-    /// Seed: name i is drawn from the random stream (seed, i).
+    /// Seed: with pcg, name i is drawn from the random stream (seed, i); with torch, the
+    /// notebook's sampling generator is seeded with it (its default, 2147483647 + 10, is the
+    /// notebook's).
     #[arg(long, default_value_t = SAMPLE_SEED)]
     pub seed: u64,
+    /// Random generator: pcg, or torch / torch-generic (the notebook's sampling cell: one
+    /// generator, one torch.multinomial draw per character, names in order).
+    #[arg(long, value_enum, default_value_t = RngChoice::Pcg)]
+    pub rng: RngChoice,
     /// Softmax temperature (> 0).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
@@ -235,6 +270,10 @@ pub struct GradcheckArgs {
     /// Seed of the initialisation and the batch.
     #[arg(long, default_value_t = TRAIN_SEED)]
     pub seed: u64,
+    /// Random generator of the initialisation and the batch: pcg, or torch / torch-generic (the
+    /// notebook's: its 4137 parameters, its first batch, its loss 3.5571 and its table format).
+    #[arg(long, value_enum, default_value_t = RngChoice::Pcg)]
+    pub rng: RngChoice,
     /// Coordinates per tensor checked by finite differences.
     #[arg(long, default_value_t = 32)]
     pub fd_samples: usize,

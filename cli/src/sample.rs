@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use makemore_core::infer::Inference;
-use makemore_core::rng::{name_stream, uniform};
+use makemore_core::infer::{unnormalised_probabilities, Inference};
+use makemore_core::rng::{name_stream, uniform, Generator};
 use makemore_core::{Dims, ParamsRef};
 use rayon::prelude::*;
 
@@ -13,6 +13,8 @@ use crate::data::{read_words, split_words, Vocab, DEFAULT_SPLIT_SEED, END};
 use crate::dataset::Provenance;
 use crate::parallel::{pool, thread_count};
 use crate::SampleArgs;
+use cli::batch::normal_kernel;
+use cli::torchrandom::{NormalKernel, TorchGenerator};
 
 /// Names per parallel chunk (one scratch per chunk).
 const NAMES_PER_CHUNK: usize = 64;
@@ -25,10 +27,13 @@ const MAX_BLOCK: usize = 256 * NAMES_PER_CHUNK;
 /// Longest name drawn (characters, prefix included): the word list's limit.
 pub const MAX_NAME: usize = crate::data::MAX_WORD;
 
-/// What to draw: names `0..count`, name i from the core's `name_stream(seed, i)`.
+/// What to draw: names `0..count`; with PCG name i from the core's `name_stream(seed, i)`, with
+/// a torch generator all from one generator seeded `seed`, in order, as the notebook's sampling
+/// cell draws them.
 pub struct Draw<'a> {
     pub count: usize,
     pub seed: u64,
+    pub generator: Generator,
     /// Softmax temperature, finite and > 0.
     pub temperature: f32,
     /// Only the k most likely characters (0: all).
@@ -101,6 +106,9 @@ pub fn for_each_block(
     if !(temperature.is_finite() && temperature > 0.0) {
         bail!("--temperature {temperature} must be a finite number > 0");
     }
+    if let Some(kernel) = normal_kernel(draw.generator) {
+        return torch_blocks(params, bnmean, bnvar, vocab, draw, &prefix, kernel, emit);
+    }
     let mut done = 0;
     let mut block = NAMES_PER_CHUNK;
     while done < draw.count {
@@ -135,6 +143,54 @@ pub fn for_each_block(
             return Ok(end);
         }
         done = end;
+        block = (2 * block).min(MAX_BLOCK);
+    }
+    Ok(done)
+}
+
+/// [`for_each_block`] with a torch generator: the notebook's sampling cell, one generator for all
+/// names, `torch.multinomial(probs, 1)` for each character, on this thread (each draw depends
+/// on the one before). Blocks grow as [`for_each_block`]'s.
+#[allow(clippy::too_many_arguments)]
+fn torch_blocks(
+    params: ParamsRef<'_, f32>,
+    bnmean: &[f32],
+    bnvar: &[f32],
+    vocab: &Vocab,
+    draw: &Draw<'_>,
+    prefix: &[u8],
+    kernel: NormalKernel,
+    mut emit: impl FnMut(&[String]) -> bool,
+) -> Result<usize> {
+    let mut g = TorchGenerator::manual_seed(draw.seed, kernel);
+    let mut buf = InferBuffers::new(params.dims(), 1);
+    let mut inf = buf.inference(params, bnmean, bnvar)?;
+    let mut out = [0u8; MAX_NAME];
+    let mut probs = vec![0f32; params.dims().vocab];
+    let (mut done, mut block) = (0, NAMES_PER_CHUNK);
+    let mut names = Vec::with_capacity(MAX_BLOCK);
+    while done < draw.count {
+        names.clear();
+        for _ in 0..block.min(draw.count - done) {
+            let len = inf.sample_name_by(prefix, &mut out, |logits| {
+                // F.softmax(logits / temperature) (top-k kept), normalised in f32 as torch's
+                let sum = unnormalised_probabilities(logits, draw.temperature, draw.top_k)? as f32;
+                for (p, &e) in probs.iter_mut().zip(logits.iter()) {
+                    *p = e / sum;
+                }
+                Ok(g.multinomial1(&probs) as u8)
+            })?;
+            names.push(
+                out[..len]
+                    .iter()
+                    .map(|&t| vocab.decode(t).unwrap_or('?'))
+                    .collect(),
+            );
+        }
+        done += names.len();
+        if !emit(&names) {
+            return Ok(done);
+        }
         block = (2 * block).min(MAX_BLOCK);
     }
     Ok(done)
@@ -181,6 +237,7 @@ fn sample_in_pool(a: &SampleArgs) -> Result<ExitCode> {
     let draw = Draw {
         count: a.count,
         seed: a.seed,
+        generator: a.rng.into(),
         temperature: a.temperature,
         top_k: a.top_k,
         prefix: &a.prefix,

@@ -23,12 +23,12 @@ use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use makemore_core::checkpoint::Schedule;
 use makemore_core::optim::{AdamW, LrSchedule, Optimizer};
-use makemore_core::rng::{init_stream, SAMPLE_SEED, TRAIN_SEED};
+use makemore_core::rng::{Generator, SAMPLE_SEED, TRAIN_SEED};
 use makemore_core::simd::Kernels;
 use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
-use crate::batch::fill_batch;
+use crate::batch::Batches;
 use crate::checkpoint::{Checkpoint, RunState, BATCH, CONTEXT, EMBEDDING, HIDDEN};
 use crate::data::Split;
 use crate::dataset::{Dataset, Provenance};
@@ -363,6 +363,8 @@ pub struct Trainer<'a> {
     params: Vec<f32>,
     /// The optimiser's state (AdamW's m then v; empty for SGD).
     opt_state: Vec<f32>,
+    /// Where the next minibatch comes from.
+    batches: Batches,
     run: RunState,
     history: History,
     checkpoint: PathBuf,
@@ -412,6 +414,8 @@ struct Start {
     /// Whether the checkpoint it comes from holds calibrated batchnorm statistics (a finished
     /// run).
     calibrated: bool,
+    /// The batches from the run's step on (`None`: a resume, replayed once it is known to train).
+    batches: Option<Batches>,
 }
 
 /// The run in `checkpoint` to continue, the flags checked against it (see [`resume_config`]),
@@ -456,6 +460,7 @@ fn resumed(a: &TrainArgs, checkpoint: &Path) -> Result<Start> {
         .filter(|t| t.is_finite() && *t >= 0.0)
         .unwrap_or(0.0);
     Ok(Start {
+        batches: None,
         calibrated: ck.bn.is_some(),
         params: ck.params,
         opt_state: ck.opt_state,
@@ -493,7 +498,7 @@ impl<'a> Trainer<'a> {
             let lock = prepare_out(&a.out)?;
             crate::checkpoint::remove_stale_temp_files(&checkpoint);
             let mut params = vec![0f32; dims.num_params()];
-            ParamsMut::from_flat(dims, &mut params)?.init_notebook(&mut init_stream(run.seed));
+            let batches = Batches::init(run.generator, run.seed, dims, &mut params)?;
             let history = History::default();
             let calibrated = false;
             let opt_state = vec![0f32; run.optimizer.state_len(dims.num_params())];
@@ -507,6 +512,7 @@ impl<'a> Trainer<'a> {
                     dims,
                     ds,
                     calibrated,
+                    batches: Some(batches),
                 },
             )
         };
@@ -518,6 +524,7 @@ impl<'a> Trainer<'a> {
             dims,
             ds,
             calibrated,
+            batches,
         } = st;
         if a.resume {
             if run.step >= run.steps && calibrated {
@@ -535,6 +542,17 @@ impl<'a> Trainer<'a> {
                 checkpoint.display()
             );
         }
+        let batches = match batches {
+            Some(b) => b,
+            None => Batches::resume(
+                run.generator,
+                run.seed,
+                dims,
+                run.step,
+                run.batch_size,
+                ds.train.len(),
+            )?,
+        };
         if a.eval_every > 0 {
             ds.nonempty("val", &a.input)
                 .context("--eval-every needs a val split to evaluate")?;
@@ -560,6 +578,7 @@ impl<'a> Trainer<'a> {
             dims,
             params,
             opt_state,
+            batches,
             run,
             history,
             checkpoint,
@@ -599,7 +618,7 @@ impl<'a> Trainer<'a> {
         let mut stop = None;
         while self.run.step < steps {
             let s = self.run.step;
-            fill_batch(&self.ds.train, self.run.seed, s, &mut xb, &mut yb)?;
+            self.batches.fill(&self.ds.train, s, &mut xb, &mut yb)?;
             let lr = lr_at(&self.run, s);
             let p = ParamsRef::from_flat(dims, &self.params)?;
             let loss = if sharded {
@@ -742,6 +761,7 @@ impl<'a> Trainer<'a> {
         let draw = crate::sample::Draw {
             count: SAMPLES_DURING_TRAINING,
             seed: SAMPLE_SEED,
+            generator: self.run.generator,
             temperature: 1.0,
             top_k: 0,
             prefix: "",
@@ -817,7 +837,7 @@ impl<'a> Trainer<'a> {
             "params": dims.num_params(),
             "config": {"vocab": dims.vocab, "context": dims.context, "embedding": dims.embedding, "hidden": dims.hidden,
                        "batch_size": run.batch_size, "steps": run.steps, "lr": json_f32(run.lr), "lr_decay_step": run.lr_decay_step,
-                       "lr_schedule": schedule, "optimizer": optimizer, "grad_clip": run.grad_clip.map(json_f32), "seed": run.seed},
+                       "lr_schedule": schedule, "optimizer": optimizer, "grad_clip": run.grad_clip.map(json_f32), "seed": run.seed, "rng": run.generator.name()},
             "lr_changes": h.lr_changes.iter().map(|(s, l)| serde_json::json!({"step": s, "lr": json_f32(*l)})).collect::<Vec<_>>(),
             "steps": run.step,
             "steps_this_run": self.steps_this_run,
@@ -855,6 +875,7 @@ impl<'a> Trainer<'a> {
             let draw = crate::sample::Draw {
                 count: a.samples,
                 seed: SAMPLE_SEED,
+                generator: self.run.generator,
                 temperature: 1.0,
                 top_k: 0,
                 prefix: "",
@@ -1063,6 +1084,7 @@ fn fresh_config(a: &TrainArgs) -> Result<(RunState, Dims, Dataset)> {
         fingerprint: Some(fingerprint(&ds.split)),
         optimizer,
         grad_clip: a.grad_clip,
+        generator: a.rng.map_or(Generator::Pcg, Generator::from),
     };
     Ok((run, dims, ds))
 }
@@ -1087,6 +1109,13 @@ fn resume_config(a: &TrainArgs, path: &Path, ck: &Checkpoint, run: RunState) -> 
         path,
     )?;
     agree("--seed", "seed", a.seed, run.seed, path)?;
+    agree(
+        "--rng",
+        "random generator",
+        a.rng.map(Generator::from),
+        run.generator,
+        path,
+    )?;
     agree(
         "--lr-decay-step",
         "lr decay step",
@@ -1250,6 +1279,7 @@ mod tests {
             fingerprint: None,
             optimizer: Optimizer::Sgd,
             grad_clip: None,
+            generator: Generator::Pcg,
         }
     }
 
