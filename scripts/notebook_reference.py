@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from torch_golden import notebook_cell  # the seed notebook's init cell, beside this script
+
 
 def hexf(x):
     return struct.pack(">f", float(x)).hex()
@@ -71,14 +73,7 @@ def main():
 
     def init(n_emb, n_hidden):
         g = torch.Generator().manual_seed(2147483647)
-        C = torch.randn((vocab_size, n_emb), generator=g)
-        W1 = torch.randn((n_emb * block_size, n_hidden), generator=g) * (5 / 3) / ((n_emb * block_size) ** 0.5)
-        b1 = torch.randn(n_hidden, generator=g)
-        W2 = torch.randn((n_hidden, vocab_size), generator=g) * 0.1
-        b2 = torch.randn(vocab_size, generator=g) * 0.1
-        bngain = torch.randn((1, n_hidden), generator=g) * 0.1 + 1.0
-        bnbias = torch.randn((1, n_hidden), generator=g) * 0.1
-        return g, [C, W1, b1, W2, b2, bngain, bnbias]
+        return g, [t for _, t in notebook_cell(g, vocab_size, n_emb, block_size, n_hidden)]
 
     lines = [f"# written by scripts/notebook_reference.py (torch {torch.__version__}, "
              f"capability {torch.backends.cpu.get_cpu_capability()}); f32 values as big-endian hex bits"]
