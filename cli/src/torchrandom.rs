@@ -286,8 +286,8 @@ pub fn notebook_init(g: &mut TorchGenerator, tensors: [&mut [f32]; 7], fan_in: u
 }
 
 /// Box-Muller on 16 uniforms in [0, 1) in place, as torch's `NormalFill16` with mean 0, std 1
-/// (one step of `randn_f32`): lane j pairs u1 = 1 - d[j] (the radius) with u2 = d[j + 8] (the
-/// angle); d[j] gets r cos, d[j + 8] r sin.
+/// (one step of `randn_f32`): lane j pairs `u1 = 1 - d[j]` (the radius) with `u2 = d[j + 8]`
+/// (the angle); `d[j]` gets `r cos`, `d[j + 8]` `r sin`.
 pub fn normal_fill_16(data: &mut [f32; 16], kernel: NormalKernel) {
     for j in 0..8 {
         let (cos_out, sin_out) = match kernel {
