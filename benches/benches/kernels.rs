@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p benches --bench kernels`; `MAKEMORE_ISA=avx2` times scalar and that path only.
 //! Throughput: products report FLOP/s as "elem/s" (2 per multiply-add), the other kernels
-//! elements/s. Inputs come from a fixed seed; each path's result is checked against the scalar
+//! elements/s; the `peak` group is each path's FMA throughput, the floor for the products. Inputs come from a fixed seed; each path's result is checked against the scalar
 //! one once before it is timed.
 
 use benches::{check_close, paths, Data, StepState, BATCH};
@@ -331,6 +331,28 @@ fn kernels(c: &mut Criterion) {
     );
 }
 
+/// Values in the peak kernel's chains: one block of 12 vectors on AVX-512, two on AVX2, 16 on
+/// scalar (`Kernels::fma_peak`), all held in registers.
+const PEAK_LEN: usize = 192;
+/// Rounds per call: enough that loading and storing the chains is noise.
+const PEAK_ITERS: usize = 1000;
+
+/// Each path's single-core f32 FMA throughput (`Kernels::fma_peak`), the floor the products and
+/// the step are compared with (`benches/table.py`). Throughput = FLOPs, 2 per lane per FMA;
+/// on scalar, a multiply then an add unless the build has hardware FMA (see `fma_peak`).
+fn peak(c: &mut Criterion) {
+    let x0 = Data::new(2).vec(PEAK_LEN, 100.0);
+    bench(
+        c,
+        "peak",
+        (2 * PEAK_LEN * PEAK_ITERS) as u64,
+        0.0,
+        || x0.clone(),
+        |k, acc| k.fma_peak(acc, PEAK_ITERS),
+        |acc| acc.clone(),
+    );
+}
+
 /// FLOP of the six products of a step (about 2.2 M).
 fn step_flop() -> u64 {
     let (n, v, te, h) = (BATCH, D.vocab, D.embcat(), D.hidden);
@@ -446,6 +468,7 @@ fn evaluation(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    peak,
     kernels,
     train_step,
     train_step_warm,

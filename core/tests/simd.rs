@@ -482,6 +482,49 @@ proptest! {
             assert_same_bits("cross_entropy_backward", k.isa(), &d_k, &p_s);
         }
     }
+
+    /// `fma_peak` on every path, scalar included: each value goes through `x = x * 0.5 + 1`
+    /// `iters` times, giving a direct loop's bits (the product by 0.5 is exact, so a fused and an
+    /// unfused multiply-add agree), within rounding of the closed form `2 + (x0 - 2) / 2^iters`.
+    /// Lengths cover whole blocks of 12 vectors (192 values on AVX-512) and every remainder.
+    #[test]
+    fn fma_peak_gives_the_closed_form_on_every_path(
+        len in if cfg!(miri) { 0usize..40 } else { 0usize..450 },
+        iters in if cfg!(miri) { 0usize..6 } else { 0usize..90 },
+        scale in prop_oneof![Just(1.0f32), Just(1e3), Just(1e30)],
+        seed: u64, at: prop::sample::Index,
+        special in prop_oneof![Just(0.0f32), Just(2.0), Just(1e-40), Just(f32::NAN), Just(f32::INFINITY), Just(-f32::MAX)],
+    ) {
+        let mut rng = common_rng(seed);
+        let mut x0: Vec<f32> = (0..len).map(|_| scale * rng.f32()).collect();
+        if len > 0 {
+            x0[at.index(len)] = special;
+        }
+        let mut direct = x0.clone();
+        for x in &mut direct {
+            for _ in 0..iters {
+                *x = *x * 0.5 + 1.0;
+            }
+        }
+        // Round i adds at most u |x_(i+1)| <= u (|x0| / 2^(i+1) + 2), halved by each later
+        // round: at most u (iters |x0| / 2^iters + 4) in all; twice that as the bound.
+        let halvings = 0.5f64.powi(iters as i32);
+        for (i, (&x, &d)) in x0.iter().zip(&direct).enumerate() {
+            let closed = 2.0 + (x as f64 - 2.0) * halvings;
+            let bound = 2.0 * U * (iters as f64 * (x as f64).abs() * halvings + 4.0);
+            prop_assert!(
+                (d as f64 - closed).abs() <= bound || (d.is_nan() && closed.is_nan())
+                    || d as f64 == closed,
+                "direct loop: element {} from {:e} after {} rounds is {:e}, closed form {:e}",
+                i, x, iters, d, closed
+            );
+        }
+        for k in std::iter::once(SCALAR).chain(vector_paths()) {
+            let mut acc = x0.clone();
+            k.fma_peak(&mut acc, iters);
+            assert_same_bits(&format!("fma_peak ({len} values, {iters} rounds)"), k.isa(), &acc, &direct);
+        }
+    }
 }
 
 /// A tiny deterministic generator for test data.

@@ -474,4 +474,20 @@ impl Kernels {
         self.batchnorm_tanh_inference_raw(hprebn_to_h, bnmean, bnvar_inv, bngain, bnbias);
         Ok(())
     }
+
+    /// The machine's floor: `iters` rounds of `x = x * 0.5 + 1` on every value of `acc`, in
+    /// independent chains (blocks of 12 vectors held in registers; any length, a remainder of
+    /// less than a block runs one vector at a time), for timing the path's single-core FMA
+    /// throughput. One call is `2 * acc.len() * iters` FLOPs (2 per lane per FMA).
+    ///
+    /// The vector paths use one FMA per vector and round. The scalar path runs the same chains
+    /// one value (one lane) each, with `mul_add` where the build has hardware FMA (aarch64, or
+    /// x86_64 built with `+fma`, and `std`), else a multiply then an add (the default x86_64
+    /// build), still counted as 2 FLOPs: its figure is the one-lane multiply-add throughput.
+    /// The compiler may pack the scalar path's own loops (the products' `axpy`) into SSE2
+    /// vectors, so they can exceed 100% of it. The product by 0.5 is exact, so every path
+    /// gives the same bits: `x_n = 2 + (x_0 - 2) / 2^n`, rounded once per round.
+    pub fn fma_peak(&self, acc: &mut [f32], iters: usize) {
+        self.fma_peak_raw(acc, iters);
+    }
 }

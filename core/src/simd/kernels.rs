@@ -875,3 +875,46 @@ pub fn all_finite<S: Simd>(s: S, x: &[f32]) -> bool {
     let sum = s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3]));
     s.reduce_add(sum) == 0.0
 }
+
+// ---------------------------------------------------------------- the FMA peak
+
+/// The multiplier of the peak kernel's chains: a power of two, so `x * PEAK_MUL` is exact and
+/// a fused and an unfused multiply-add give the same bits (every path agrees bit for bit).
+pub(crate) const PEAK_MUL: f32 = 0.5;
+/// The addend of the peak kernel's chains: `x -> x * 0.5 + 1` has the fixed point 2, so no
+/// chain overflows whatever `iters` is.
+pub(crate) const PEAK_ADD: f32 = 1.0;
+/// Independent chains (vectors) per block: more than the FMAs in flight on two pipes of latency
+/// 4 to 5, and with the two constants within the 16 registers of AVX2.
+pub(crate) const PEAK_CHAINS: usize = 12;
+
+/// `iters` rounds of `x = fma(x, 0.5, 1)` on every value of `acc`, in blocks of
+/// `PEAK_CHAINS` vectors held in registers (independent chains, so the FMAs overlap); a
+/// remainder of less than a block goes one vector at a time (latency-bound).
+#[inline(always)]
+pub fn fma_peak<S: Simd>(s: S, acc: &mut [f32], iters: usize) {
+    let (a, b) = (s.splat(PEAK_MUL), s.splat(PEAK_ADD));
+    let mut blocks = acc.chunks_exact_mut(PEAK_CHAINS * S::LANES);
+    for block in &mut blocks {
+        let mut x = [a; PEAK_CHAINS];
+        for (j, x) in x.iter_mut().enumerate() {
+            *x = s.load(&block[j * S::LANES..]);
+        }
+        for _ in 0..iters {
+            for x in x.iter_mut() {
+                *x = s.fma(*x, a, b);
+            }
+        }
+        for (j, x) in x.iter().enumerate() {
+            s.store(&mut block[j * S::LANES..], *x);
+        }
+    }
+    let rest = blocks.into_remainder();
+    for (c, w) in columns::<S>(rest.len()) {
+        let mut x = ld(s, &rest[c..][..w]);
+        for _ in 0..iters {
+            x = s.fma(x, a, b);
+        }
+        st(s, &mut rest[c..][..w], x);
+    }
+}

@@ -73,6 +73,7 @@ macro_rules! kernel_list {
             fn scale / scale_raw(x: &mut [f32], a: f32);
             fn all_finite / all_finite_raw(x: &[f32]) -> bool;
             fn batchnorm_tanh_inference / batchnorm_tanh_inference_raw(hprebn_to_h: &mut [f32], bnmean: &[f32], bnvar_inv: &[f32], bngain: &[f32], bnbias: &[f32]);
+            fn fma_peak / fma_peak_raw(acc: &mut [f32], iters: usize);
         }
     };
 }

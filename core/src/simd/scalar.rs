@@ -8,6 +8,8 @@ use crate::linear::{axpy, dot};
 use crate::math::{exp_f32, sqrt_f32, tanh_f32};
 use crate::optim::AdamWStep;
 
+use super::kernels::{PEAK_ADD, PEAK_CHAINS, PEAK_MUL};
+
 pub fn exp(out: &mut [f32], x: &[f32]) {
     let x = &x[..out.len()];
     for (o, &x) in out.iter_mut().zip(x) {
@@ -224,4 +226,39 @@ pub fn batchnorm_tanh_inference(
     bnbias: &[f32],
 ) {
     batchnorm::batchnorm_tanh_inference(hprebn_to_h, bnmean, bnvar_inv, bngain, bnbias);
+}
+
+/// `x * 0.5 + 1`: one fused multiply-add where the build has hardware FMA and `std` (the core
+/// alone has no `mul_add`), else a multiply then an add; the product is exact, so both give the
+/// same bits.
+#[inline(always)]
+fn peak_step(x: f32) -> f32 {
+    #[cfg(all(feature = "std", any(target_feature = "fma", target_arch = "aarch64")))]
+    {
+        x.mul_add(PEAK_MUL, PEAK_ADD)
+    }
+    #[cfg(not(all(feature = "std", any(target_feature = "fma", target_arch = "aarch64"))))]
+    {
+        x * PEAK_MUL + PEAK_ADD
+    }
+}
+
+/// The vector kernel's chains, one lane each: blocks of `PEAK_CHAINS` independent values.
+pub fn fma_peak(acc: &mut [f32], iters: usize) {
+    let mut blocks = acc.chunks_exact_mut(PEAK_CHAINS);
+    for block in &mut blocks {
+        let mut x = [0.0f32; PEAK_CHAINS];
+        x.copy_from_slice(block);
+        for _ in 0..iters {
+            for x in x.iter_mut() {
+                *x = peak_step(*x);
+            }
+        }
+        block.copy_from_slice(&x);
+    }
+    for x in blocks.into_remainder() {
+        for _ in 0..iters {
+            *x = peak_step(*x);
+        }
+    }
 }
