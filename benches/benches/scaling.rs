@@ -1,5 +1,5 @@
 //! Large models: the training step's FLOP/s against the hidden size and the batch, on one
-//! thread and on two, next to a tuned sgemm (the `gemm` crate) running the step's six products
+//! thread and on two, next to a tuned sgemm (matrixmultiply's, through ndarray's safe API) running the step's six products
 //! at the same shapes.
 //!
 //! `cargo bench -p benches --bench scaling`; a filter picks sizes (`-- 'h1024 n1024'`);
@@ -10,13 +10,15 @@
 //! - `in_turn_ISA`: `Kernels::train_step` with its shards in turn on this thread (`InTurn`);
 //! - `rayon2_ISA`: the same step on a rayon pool of 2 threads (`cli::parallel::Rayon`, as
 //!   `makemore train --threads 2` runs it);
-//! - `sgemm`: `gemm::gemm` on one thread, the six products of the step at the whole batch's
+//! - `sgemm`: matrixmultiply's sgemm (`ndarray::linalg::general_mat_mul`) on one thread, the six products of the step at the whole batch's
 //!   shapes (row-major, transposes by strides), nothing else.
 //!
 //! Throughput (as "elem/s") is the FLOPs of the six products (2 per multiply-add) for all three,
 //! so the step's figure counts its other kernels as overhead. Before timing, the two schedules
 //! are checked to give the same bits, and the sgemm products are checked against a plain loop.
 
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -87,6 +89,14 @@ impl<'a> Mat<'a> {
     fn at(&self, i: usize, j: usize) -> f32 {
         self.data[i * self.rs + j * self.cs]
     }
+    /// The matrix as an ndarray view (its strides).
+    fn view(&self) -> ArrayView2<'a, f32> {
+        ArrayView2::from_shape(
+            (self.rows, self.cols).strides((self.rs, self.cs)),
+            self.data,
+        )
+        .expect("a strided view inside its slice")
+    }
     /// Every element lies inside `data`.
     fn in_bounds(&self) -> bool {
         self.rows > 0
@@ -95,37 +105,13 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `dst` (row-major a.rows x b.cols) = a @ b, by `gemm` on this thread.
+/// `dst` (row-major a.rows x b.cols) = a @ b, by matrixmultiply's sgemm (through ndarray's
+/// safe `general_mat_mul`) on this thread.
 fn sgemm(dst: &mut [f32], a: Mat, b: Mat) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(a.in_bounds() && b.in_bounds() && b.rows == k && dst.len() == m * n);
-    let s = |x: usize| x as isize;
-    // SAFETY: `dst` holds m*n values written row-major (strides n, 1); every element of the
-    // two strided views is inside its slice (asserted above); `dst` is a `&mut` and so does not
-    // overlap `a` or `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            s(n),
-            false,
-            a.data.as_ptr(),
-            s(a.cs),
-            s(a.rs),
-            b.data.as_ptr(),
-            s(b.cs),
-            s(b.rs),
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
+    let mut c = ArrayViewMut2::from_shape((m, n), dst).expect("dst holds m x n");
+    general_mat_mul(1.0, &a.view(), &b.view(), 0.0, &mut c);
 }
 
 /// The operands and outputs of the step's six products for a batch of `n` rows.
