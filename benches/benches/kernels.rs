@@ -475,4 +475,160 @@ criterion_group!(
     batch_sampler,
     evaluation
 );
-criterion_main!(benches);
+
+// ---------------------------------------------------------------- the exact kernels' implementations
+
+/// Times an exact kernel's two implementations on every vector path, as ids
+/// `{isa}-vector-impl` and `{isa}-scalar-impl` in the kernel's own group (whose id `{isa}` is
+/// the one `Kernels::new` chose); with `scalar`, the scalar path too. Each output is checked
+/// against the scalar path's bits first.
+fn bench_exact<I>(
+    c: &mut Criterion,
+    name: &str,
+    throughput: u64,
+    with_scalar: bool,
+    inputs: impl Fn() -> I,
+    run: impl Fn(&Kernels, &mut I),
+    output: impl Fn(&I) -> Vec<f32>,
+) {
+    use makemore_core::simd::Impl;
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(throughput));
+    let scalar = Kernels::scalar();
+    let mut once = inputs();
+    run(&scalar, &mut once);
+    let want = output(&once);
+    if with_scalar {
+        group.bench_function("scalar", |b| {
+            b.iter_batched_ref(&inputs, |i| run(&scalar, i), BatchSize::SmallInput)
+        });
+    }
+    for base in paths().into_iter().filter(|k| k.isa() != scalar.isa()) {
+        for imp in [Impl::Vector, Impl::Scalar] {
+            let k = base.with_all_exact(imp);
+            let mut once = inputs();
+            run(&k, &mut once);
+            check_close(name, k.isa(), &output(&once), &want, 0.0);
+            let id = format!("{}-{}-impl", k.isa(), imp);
+            group.bench_function(id, |b| {
+                b.iter_batched_ref(
+                    &inputs,
+                    |i| {
+                        run(&k, i);
+                        black_box(&*i);
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Both implementations of the exact kernels at the step's shapes (the kernel table shows them
+/// beside the chosen one), and the warm step with each, every exact kernel forced.
+fn exact_impls(c: &mut Criterion) {
+    let (n, v, t, e, h) = (BATCH, D.vocab, D.context, D.embedding, D.hidden);
+    let te = t * e;
+    let mut data = Data::new(11);
+    let xb = data.tokens(n * t, v);
+    let cmat = data.vec(v * e, 1.0);
+    let embcat = data.vec(n * te, 1.0);
+    let hprebn = data.vec(n * h, 2.0);
+    let w2 = data.vec(h * v, 0.1);
+    let dlogits = data.vec(n * v, 0.03);
+    let params = data.vec(D.num_params(), 0.3);
+    let grads = data.vec(D.num_params(), 0.01);
+    bench_exact(
+        c,
+        "embed_gather",
+        (n * te) as u64,
+        false,
+        || out(n * te),
+        |k, out| k.embed_gather(out, &xb, &cmat, e).unwrap(),
+        |out| out.to_vec(),
+    );
+    bench_exact(
+        c,
+        "bias_backward hprebn",
+        (n * h) as u64,
+        false,
+        || out(h),
+        |k, out| k.bias_backward(out, &hprebn).unwrap(),
+        |out| out.to_vec(),
+    );
+    bench_exact(
+        c,
+        "bias_backward db2",
+        (n * v) as u64,
+        false,
+        || out(v),
+        |k, out| k.bias_backward(out, &dlogits).unwrap(),
+        |out| out.to_vec(),
+    );
+    bench_exact(
+        c,
+        "transpose W2",
+        (h * v) as u64,
+        false,
+        || out(v * h),
+        |k, out| k.transpose(out, &w2, v).unwrap(),
+        |out| out.to_vec(),
+    );
+    bench_exact(
+        c,
+        "embed_scatter_add",
+        (n * te) as u64,
+        false,
+        || out(v * e),
+        |k, out| k.embed_scatter_add(out, &embcat, &xb).unwrap(),
+        |out| out.to_vec(),
+    );
+    bench_exact(
+        c,
+        "sgd",
+        D.num_params() as u64,
+        false,
+        || params.clone(),
+        |k, p| k.sgd(p, &grads, 0.1).unwrap(),
+        |p| p.to_vec(),
+    );
+    bench_exact(
+        c,
+        "all_finite",
+        D.num_params() as u64,
+        true,
+        || vec![f32::NAN],
+        |k, ok| ok[0] = if k.all_finite(&params) { 1.0 } else { 0.0 },
+        |ok| ok.clone(),
+    );
+
+    // the warm step (as `train_step_warm`) with every exact kernel forced each way
+    use makemore_core::simd::Impl;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/names.txt");
+    let ds = cli::dataset::Dataset::load(&path, D.context)
+        .unwrap_or_else(|e| panic!("{}: {e:#} (the benchmark needs the data)", path.display()));
+    let mut group = c.benchmark_group("train_step warm");
+    group.throughput(Throughput::Elements(step_flop()));
+    for base in paths()
+        .into_iter()
+        .filter(|k| k.isa() != Kernels::scalar().isa())
+    {
+        for imp in [Impl::Vector, Impl::Scalar] {
+            let k = base.with_all_exact(imp);
+            let mut state = StepState::new(D, BATCH, 7);
+            let mut step = 0;
+            group.bench_function(format!("{}-{}-impl", k.isa(), imp), |b| {
+                b.iter(|| {
+                    step += 1;
+                    fill_batch(&ds.train, TRAIN_SEED, step, &mut state.xb, &mut state.yb).unwrap();
+                    black_box(state.step(&k, 0.1))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(exact, exact_impls);
+criterion_main!(benches, exact);

@@ -32,8 +32,10 @@ impl clap::ValueEnum for IsaChoice {
 
 /// The kernels `--isa` (or, without the flag, the `MAKEMORE_ISA` variable, read by
 /// [`Isa::from_env`]) asks for: `auto` (the default) is the fastest this CPU runs; a named path
-/// the CPU lacks is an error naming the flag or the variable.
+/// the CPU lacks is an error naming the flag or the variable. A `MAKEMORE_EXACT` that is not
+/// `auto`, `scalar` or `vector` is an error too (the core would ignore it).
 pub fn kernels(flag: Option<IsaChoice>) -> Result<Kernels> {
+    makemore_core::simd::Impl::from_env()?;
     let (choice, from) = match flag {
         Some(choice) => (choice, "--isa "),
         None => (

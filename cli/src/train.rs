@@ -568,6 +568,9 @@ impl<'a> Trainer<'a> {
         check_space(&a.out, bytes)?;
         println!("parameters: {}", dims.num_params());
         println!("instruction set: {}", kernels.isa());
+        // the exact kernels' implementations (the same bits either way): see Kernels::new
+        let exact = kernels.exact_choices().map(|(k, imp)| format!("{k} {imp}"));
+        println!("exact kernels: {}", exact.join(", "));
         Ok(Some(Trainer {
             _lock: lock,
             args: a,
@@ -854,6 +857,7 @@ impl<'a> Trainer<'a> {
             "threads": self.threads,
             "training_step": self.step_kind(),
             "isa": self.kernels.isa().name(),
+            "exact_kernels": serde_json::Map::from_iter(self.kernels.exact_choices().map(|(k, imp)| (k.to_string(), imp.name().into()))),
         });
         crate::checkpoint::write_atomic(
             &a.out.join("metrics.json"),

@@ -133,25 +133,57 @@ pub fn tanh<S: Simd>(s: S, out: &mut [f32], x: &[f32]) {
 
 // ---------------------------------------------------------------- embedding
 
+/// A row copy per token: rows of `E >= LANES` as full vectors, the last one ending at `E`
+/// (overlapping the one before: no mask); shorter rows by AVX-512's masked load and store, or
+/// else `copy_from_slice` (AVX2's masked store, `vmaskmovps`, is microcoded on AMD).
 #[inline(always)]
 pub fn embed_gather<S: Simd>(s: S, embcat: &mut [f32], xb: &[u8], C: &[f32], embedding: usize) {
+    let l = S::LANES;
     for (emb, &ix) in embcat.chunks_exact_mut(embedding).zip(xb) {
         let row = &C[ix as usize * embedding..][..embedding];
-        for (c, w) in columns::<S>(embedding) {
-            st(s, &mut emb[c..][..w], ld(s, &row[c..][..w]));
+        if embedding >= l {
+            let mut c = 0;
+            while c + l < embedding {
+                s.store(&mut emb[c..], s.load(&row[c..]));
+                c += l;
+            }
+            let c = embedding - l;
+            s.store(&mut emb[c..], s.load(&row[c..]));
+        } else if l >= 16 {
+            s.store_tail(emb, s.load_tail(row, 0.0));
+        } else {
+            emb.copy_from_slice(row);
         }
     }
 }
 
+/// `dC[ix] += demb` per token, in token order (the scalar code's order, so its bits): full
+/// vectors, then the last `E % LANES` columns by AVX-512's masked load and store, or else one
+/// by one (see [`embed_gather`]).
 #[inline(always)]
 pub fn embed_scatter_add<S: Simd>(s: S, dC: &mut [f32], dembcat: &[f32], xb: &[u8]) {
+    let l = S::LANES;
     let e = dembcat.len() / xb.len().max(1);
+    let full = e - e % l;
     dC.fill(0.0);
     for (&ix, demb) in xb.iter().zip(dembcat.chunks_exact(e)) {
         let row = &mut dC[ix as usize * e..][..e];
-        for (c, w) in columns::<S>(e) {
-            let v = s.add(ld(s, &row[c..][..w]), ld(s, &demb[c..][..w]));
-            st(s, &mut row[c..][..w], v);
+        let mut c = 0;
+        while c < full {
+            let v = s.add(s.load(&row[c..]), s.load(&demb[c..]));
+            s.store(&mut row[c..], v);
+            c += l;
+        }
+        if full < e && l >= 16 {
+            let v = s.add(
+                s.load_tail(&row[full..], 0.0),
+                s.load_tail(&demb[full..], 0.0),
+            );
+            s.store_tail(&mut row[full..], v);
+        } else {
+            for (acc, &d) in row[full..].iter_mut().zip(&demb[full..]) {
+                *acc += d;
+            }
         }
     }
 }
@@ -653,15 +685,50 @@ pub fn batchnorm_backward_apply<S: Simd>(
     }
 }
 
+/// `dbias = dout.sum(0)`: each column summed over the rows in order from 0 (the scalar code's
+/// order, so its bits). Four vectors of columns at a time, so that four chains of additions
+/// overlap; then single vectors; then the last `m % LANES` columns by AVX-512's masked loads,
+/// or else one by one (see [`embed_gather`]).
 #[inline(always)]
 pub fn bias_backward<S: Simd>(s: S, dbias: &mut [f32], dout: &[f32]) {
+    let l = S::LANES;
     let m = dbias.len();
-    for (c, w) in columns::<S>(m) {
-        let mut sum = s.splat(0.0);
+    let full = m - m % l;
+    let mut c = 0;
+    while c + 4 * l <= full {
+        let mut acc = [s.splat(0.0); 4];
         for row in dout.chunks_exact(m) {
-            sum = s.add(sum, ld(s, &row[c..][..w]));
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = s.add(*a, s.load(&row[c + q * l..]));
+            }
         }
-        st(s, &mut dbias[c..][..w], sum);
+        for (q, &a) in acc.iter().enumerate() {
+            s.store(&mut dbias[c + q * l..], a);
+        }
+        c += 4 * l;
+    }
+    while c < full {
+        let mut acc = s.splat(0.0);
+        for row in dout.chunks_exact(m) {
+            acc = s.add(acc, s.load(&row[c..]));
+        }
+        s.store(&mut dbias[c..], acc);
+        c += l;
+    }
+    if full < m && l >= 16 {
+        let mut acc = s.splat(0.0);
+        for row in dout.chunks_exact(m) {
+            acc = s.add(acc, s.load_tail(&row[full..], 0.0));
+        }
+        s.store_tail(&mut dbias[full..], acc);
+    } else {
+        for (j, d) in dbias.iter_mut().enumerate().skip(full) {
+            let mut acc = 0.0;
+            for row in dout.chunks_exact(m) {
+                acc += row[j];
+            }
+            *d = acc;
+        }
     }
 }
 
@@ -786,14 +853,23 @@ pub fn cross_entropy_backward<S: Simd>(s: S, probs_to_dlogits: &mut [f32], yb: &
 
 // ---------------------------------------------------------------- SGD, AdamW, norms, the finiteness scan
 
+/// `p = p - lr * grad` (a multiply, then a subtraction: the scalar code's bits): full
+/// vectors, the last `len % LANES` elements by the scalar code.
 #[inline(always)]
 pub fn sgd<S: Simd>(s: S, p: &mut [f32], grad: &[f32], lr: f32) {
-    let lr = s.splat(lr);
+    let lr_v = s.splat(lr);
     let grad = &grad[..p.len()];
-    for (c, w) in columns::<S>(p.len()) {
-        let v = s.sub(ld(s, &p[c..][..w]), s.mul(lr, ld(s, &grad[c..][..w])));
-        st(s, &mut p[c..][..w], v);
+    let full = p.len() - p.len() % S::LANES;
+    let (p_full, p_tail) = p.split_at_mut(full);
+    let (g_full, g_tail) = grad.split_at(full);
+    for (pc, gc) in p_full
+        .chunks_exact_mut(S::LANES)
+        .zip(g_full.chunks_exact(S::LANES))
+    {
+        let v = s.sub(s.load(pc), s.mul(lr_v, s.load(gc)));
+        s.store(pc, v);
     }
+    crate::train::sgd_row(p_tail, g_tail, lr);
 }
 
 /// `scalar::adamw`, lane by lane: the same operations in the same order (no FMA; IEEE sqrt

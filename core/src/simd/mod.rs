@@ -40,6 +40,8 @@ use crate::error::Error;
 
 mod checked;
 #[forbid(unsafe_code)]
+mod choose;
+#[forbid(unsafe_code)]
 mod kernels;
 #[forbid(unsafe_code)]
 mod scalar;
@@ -78,6 +80,11 @@ macro_rules! kernel_list {
     };
 }
 use kernel_list;
+
+use choose::ExactChoice;
+#[cfg(feature = "std")]
+pub use choose::ExactEnvError;
+pub use choose::{ExactKernel, Impl, SCALAR_MARGIN};
 
 /// An instruction set a user can ask for (`--isa`, `MAKEMORE_ISA`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -275,14 +282,21 @@ enum Path {
 /// The f32 kernels of one instruction set. Every public method checks its shapes once, before
 /// the path is chosen, and returns the same `Ok`/`Err` on every path; the crate's own callers
 /// that have checked already call the unchecked `*_raw` dispatch.
+///
+/// On a vector path, each exact kernel ([`ExactKernel`]) runs the vector or the scalar code,
+/// whichever this CPU runs faster (chosen when the `Kernels` is made: see [`Impl`] and
+/// `choose.rs`); the bits are the same either way.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
     path: Path,
+    exact: ExactChoice,
 }
 
 impl Kernels {
-    /// The kernels of `isa`. Errors with [`Error::IsaUnavailable`] if this CPU (or, without
-    /// `std`, this build) cannot run it.
+    /// The kernels of `isa`, with the exact kernels' implementations chosen for this CPU (with
+    /// `std`: `MAKEMORE_EXACT`, else a calibration, once per process and path; without: vector).
+    /// Errors with [`Error::IsaUnavailable`] if this CPU (or, without `std`, this build) cannot
+    /// run it.
     pub fn new(isa: Isa) -> Result<Kernels, Error> {
         let unavailable = Err(Error::IsaUnavailable { isa: isa.name() });
         let path = match isa {
@@ -305,17 +319,23 @@ impl Kernels {
             #[allow(unreachable_patterns)]
             _ => return unavailable,
         };
-        Ok(Kernels { path })
+        Ok(Kernels {
+            path,
+            exact: choose::choose(path),
+        })
     }
 
-    /// The fastest path this CPU runs.
+    /// The fastest path this CPU runs (as [`Kernels::new`]).
     pub fn best() -> Kernels {
-        Kernels::new(Isa::best()).unwrap_or(Kernels { path: Path::Scalar })
+        Kernels::new(Isa::best()).unwrap_or(Kernels::scalar())
     }
 
     /// The portable reference path.
     pub const fn scalar() -> Kernels {
-        Kernels { path: Path::Scalar }
+        Kernels {
+            path: Path::Scalar,
+            exact: ExactChoice::all(Impl::Scalar),
+        }
     }
 
     /// Which path this is.
@@ -333,15 +353,31 @@ impl Kernels {
 }
 
 /// For each kernel, the unchecked `Kernels::name_raw`: the scalar function or the path's entry
-/// point. The crate's callers use it after checking the shapes once for many calls.
+/// point (for an exact kernel the scalar function also when its choice is [`Impl::Scalar`]).
+/// The crate's callers use it after checking the shapes once for many calls.
 macro_rules! dispatch {
     ($(
         fn $name:ident / $raw:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
     )*) => {
+        // every exact kernel is one of the list (a misspelt name would never be dispatched)
+        const _: () = {
+            let mut found = 0;
+            $(
+                if ExactKernel::of(stringify!($name)).is_some() {
+                    found += 1;
+                }
+            )*
+            assert!(found == ExactKernel::ALL.len(), "an exact kernel missing from kernel_list!");
+        };
         impl Kernels {
             $(
                 #[inline]
                 pub(crate) fn $raw(&self, $($arg: $ty),*) $(-> $ret)? {
+                    if let Some(k) = const { ExactKernel::of(stringify!($name)) } {
+                        if self.exact.get(k) == Impl::Scalar {
+                            return scalar::$name($($arg),*);
+                        }
+                    }
                     match self.path {
                         Path::Scalar => scalar::$name($($arg),*),
                         #[cfg(target_arch = "x86_64")]
