@@ -14,6 +14,7 @@ use common::quick;
 use makemore_core::math::{
     cos_f64, exp_f32, exp_f64, ln_f32, ln_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
 };
+use makemore_core::simd::{Isa, Kernels};
 
 /// Distance in units in the last place between two f32 (0 if both NaN, `u32::MAX` if one is).
 /// +0 and -0 are 0 apart (signs of zeros are checked separately by the edge-case tests).
@@ -148,6 +149,37 @@ impl Stats32 {
             k += stride;
         }
         self.check(hi, f(hi), reference(hi as f64));
+    }
+
+    /// [`Stats32::sweep`] of a vector kernel (`out`, `x`), evaluated a block at a time.
+    fn sweep_kernel(
+        &mut self,
+        lo: f32,
+        hi: f32,
+        stride: i64,
+        f: &dyn Fn(&mut [f32], &[f32]),
+        reference: fn(f64) -> f64,
+    ) {
+        let stride = if quick() { 31 * stride } else { stride };
+        let (mut k, end) = (key_f32(lo), key_f32(hi));
+        let (mut x, mut out) = (Vec::with_capacity(4096), vec![f32::NAN; 4096]);
+        let mut flush = |x: &mut Vec<f32>, s: &mut Self| {
+            let out = &mut out[..x.len()];
+            f(out, x);
+            for (&xi, &o) in x.iter().zip(out.iter()) {
+                s.check(xi, o, reference(xi as f64));
+            }
+            x.clear();
+        };
+        while k <= end {
+            x.push(from_key_f32(k));
+            k += stride;
+            if x.len() == 4096 {
+                flush(&mut x, self);
+            }
+        }
+        x.push(hi);
+        flush(&mut x, self);
     }
 
     fn report_and_assert(&self, bound: u32) {
@@ -504,6 +536,63 @@ fn tanh_f32_exponential_is_exp_f32() {
         let want = 1.0 - 2.0 / (exp_f32(x + x) + 1.0);
         assert_eq!(tanh_f32(x).to_bits(), want.to_bits(), "tanh({x:e})");
         assert_eq!(tanh_f32(-x).to_bits(), (-want).to_bits(), "tanh({:e})", -x);
+    }
+}
+
+/// The vector paths this CPU runs, each with its name (those it lacks are named on stderr).
+fn vector_kernels() -> Vec<Kernels> {
+    let (have, lack): (Vec<Isa>, Vec<Isa>) = Isa::ALL
+        .into_iter()
+        .filter(|isa| *isa != Isa::Scalar)
+        .partition(|isa| isa.is_available());
+    if !lack.is_empty() {
+        eprintln!("NOT TESTED, this CPU lacks them: {lack:?}");
+    }
+    have.into_iter()
+        .map(|isa| Kernels::new(isa).unwrap())
+        .collect()
+}
+
+/// The vector exp (FMA, not the scalar bits) of every path this CPU runs, over the arguments of
+/// `exp_f32_accuracy`: at most 2 ulp from the correctly rounded result.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; core/tests/simd.rs runs the kernels"
+)]
+fn vector_exp_accuracy() {
+    for k in vector_kernels() {
+        let name: &'static str = Box::leak(format!("exp on {}", k.isa()).into_boxed_str());
+        let mut s = Stats32::new(name);
+        let f = |out: &mut [f32], x: &[f32]| k.exp(out, x).unwrap();
+        s.sweep_kernel(-104.0, 89.0, 107, &f, ref_exp);
+        s.sweep_kernel(-104.0, -87.0, 1, &f, ref_exp);
+        s.sweep_kernel(88.0, 89.0, 1, &f, ref_exp);
+        s.sweep_kernel(0.25, 1.0, 1, &f, ref_exp);
+        s.sweep_kernel(-1.0, -0.25, 1, &f, ref_exp);
+        s.sweep_kernel(89.0, f32::MAX, 9973, &f, ref_exp);
+        s.sweep_kernel(-f32::MAX, -104.0, 9973, &f, ref_exp);
+        s.report_and_assert(2);
+    }
+}
+
+/// The vector tanh of every path this CPU runs, over the arguments of `tanh_f32_accuracy`: at
+/// most 2 ulp from the correctly rounded result.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "millions of arguments: too slow under Miri; core/tests/simd.rs runs the kernels"
+)]
+fn vector_tanh_accuracy() {
+    for k in vector_kernels() {
+        let name: &'static str = Box::leak(format!("tanh on {}", k.isa()).into_boxed_str());
+        let mut s = Stats32::new(name);
+        let f = |out: &mut [f32], x: &[f32]| k.tanh(out, x).unwrap();
+        s.sweep_kernel(-f32::MAX, f32::MAX, 211, &f, ref_tanh);
+        s.sweep_kernel(0.5, 2.0, 1, &f, ref_tanh);
+        s.sweep_kernel(-0.75, -0.5, 1, &f, ref_tanh);
+        s.sweep_kernel(8.5, 9.5, 1, &f, ref_tanh);
+        s.report_and_assert(2);
     }
 }
 

@@ -5,7 +5,9 @@
 //! row-major and vectors run along the contiguous last axis; a row whose width is not a multiple
 //! of the lane count ends with one partial vector (masked load and store), so no kernel reads or
 //! writes outside its slices. The elementwise kernels do exactly the scalar code's operations in
-//! the same order (no FMA), so they give the same bits; the products use FMA.
+//! the same order (no FMA), so they give the same bits, except exp and tanh (and the kernels
+//! that use them: the batchnorm scale-shift-tanh, its inference form and the cross-entropy
+//! forward), which use FMA and are within 2 ulp; the products use FMA.
 
 use super::Simd;
 use crate::math::ln_f32;
@@ -46,50 +48,57 @@ fn columns<S: Simd>(m: usize) -> impl Iterator<Item = (usize, usize)> {
 
 // ---------------------------------------------------------------- exp, tanh
 
-/// [`crate::math::exp_f32`], lane by lane, the same operations in the same order.
+// The vector exp and tanh are the algorithms of `crate::math` (the same reductions, Cephes
+// coefficients, clamps and special values) evaluated with FMA: every `a * b + c` of the scalar
+// code is one fused operation. They are therefore not the scalar bits; their error is bounded
+// instead, at most 2 ulp against the correctly rounded result for every f32 argument
+// (`core/tests/math.rs` sweeps each vector path). NaN, the infinities, the clamp points, ±0 and
+// the subnormals of tanh give exactly the scalar values.
+
+/// `e^x` lane by lane: [`crate::math::exp_f32`]'s algorithm with FMA; within 2 ulp.
 #[inline(always)]
 pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
     // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
     let x = s.select(s.gt(x, s.splat(89.0)), s.splat(89.0), x);
     let x = s.select(s.lt(x, s.splat(-104.0)), s.splat(-104.0), x);
     let (e, kf) = exp_reduced_v(s, x);
-    // k1 = k >> 1 (floor division) and k - k1, as exact integral floats
+    // k1 = k >> 1 (floor division) and k - k1, as exact integral floats: two exact factors, so
+    // a subnormal result is rounded once
     let k1 = s.floor(s.mul(kf, s.splat(0.5)));
     let k2 = s.sub(kf, k1);
     s.mul(s.mul(e, s.pow2i(k1)), s.pow2i(k2))
 }
 
-/// `crate::math::exp_f32_reduced`, lane by lane: `(e^r, k)` with `x = k ln2 + r`.
+/// `(e^r, k)` with `x = k ln2 + r`, `k` an integral float: `crate::math::exp_f32_reduced` with
+/// FMA (`k = round(x log2 e)` in one rounding, `r` by two fused Cody–Waite steps, the Cephes
+/// polynomial by fused Horner steps).
 #[inline(always)]
 fn exp_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
-    const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
-    const SHIFT: f32 = 12_582_912.0;
+    const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375: k * LN2_HI is exact
+    const LN2_LO: f32 = f32::from_bits(0xb95e_8083); // ln2 - LN2_HI
+    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23: (t + SHIFT) - SHIFT rounds t to an integer
     const P0: f32 = f32::from_bits(0x3950_6967);
     const P1: f32 = f32::from_bits(0x3ab7_43ce);
     const P2: f32 = f32::from_bits(0x3c08_8908);
     const P3: f32 = f32::from_bits(0x3d2a_a9c1);
     const P4: f32 = f32::from_bits(0x3e2a_aaaa);
     const P5: f32 = 0.5;
-    let kf = s.sub(
-        s.add(s.mul(x, s.splat(LOG2E)), s.splat(SHIFT)),
-        s.splat(SHIFT),
-    );
-    let r = s.sub(
-        s.sub(x, s.mul(kf, s.splat(LN2_HI))),
-        s.mul(kf, s.splat(LN2_LO)),
-    );
+    let kf = s.sub(s.fma(x, s.splat(LOG2E), s.splat(SHIFT)), s.splat(SHIFT));
+    // r = (x - k LN2_HI) - k LN2_LO; the first step is exact
+    let r = s.fma(kf, s.splat(-LN2_HI), x);
+    let r = s.fma(kf, s.splat(-LN2_LO), r);
     let z = s.mul(r, r);
-    let p = s.add(s.mul(s.splat(P0), r), s.splat(P1));
-    let p = s.add(s.mul(p, r), s.splat(P2));
-    let p = s.add(s.mul(p, r), s.splat(P3));
-    let p = s.add(s.mul(p, r), s.splat(P4));
-    let p = s.add(s.mul(p, r), s.splat(P5));
-    (s.add(s.add(s.mul(p, z), r), s.splat(1.0)), kf)
+    let p = s.fma(s.splat(P0), r, s.splat(P1));
+    let p = s.fma(p, r, s.splat(P2));
+    let p = s.fma(p, r, s.splat(P3));
+    let p = s.fma(p, r, s.splat(P4));
+    let p = s.fma(p, r, s.splat(P5));
+    // e^r = (r + r^2 p) + 1
+    (s.add(s.fma(p, z, r), s.splat(1.0)), kf)
 }
 
-/// [`crate::math::tanh_f32`], lane by lane, the same operations in the same order.
+/// `tanh(x)` lane by lane: [`crate::math::tanh_f32`]'s algorithm with FMA; within 2 ulp.
 #[inline(always)]
 pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     const T0: f32 = f32::from_bits(0xbbba_f0ea);
@@ -98,14 +107,16 @@ pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
     const T3: f32 = f32::from_bits(0x3e08_8393);
     const T4: f32 = f32::from_bits(0xbeaa_aa99);
     let a = s.abs(x);
+    // |x| < 0.625: a + a^3 P(a^2) (tiny a and ±0 come back unchanged)
     let z = s.mul(a, a);
-    let p = s.add(s.mul(s.splat(T0), z), s.splat(T1));
-    let p = s.add(s.mul(p, z), s.splat(T2));
-    let p = s.add(s.mul(p, z), s.splat(T3));
-    let p = s.add(s.mul(p, z), s.splat(T4));
-    let small = s.add(s.mul(s.mul(p, z), a), a);
+    let p = s.fma(s.splat(T0), z, s.splat(T1));
+    let p = s.fma(p, z, s.splat(T2));
+    let p = s.fma(p, z, s.splat(T3));
+    let p = s.fma(p, z, s.splat(T4));
+    let small = s.fma(s.mul(p, z), a, a);
+    // |x| >= 0.625: 1 - 2/(e^{2|x|} + 1), |x| clamped to 9.5 (where tanh rounds to 1); 2^k
+    // (k <= 28) and the product are normal, so one power-of-two factor
     let ac = s.select(s.gt(a, s.splat(9.5)), s.splat(9.5), a);
-    // `crate::math::exp_f32_0_to_19`: one power-of-two factor
     let (e, kf) = exp_reduced_v(s, s.add(ac, ac));
     let e = s.mul(e, s.pow2i(kf));
     let big = s.sub(s.splat(1.0), s.div(s.splat(2.0), s.add(e, s.splat(1.0))));

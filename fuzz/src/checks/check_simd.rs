@@ -2,9 +2,12 @@
 //! infinities, subnormals, any bit pattern) and shapes, on every path this CPU runs.
 //!
 //! - Kernels documented as giving the scalar bits must give them (any NaN matches any NaN).
+//! - exp, tanh and the batchnorm `h` (the vector exp and tanh use FMA): within 3 ulp of scalar
+//!   (2 ulp from the correctly rounded result on the vector paths, 1 on scalar), NaN where
+//!   scalar gives NaN.
 //! - Products (FMA, another summation grouping): when every input is finite, each output that
 //!   is finite on both paths is within `2 k u sum|a b|` of scalar.
-//! - Cross-entropy forward: the same NaN positions; finite probabilities within `(V+2) u`.
+//! - Cross-entropy forward: the same NaN positions; finite probabilities within `(V+14) u`.
 //! - Every call with consistent shapes is `Ok`, and nothing panics.
 //!
 //! Shared, as a plain function, by the fuzz target and the stable replay test
@@ -81,6 +84,26 @@ fn same_bits(what: &str, isa: Isa, got: &[f32], want: &[f32]) {
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
 
+/// Within 3 ulp of scalar (see the module doc); NaN matches NaN only.
+fn within_3_ulp(what: &str, isa: Isa, got: &[f32], want: &[f32]) {
+    let key = |x: f32| {
+        let m = i64::from(x.to_bits() & 0x7fff_ffff);
+        if x.is_sign_negative() {
+            -m
+        } else {
+            m
+        }
+    };
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if g.is_nan() || w.is_nan() {
+            g.is_nan() && w.is_nan()
+        } else {
+            (key(g) - key(w)).abs() <= 3
+        };
+        assert!(ok, "{what} on {isa}: [{i}] {g:e} vs scalar {w:e}");
+    }
+}
+
 /// Products: when all inputs are finite, outputs finite on both paths are within the bound
 /// (`bound[i]` infinite or NaN: no check of that element).
 fn within(what: &str, isa: Isa, got: &[f32], want: &[f32], bound: &[f64], finite_inputs: bool) {
@@ -150,10 +173,10 @@ pub fn check(data: &[u8]) {
                 let (mut a, mut b) = (vec![f32::NAN; m], vec![f32::NAN; m]);
                 p.exp(&mut a, &x).unwrap();
                 s.exp(&mut b, &x).unwrap();
-                same_bits("exp", p.isa(), &a, &b);
+                within_3_ulp("exp", p.isa(), &a, &b);
                 p.tanh(&mut a, &x).unwrap();
                 s.tanh(&mut b, &x).unwrap();
-                same_bits("tanh", p.isa(), &a, &b);
+                within_3_ulp("tanh", p.isa(), &a, &b);
             }
         }
         1 => {
@@ -163,7 +186,11 @@ pub fn check(data: &[u8]) {
             for p in &paths {
                 let got = batchnorm_forward(p, &x, &g, &b);
                 for (name, (a, b)) in BN_FORWARD.iter().zip(got.iter().zip(&want)) {
-                    same_bits(name, p.isa(), a, b);
+                    if name.ends_with(" h") {
+                        within_3_ulp(name, p.isa(), a, b);
+                    } else {
+                        same_bits(name, p.isa(), a, b);
+                    }
                 }
             }
         }
@@ -185,13 +212,13 @@ pub fn check(data: &[u8]) {
                 s.batchnorm_scale_shift_tanh(&mut hb, &mut rb, &inv, &g, &b)
                     .unwrap();
                 same_bits("batchnorm_scale_shift_tanh bnraw", p.isa(), &ra, &rb);
-                same_bits("batchnorm_scale_shift_tanh h", p.isa(), &ha, &hb);
+                within_3_ulp("batchnorm_scale_shift_tanh h", p.isa(), &ha, &hb);
                 let (mut da, mut db) = (d.clone(), d.clone());
                 p.batchnorm_tanh_inference(&mut da, &b, &inv, &g, &b)
                     .unwrap();
                 s.batchnorm_tanh_inference(&mut db, &b, &inv, &g, &b)
                     .unwrap();
-                same_bits("batchnorm_tanh_inference", p.isa(), &da, &db);
+                within_3_ulp("batchnorm_tanh_inference", p.isa(), &da, &db);
                 let (mut ga, mut gb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
                 let (mut ba, mut bb) = (vec![f32::NAN; m], vec![f32::NAN; m]);
                 p.batchnorm_backward_sums(&mut ga, &mut ba, &d, &raw)
@@ -231,7 +258,7 @@ pub fn check(data: &[u8]) {
                 for (i, (&pa, &pb)) in a.iter().zip(&b).enumerate() {
                     assert_eq!(pa.is_nan(), pb.is_nan(), "probs[{i}] {pa} vs {pb}");
                     if pb.is_finite() {
-                        let bound = (v as f64 + 2.0) * U * f64::from(pb.abs()) + 1e-45;
+                        let bound = (v as f64 + 14.0) * U * f64::from(pb.abs()) + 1e-45;
                         assert!(
                             f64::from((pa - pb).abs()) <= bound,
                             "probs[{i}] {pa} vs {pb}"
