@@ -38,10 +38,10 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 from torch_golden import notebook_cell  # noqa: E402  the seed notebook's init cell
+from notebook_reference import notebook_step  # noqa: E402  the notebook's step, eager
 
 N_EMB, N_HIDDEN, BLOCK, BATCH, LR = 10, 200, 3, 32, 0.1
 
@@ -76,7 +76,7 @@ def init(vocab):
 def torch_loop(Xtr, Ytr, params, steps):
     """(seconds, last loss) of `steps` steps of the notebook's Exercise-4 loop, eager."""
     Xtr, Ytr = torch.from_numpy(Xtr), torch.from_numpy(Ytr)
-    C, W1, b1, W2, b2, bngain, bnbias = parameters = [torch.from_numpy(p.copy()) for p in params]
+    parameters = [torch.from_numpy(p.copy()) for p in params]
     g = torch.Generator().manual_seed(2147483647)
     n = BATCH
     t0 = time.perf_counter()
@@ -84,37 +84,7 @@ def torch_loop(Xtr, Ytr, params, steps):
         for _ in range(steps):
             ix = torch.randint(0, Xtr.shape[0], (n,), generator=g)
             Xb, Yb = Xtr[ix], Ytr[ix]
-            emb = C[Xb]
-            embcat = emb.view(emb.shape[0], -1)
-            hprebn = embcat @ W1 + b1
-            bnmean = hprebn.mean(0, keepdim=True)
-            bnvar = hprebn.var(0, keepdim=True, unbiased=True)
-            bnvar_inv = (bnvar + 1e-5) ** -0.5
-            bnraw = (hprebn - bnmean) * bnvar_inv
-            hpreact = bngain * bnraw + bnbias
-            h = torch.tanh(hpreact)
-            logits = h @ W2 + b2
-            loss = F.cross_entropy(logits, Yb)
-            dlogits = F.softmax(logits, 1)
-            dlogits[range(n), Yb] -= 1
-            dlogits /= n
-            dh = dlogits @ W2.T
-            dW2 = h.T @ dlogits
-            db2 = dlogits.sum(0)
-            dhpreact = (1.0 - h**2) * dh
-            dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
-            dbnbias = dhpreact.sum(0, keepdim=True)
-            dhprebn = bngain * bnvar_inv / n * (
-                n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0)
-            )
-            dembcat = dhprebn @ W1.T
-            dW1 = embcat.T @ dhprebn
-            db1 = dhprebn.sum(0)
-            demb = dembcat.view(emb.shape)
-            dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))
-            grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]
-            for p, grad in zip(parameters, grads):
-                p.data += -LR * grad
+            loss = notebook_step(parameters, Xb, Yb, LR)
     last = loss.item()
     return time.perf_counter() - t0, last
 

@@ -36,6 +36,44 @@ def hexf(x):
     return struct.pack(">f", float(x)).hex()
 
 
+def notebook_step(parameters, Xb, Yb, lr):
+    """One step of the notebook's Exercise-4 loop on the batch (Xb, Yb), eager, under no_grad:
+    forward, the hand-written backward, `p.data += -lr * grad` on the seven parameters (dC by
+    index_add_). Returns the loss."""
+    C, W1, b1, W2, b2, bngain, bnbias = parameters
+    n = Xb.shape[0]
+    emb = C[Xb]
+    embcat = emb.view(emb.shape[0], -1)
+    hprebn = embcat @ W1 + b1
+    bnmean = hprebn.mean(0, keepdim=True)
+    bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+    bnvar_inv = (bnvar + 1e-5) ** -0.5
+    bnraw = (hprebn - bnmean) * bnvar_inv
+    hpreact = bngain * bnraw + bnbias
+    h = torch.tanh(hpreact)
+    logits = h @ W2 + b2
+    loss = F.cross_entropy(logits, Yb)
+    dlogits = F.softmax(logits, 1)
+    dlogits[range(n), Yb] -= 1
+    dlogits /= n
+    dh = dlogits @ W2.T
+    dW2 = h.T @ dlogits
+    db2 = dlogits.sum(0)
+    dhpreact = (1.0 - h ** 2) * dh
+    dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+    dbnbias = dhpreact.sum(0, keepdim=True)
+    dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+    dembcat = dhprebn @ W1.T
+    dW1 = embcat.T @ dhprebn
+    db1 = dhprebn.sum(0)
+    demb = dembcat.view(emb.shape)
+    dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))
+    grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]
+    for p, grad in zip(parameters, grads):
+        p.data += -lr * grad
+    return loss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--input", default="../shared/data/names.txt")
@@ -119,36 +157,7 @@ def main():
         for i in range(args.steps):
             ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g)
             Xb, Yb = Xtr[ix], Ytr[ix]
-            emb = C[Xb]
-            embcat = emb.view(emb.shape[0], -1)
-            hprebn = embcat @ W1 + b1
-            bnmean = hprebn.mean(0, keepdim=True)
-            bnvar = hprebn.var(0, keepdim=True, unbiased=True)
-            bnvar_inv = (bnvar + 1e-5) ** -0.5
-            bnraw = (hprebn - bnmean) * bnvar_inv
-            hpreact = bngain * bnraw + bnbias
-            h = torch.tanh(hpreact)
-            logits = h @ W2 + b2
-            loss = F.cross_entropy(logits, Yb)
-            dlogits = F.softmax(logits, 1)
-            dlogits[range(n), Yb] -= 1
-            dlogits /= n
-            dh = dlogits @ W2.T
-            dW2 = h.T @ dlogits
-            db2 = dlogits.sum(0)
-            dhpreact = (1.0 - h ** 2) * dh
-            dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
-            dbnbias = dhpreact.sum(0, keepdim=True)
-            dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
-            dembcat = dhprebn @ W1.T
-            dW1 = embcat.T @ dhprebn
-            db1 = dhprebn.sum(0)
-            demb = dembcat.view(emb.shape)
-            dC = torch.zeros_like(C).index_add_(0, Xb.view(-1), demb.view(-1, demb.shape[-1]))
-            grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]
-            lr = 0.1 if i < 100000 else 0.01
-            for p, grad in zip(parameters, grads):
-                p.data += -lr * grad
+            loss = notebook_step(parameters, Xb, Yb, 0.1 if i < 100000 else 0.01)
             if i < 1000:
                 first.append(loss.item())
             if i % 10000 == 0:
