@@ -48,12 +48,13 @@ fn columns<S: Simd>(m: usize) -> impl Iterator<Item = (usize, usize)> {
 
 // ---------------------------------------------------------------- exp, tanh
 
-// The vector exp and tanh are the algorithms of `crate::math` (the same reductions, Cephes
-// coefficients, clamps and special values) evaluated with FMA: every `a * b + c` of the scalar
-// code is one fused operation. They are therefore not the scalar bits; their error is bounded
-// instead, at most 2 ulp against the correctly rounded result for every f32 argument
-// (`core/tests/math.rs` sweeps each vector path). NaN, the infinities, the clamp points, ±0 and
-// the subnormals of tanh give exactly the scalar values.
+// The vector exp is the algorithm of `crate::math` (the same reduction, Cephes coefficients,
+// clamps and special values) evaluated with FMA: every `a * b + c` of the scalar code is one
+// fused operation. The vector tanh is a shorter formula on the same reduction (no second
+// polynomial, no select between two branches). Neither gives the scalar bits; their error is
+// bounded instead, at most 2 ulp against the correctly rounded result for every f32 argument
+// (`core/tests/math.rs` sweeps each vector path). NaN, the infinities, ±0 and the subnormals of
+// tanh give exactly the scalar values.
 
 /// `e^x` lane by lane: [`crate::math::exp_f32`]'s algorithm with FMA; within 2 ulp.
 #[inline(always)]
@@ -61,7 +62,8 @@ pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
     // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
     let x = s.select(s.gt(x, s.splat(89.0)), s.splat(89.0), x);
     let x = s.select(s.lt(x, s.splat(-104.0)), s.splat(-104.0), x);
-    let (e, kf) = exp_reduced_v(s, x);
+    let (q, kf) = expm1_reduced_v(s, x);
+    let e = s.add(q, s.splat(1.0));
     // k1 = k >> 1 (floor division) and k - k1, as exact integral floats: two exact factors, so
     // a subnormal result is rounded once
     let k1 = s.floor(s.mul(kf, s.splat(0.5)));
@@ -69,11 +71,11 @@ pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
     s.mul(s.mul(e, s.pow2i(k1)), s.pow2i(k2))
 }
 
-/// `(e^r, k)` with `x = k ln2 + r`, `k` an integral float: `crate::math::exp_f32_reduced` with
+/// `(e^r - 1, k)` with `x = k ln2 + r`, `k` an integral float: `crate::math::exp_f32_reduced` with
 /// FMA (`k = round(x log2 e)` in one rounding, `r` by two fused Cody–Waite steps, the Cephes
 /// polynomial by fused Horner steps).
 #[inline(always)]
-fn exp_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
+fn expm1_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375: k * LN2_HI is exact
     const LN2_LO: f32 = f32::from_bits(0xb95e_8083); // ln2 - LN2_HI
@@ -94,33 +96,22 @@ fn exp_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     let p = s.fma(p, r, s.splat(P3));
     let p = s.fma(p, r, s.splat(P4));
     let p = s.fma(p, r, s.splat(P5));
-    // e^r = (r + r^2 p) + 1
-    (s.add(s.fma(p, z, r), s.splat(1.0)), kf)
+    // e^r - 1 = r + r^2 p
+    (s.fma(p, z, r), kf)
 }
 
-/// `tanh(x)` lane by lane: [`crate::math::tanh_f32`]'s algorithm with FMA; within 2 ulp.
+/// `tanh(x)` lane by lane, within 2 ulp: `tanh(a) = (e^{2a} - 1) / ((e^{2a} - 1) + 2)` for
+/// `a = |x|` clamped to 9.5 (where tanh rounds to 1), the sign of `x` put back. `e^{2a} - 1 =
+/// 2^k q + (2^k - 1)` in one fused rounding, with [`expm1_reduced_v`]'s `q = e^r - 1`; for
+/// `k = 0` (`a` < 0.35) that is `q` itself, so small `a` keeps its relative accuracy.
 #[inline(always)]
 pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
-    const T0: f32 = f32::from_bits(0xbbba_f0ea);
-    const T1: f32 = f32::from_bits(0x3ca9_134e);
-    const T2: f32 = f32::from_bits(0xbd5c_1e2d);
-    const T3: f32 = f32::from_bits(0x3e08_8393);
-    const T4: f32 = f32::from_bits(0xbeaa_aa99);
     let a = s.abs(x);
-    // |x| < 0.625: a + a^3 P(a^2) (tiny a and ±0 come back unchanged)
-    let z = s.mul(a, a);
-    let p = s.fma(s.splat(T0), z, s.splat(T1));
-    let p = s.fma(p, z, s.splat(T2));
-    let p = s.fma(p, z, s.splat(T3));
-    let p = s.fma(p, z, s.splat(T4));
-    let small = s.fma(s.mul(p, z), a, a);
-    // |x| >= 0.625: 1 - 2/(e^{2|x|} + 1), |x| clamped to 9.5 (where tanh rounds to 1); 2^k
-    // (k <= 28) and the product are normal, so one power-of-two factor
     let ac = s.select(s.gt(a, s.splat(9.5)), s.splat(9.5), a);
-    let (e, kf) = exp_reduced_v(s, s.add(ac, ac));
-    let e = s.mul(e, s.pow2i(kf));
-    let big = s.sub(s.splat(1.0), s.div(s.splat(2.0), s.add(e, s.splat(1.0))));
-    let t = s.select(s.lt(a, s.splat(0.625)), small, big);
+    let (q, kf) = expm1_reduced_v(s, s.add(ac, ac));
+    let p2 = s.pow2i(kf);
+    let em1 = s.fma(p2, q, s.sub(p2, s.splat(1.0)));
+    let t = s.div(em1, s.add(em1, s.splat(2.0)));
     s.or_sign(t, x)
 }
 
