@@ -271,8 +271,24 @@ fn load_q<S: Simd, const Q: usize, const FULL: bool>(
     }
 }
 
+/// Whether `R` rows of a strip of four vectors (16 or 32 registers: `4R` accumulators, four
+/// vectors of `b`, one broadcast) fit in the registers of `S`.
+const fn four_fit<S: Simd, const R: usize>() -> bool {
+    let regs = if S::LANES >= 16 { 32 } else { 16 };
+    4 * R + 5 <= regs
+}
+
+/// Whether rows of `m` columns are three full vectors and a partial one: done as one strip of
+/// four vectors (where [`four_fit`]) rather than three then a lone partial one, whose few
+/// accumulators would wait on the FMA latency.
+#[inline(always)]
+fn narrow<S: Simd>(m: usize) -> bool {
+    m > 3 * S::LANES && m < 4 * S::LANES
+}
+
 /// All columns of `R` output rows (`out` starts at the first of them): strips of three full
-/// vectors, then what is left as one strip of up to three vectors with a partial last one.
+/// vectors, then what is left as one strip of up to three vectors with a partial last one; or,
+/// for [`narrow`] rows where [`four_fit`], one strip of four vectors.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn row_block<S: Simd, const R: usize, const TANH_BW: bool>(
@@ -286,6 +302,10 @@ fn row_block<S: Simd, const R: usize, const TANH_BW: bool>(
 ) {
     let l = S::LANES;
     let (full, rem) = (m / l, m % l);
+    if four_fit::<S, R>() && narrow::<S>(m) {
+        strip::<S, R, 4, false, TANH_BW>(s, out, m, 0, m, bias, k, b, a);
+        return;
+    }
     let mut c = 0;
     while full - c >= 3 {
         strip::<S, R, 3, true, TANH_BW>(s, out, m, c * l, 3 * l, bias, k, b, a);
@@ -315,11 +335,18 @@ fn gemm_nn<S: Simd, const TANH_BW: bool>(
     let k = b.len() / m;
     let n = out.len() / m;
     let mut i = 0;
-    while i + 4 <= n {
+    // as matmul_tn: 4 rows at a time, else (narrow rows on 16 registers, or 2 or 3 rows left) 2
+    while i + 4 <= n && !(narrow::<S>(m) && !four_fit::<S, 4>()) {
         let rows: [&[f32]; 4] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
         let at = move |kk: usize| -> [f32; 4] { core::array::from_fn(|r| rows[r][kk]) };
         row_block::<S, 4, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, at);
         i += 4;
+    }
+    while i + 2 <= n {
+        let rows: [&[f32]; 2] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
+        let at = move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] };
+        row_block::<S, 2, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, at);
+        i += 2;
     }
     while i < n {
         let row = &a[i * k..][..k];
@@ -366,13 +393,23 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
         row_block::<S, 8, false>(s, &mut out[r * m..], m, &[], n, b, at);
         r += 8;
     }
-    while r + 4 <= k {
+    // 4 rows at a time, unless the rows are narrow and 4 rows of a four-vector strip would
+    // not fit the registers; then (and for 2 or 3 rows left) 2 rows at a time
+    while r + 4 <= k && !(narrow::<S>(m) && !four_fit::<S, 4>()) {
         let at = move |i: usize| -> [f32; 4] {
             let col = &a[i * k + r..][..4];
             [col[0], col[1], col[2], col[3]]
         };
         row_block::<S, 4, false>(s, &mut out[r * m..], m, &[], n, b, at);
         r += 4;
+    }
+    while r + 2 <= k {
+        let at = move |i: usize| -> [f32; 2] {
+            let col = &a[i * k + r..][..2];
+            [col[0], col[1]]
+        };
+        row_block::<S, 2, false>(s, &mut out[r * m..], m, &[], n, b, at);
+        r += 2;
     }
     while r < k {
         row_block::<S, 1, false>(s, &mut out[r * m..], m, &[], n, b, move |i| [a[i * k + r]]);
