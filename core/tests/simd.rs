@@ -793,3 +793,59 @@ fn one_shard_on_scalar_is_the_reference_step() {
     }
     assert_same_bits("parameters after 3 steps", Isa::Scalar, &p_a, &p_b);
 }
+
+/// `out[i, j] = fma(a[i, k-1], b[k-1, j], ... fma(a[i, 0], b[0, j], init) ...)`: the one FMA
+/// chain per output, in order, that the vector products promise.
+fn fma_chain(init: f32, k: usize, a: impl Fn(usize) -> f32, b: impl Fn(usize) -> f32) -> f32 {
+    (0..k).fold(init, |acc, kk| a(kk).mul_add(b(kk), acc))
+}
+
+/// A product whose `b` is larger than its output and whose shared axis is longer than one
+/// chunk (the large-model shapes: W1 of a hidden 4096 layer) is cut into passes over chunks of
+/// the axis with the partial sums kept in the output: each output must still be the one FMA
+/// chain in order, bit for bit, for linear_forward and matmul_tn, with every strip width and
+/// a leftover row.
+#[test]
+fn long_products_are_one_fma_chain_per_output() {
+    let mut rng = common_rng(17);
+    for k in vector_paths() {
+        // Miri interprets every lane: one small shape, still two chunks
+        let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+            &[(2, 300, 9)]
+        } else {
+            &[(3, 700, 40), (5, 600, 27), (2, 300, 200), (1, 520, 9)]
+        };
+        for &(n, kdim, m) in shapes {
+            let a: Vec<f32> = (0..n * kdim).map(|_| rng.f32()).collect();
+            let b: Vec<f32> = (0..kdim * m).map(|_| rng.f32()).collect();
+            let bias: Vec<f32> = (0..m).map(|_| rng.f32()).collect();
+            let mut got = nan_vec(n * m);
+            k.linear_forward(&mut got, &a, &b, &bias, m).unwrap();
+            for i in 0..n {
+                for j in 0..m {
+                    let want = fma_chain(bias[j], kdim, |kk| a[i * kdim + kk], |kk| b[kk * m + j]);
+                    assert_eq!(
+                        got[i * m + j].to_bits(),
+                        want.to_bits(),
+                        "linear_forward on {}: ({n}, {kdim}) @ ({kdim}, {m}) at ({i}, {j})",
+                        k.isa()
+                    );
+                }
+            }
+            // matmul_tn: out (n, m) = a.T @ bn with a (kdim, n), bn (kdim, m)
+            let mut got = nan_vec(n * m);
+            k.matmul_tn(&mut got, &a, &b, n, m).unwrap();
+            for r in 0..n {
+                for j in 0..m {
+                    let want = fma_chain(0.0, kdim, |kk| a[kk * n + r], |kk| b[kk * m + j]);
+                    assert_eq!(
+                        got[r * m + j].to_bits(),
+                        want.to_bits(),
+                        "matmul_tn on {}: ({kdim}, {n}).T @ ({kdim}, {m}) at ({r}, {j})",
+                        k.isa()
+                    );
+                }
+            }
+        }
+    }
+}

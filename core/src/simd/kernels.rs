@@ -9,6 +9,8 @@
 //! that use them: the batchnorm scale-shift-tanh, its inference form and the cross-entropy
 //! forward), which use FMA and are within 2 ulp; the products use FMA.
 
+use core::ops::Range;
+
 use super::Simd;
 use crate::math::ln_f32;
 
@@ -194,11 +196,14 @@ pub fn embed_scatter_add<S: Simd>(s: S, dC: &mut [f32], dembcat: &[f32], xb: &[u
 
 /// The register-blocked core of every product with a long shared axis: `R` output rows by a
 /// strip of `Q` vectors starting at column `col`, `width` columns wide (`FULL`: all `Q` vectors
-/// are full; else the last one has `width - (Q-1)*LANES` lanes).
+/// are full; else the last one has `width - (Q-1)*LANES` lanes), over the steps `ks` of the
+/// shared axis.
 ///
-/// `acc[r] = init[r] + sum_kk a(kk)[r] * b[kk, col..col+width]`, summed over `kk` in order with
-/// one FMA per term; `init` is `bias` (or 0). Then, if `TANH_BW`, `acc = (1 - o*o) * acc` with
-/// `o` the value already in `out` (h), and `acc` is stored into `out` rows `r` (stride `m`).
+/// `acc[r] = init[r] + sum_{kk in ks} a(kk)[r] * b[kk, col..col+width]`, summed over `kk` in
+/// order with one FMA per term; `init` is `bias` (or 0) when `ks` starts at 0, else the partial
+/// sums already in `out` (so a chain cut into several calls is the same chain). Then, if
+/// `TANH_BW` (only with all of the axis in one call), `acc = (1 - o*o) * acc` with `o` the
+/// value already in `out` (h), and `acc` is stored into `out` rows `r` (stride `m`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_BW: bool>(
@@ -208,14 +213,21 @@ fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_B
     col: usize,
     width: usize,
     bias: &[f32],
-    k: usize,
+    ks: Range<usize>,
     b: &[f32],
     a: impl Fn(usize) -> [f32; R],
 ) {
     let l = S::LANES;
     let last = width - (Q - 1) * l;
     let mut acc = [[s.splat(0.0); Q]; R];
-    if !bias.is_empty() {
+    if ks.start > 0 {
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let out_row = &out[r * m + col..][..width];
+            for (q, v) in acc_r.iter_mut().enumerate() {
+                *v = load_q::<S, Q, FULL>(s, out_row, q, last);
+            }
+        }
+    } else if !bias.is_empty() {
         let bias = &bias[col..][..width];
         for q in 0..Q {
             let v = load_q::<S, Q, FULL>(s, bias, q, last);
@@ -224,7 +236,7 @@ fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_B
             }
         }
     }
-    for kk in 0..k {
+    for kk in ks {
         let b_row = &b[kk * m + col..][..width];
         let mut bv = [s.splat(0.0); Q];
         for (q, v) in bv.iter_mut().enumerate() {
@@ -286,40 +298,110 @@ fn narrow<S: Simd>(m: usize) -> bool {
     m > 3 * S::LANES && m < 4 * S::LANES
 }
 
-/// All columns of `R` output rows (`out` starts at the first of them): strips of three full
-/// vectors, then what is left as one strip of up to three vectors with a partial last one; or,
-/// for [`narrow`] rows where [`four_fit`], one strip of four vectors.
+/// Output rows `rows.start..rows.end` (a multiple of `R` of them) in blocks of `R`, each in
+/// strips: strips of three full vectors, then what is left as one strip of up to three vectors
+/// with a partial last one; or, for [`narrow`] rows where [`four_fit`], one strip of four
+/// vectors. `block(i)` gives the `a(kk) -> [f32; R]` of the block at row `i`.
+///
+/// The loop order follows the larger operand: if `b` is larger than `out`, the strips are the
+/// outer loop, and the shared axis is cut into chunks of [`K_CHUNK`] steps (partial sums kept
+/// in `out`), so a chunk of a strip of `b` (at most [`K_CHUNK`] rows of up to four vectors, on
+/// as many pages) is read from memory once and then from cache for every block, not streamed
+/// once per block; else the blocks are, so each block's output rows are written in one go (a
+/// large `out`, e.g. W1's gradient, is not visited strip by strip at a stride of a whole row).
+/// Either way each output's FMA chain is the same, so the bits are.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn row_block<S: Simd, const R: usize, const TANH_BW: bool>(
+fn row_blocks<S: Simd, const R: usize, const TANH_BW: bool, A>(
     s: S,
     out: &mut [f32],
     m: usize,
+    rows: Range<usize>,
     bias: &[f32],
     k: usize,
+    b: &[f32],
+    block: impl Fn(usize) -> A,
+) where
+    A: Fn(usize) -> [f32; R] + Copy,
+{
+    let l = S::LANES;
+    let fours = four_fit::<S, R>() && narrow::<S>(m);
+    let width_at = |col: usize| if fours { m } else { (m - col).min(3 * l) };
+    if b.len() > out.len() {
+        // the tanh backward needs h in `out` until the end: its chains are never cut
+        let chunk = if TANH_BW { k.max(1) } else { K_CHUNK };
+        let mut col = 0;
+        while col < m {
+            let width = width_at(col);
+            let mut k0 = 0;
+            while k0 < k {
+                let ks = k0..k.min(k0 + chunk);
+                let mut i = rows.start;
+                while i + R <= rows.end {
+                    let o = &mut out[i * m..];
+                    one_strip::<S, R, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, block(i));
+                    i += R;
+                }
+                k0 = ks.end;
+            }
+            col += width;
+        }
+    } else {
+        let mut i = rows.start;
+        while i + R <= rows.end {
+            let a = block(i);
+            let mut col = 0;
+            while col < m {
+                let width = width_at(col);
+                one_strip::<S, R, TANH_BW>(s, &mut out[i * m..], m, col, width, bias, 0..k, b, a);
+                col += width;
+            }
+            i += R;
+        }
+    }
+}
+
+/// Steps of the shared axis per pass over a strip of a large `b` in [`row_blocks`].
+const K_CHUNK: usize = 256;
+
+/// [`strip`] with the vectors of a strip `width` wide (at most four, as [`row_blocks`] cuts).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn one_strip<S: Simd, const R: usize, const TANH_BW: bool>(
+    s: S,
+    o: &mut [f32],
+    m: usize,
+    col: usize,
+    width: usize,
+    bias: &[f32],
+    ks: Range<usize>,
     b: &[f32],
     a: impl Fn(usize) -> [f32; R] + Copy,
 ) {
     let l = S::LANES;
-    let (full, rem) = (m / l, m % l);
-    if four_fit::<S, R>() && narrow::<S>(m) {
-        strip::<S, R, 4, false, TANH_BW>(s, out, m, 0, m, bias, k, b, a);
-        return;
+    match (width / l, width % l) {
+        (0, _) => strip::<S, R, 1, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        (1, _) => strip::<S, R, 2, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        (2, _) => strip::<S, R, 3, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        (3, 0) => strip::<S, R, 3, true, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        // narrow rows: three full vectors and a partial one
+        _ => strip::<S, R, 4, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
     }
-    let mut c = 0;
-    while full - c >= 3 {
-        strip::<S, R, 3, true, TANH_BW>(s, out, m, c * l, 3 * l, bias, k, b, a);
-        c += 3;
-    }
-    let col = c * l;
-    match (full - c, rem) {
-        (0, 0) => {}
-        (0, _) => strip::<S, R, 1, false, TANH_BW>(s, out, m, col, rem, bias, k, b, a),
-        (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, out, m, col, l, bias, k, b, a),
-        (1, _) => strip::<S, R, 2, false, TANH_BW>(s, out, m, col, l + rem, bias, k, b, a),
-        (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, out, m, col, 2 * l, bias, k, b, a),
-        _ => strip::<S, R, 3, false, TANH_BW>(s, out, m, col, 2 * l + rem, bias, k, b, a),
-    }
+}
+
+/// How many of `n` rows go in blocks of 4 and then of 2 (the rest one by one): blocks of 4
+/// unless rows of `m` are [`narrow`] and 4 rows of a four-vector strip would not fit the
+/// registers; then (and for 2 or 3 rows left) blocks of 2.
+#[inline(always)]
+fn fours_and_twos<S: Simd>(n: usize, m: usize) -> (usize, usize) {
+    let fours = if narrow::<S>(m) && !four_fit::<S, 4>() {
+        0
+    } else {
+        n / 4 * 4
+    };
+    (fours, fours + (n - fours) / 2 * 2)
 }
 
 /// `out (n, m) = a (n, k) @ b (k, m) [+ bias]`, or with `TANH_BW` the tanh backward applied to it.
@@ -334,25 +416,23 @@ fn gemm_nn<S: Simd, const TANH_BW: bool>(
 ) {
     let k = b.len() / m;
     let n = out.len() / m;
-    let mut i = 0;
-    // as matmul_tn: 4 rows at a time, else (narrow rows on 16 registers, or 2 or 3 rows left) 2
-    while i + 4 <= n && !(narrow::<S>(m) && !four_fit::<S, 4>()) {
+    let a = &a[..n * k];
+    let (n4, n2) = fours_and_twos::<S>(n, m);
+    let block4 = |i: usize| {
         let rows: [&[f32]; 4] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
-        let at = move |kk: usize| -> [f32; 4] { core::array::from_fn(|r| rows[r][kk]) };
-        row_block::<S, 4, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, at);
-        i += 4;
-    }
-    while i + 2 <= n {
+        move |kk: usize| -> [f32; 4] { core::array::from_fn(|r| rows[r][kk]) }
+    };
+    row_blocks::<S, 4, TANH_BW, _>(s, out, m, 0..n4, bias, k, b, block4);
+    let block2 = |i: usize| {
         let rows: [&[f32]; 2] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
-        let at = move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] };
-        row_block::<S, 2, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, at);
-        i += 2;
-    }
-    while i < n {
+        move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] }
+    };
+    row_blocks::<S, 2, TANH_BW, _>(s, out, m, n4..n2, bias, k, b, block2);
+    let block1 = |i: usize| {
         let row = &a[i * k..][..k];
-        row_block::<S, 1, TANH_BW>(s, &mut out[i * m..], m, bias, k, b, move |kk| [row[kk]]);
-        i += 1;
-    }
+        move |kk: usize| -> [f32; 1] { [row[kk]] }
+    };
+    row_blocks::<S, 1, TANH_BW, _>(s, out, m, n2..n, bias, k, b, block1);
 }
 
 #[inline(always)]
@@ -382,39 +462,34 @@ pub fn linear_tanh_backward<S: Simd>(
 pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize, m: usize) {
     let n = b.len() / m;
     let a = &a[..n * k];
-    let mut r = 0;
     // 8 output rows at a time (a's 8 values per step are contiguous) where the accumulators,
-    // 8 x up to 3 vectors, fit in AVX-512's 32 registers
-    while S::LANES >= 16 && r + 8 <= k {
-        let at = move |i: usize| -> [f32; 8] {
+    // 8 x up to 3 vectors, fit in AVX-512's 32 registers; then as gemm_nn
+    let n8 = if S::LANES >= 16 { k / 8 * 8 } else { 0 };
+    let block8 = |r: usize| {
+        move |i: usize| -> [f32; 8] {
             let col = &a[i * k + r..][..8];
             core::array::from_fn(|j| col[j])
-        };
-        row_block::<S, 8, false>(s, &mut out[r * m..], m, &[], n, b, at);
-        r += 8;
-    }
-    // 4 rows at a time, unless the rows are narrow and 4 rows of a four-vector strip would
-    // not fit the registers; then (and for 2 or 3 rows left) 2 rows at a time
-    while r + 4 <= k && !(narrow::<S>(m) && !four_fit::<S, 4>()) {
-        let at = move |i: usize| -> [f32; 4] {
+        }
+    };
+    row_blocks::<S, 8, false, _>(s, out, m, 0..n8, &[], n, b, block8);
+    let (n4, n2) = fours_and_twos::<S>(k - n8, m);
+    let (n4, n2) = (n8 + n4, n8 + n2);
+    let block4 = |r: usize| {
+        move |i: usize| -> [f32; 4] {
             let col = &a[i * k + r..][..4];
             [col[0], col[1], col[2], col[3]]
-        };
-        row_block::<S, 4, false>(s, &mut out[r * m..], m, &[], n, b, at);
-        r += 4;
-    }
-    while r + 2 <= k {
-        let at = move |i: usize| -> [f32; 2] {
+        }
+    };
+    row_blocks::<S, 4, false, _>(s, out, m, n8..n4, &[], n, b, block4);
+    let block2 = |r: usize| {
+        move |i: usize| -> [f32; 2] {
             let col = &a[i * k + r..][..2];
             [col[0], col[1]]
-        };
-        row_block::<S, 2, false>(s, &mut out[r * m..], m, &[], n, b, at);
-        r += 2;
-    }
-    while r < k {
-        row_block::<S, 1, false>(s, &mut out[r * m..], m, &[], n, b, move |i| [a[i * k + r]]);
-        r += 1;
-    }
+        }
+    };
+    row_blocks::<S, 2, false, _>(s, out, m, n4..n2, &[], n, b, block2);
+    let block1 = |r: usize| move |i: usize| -> [f32; 1] { [a[i * k + r]] };
+    row_blocks::<S, 1, false, _>(s, out, m, n2..k, &[], n, b, block1);
 }
 
 /// `R` rows of `a` times `P` rows of `b`, dot products over `m`.
@@ -472,12 +547,14 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
     let n = out.len() / p;
     let a_row = |i: usize| &a[i * m..][..m];
     let b_row = |j: usize| &b[j * m..][..m];
-    let mut i = 0;
-    while i < n {
-        let rows = if i + 4 <= n { 4 } else { 1 };
-        let mut j = 0;
-        while j < p {
-            let cols = if j + 3 <= p { 3 } else { 1 };
+    // blocks of 3 rows of b outer, of 4 rows of a inner: a block of b (3 rows of m) is read
+    // from memory once and then from cache for all of a
+    let mut j = 0;
+    while j < p {
+        let cols = if j + 3 <= p { 3 } else { 1 };
+        let mut i = 0;
+        while i < n {
+            let rows = if i + 4 <= n { 4 } else { 1 };
             match (rows, cols) {
                 (4, 3) => {
                     let d = dot_block::<S, 4, 3>(
@@ -505,9 +582,9 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
                     out[i * p + j] = dot_block::<S, 1, 1>(s, [a_row(i)], [b_row(j)])[0][0];
                 }
             }
-            j += cols;
+            i += rows;
         }
-        i += rows;
+        j += cols;
     }
 }
 
