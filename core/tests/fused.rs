@@ -24,7 +24,10 @@ fn maxdiff<A: makemore_core::Float, B: makemore_core::Float>(a: &[A], b: &[B]) -
         .fold(0.0, f64::max)
 }
 
-/// Fused f64 against atomic f64: loss, probs and every gradient the fused path forms, <= 1e-12.
+/// Fused f64 against atomic f64: loss, probs and every gradient the fused path forms, <= 1e-12;
+/// the gradients that pass back through batchnorm (dhprebn, dembcat, C, W1, b1) within
+/// 1e-12 * max(1, bnvar_inv): their rounding is scaled by `bnvar_inv`, which a batch of two
+/// nearly equal rows makes large (132.8 for a small batch that gave 1.4e-12 on W1).
 fn fused_matches_atomic_f64<
     const N: usize,
     const V: usize,
@@ -46,6 +49,8 @@ fn fused_matches_atomic_f64<
     let mut fused = Box::new(Params::<f64, V, T, E, TE, H>::ZERO);
     let (x, y) = (xb.as_flattened(), &yb[..]);
     let loss = forward(params.view(), &mut acts.view_mut(), x, y).unwrap();
+    let scale = acts.bnvar_inv.iter().fold(1.0f64, |m, v| m.max(*v));
+    let below_batchnorm = ["dhprebn", "dembcat", "C", "W1", "b1"];
     let mut report = vec![("loss", (loss - loss_atomic).abs())];
     report.push((
         "probs",
@@ -79,11 +84,25 @@ fn fused_matches_atomic_f64<
     {
         report.push((name, maxdiff(f, a)));
     }
-    let bad: Vec<_> = report.iter().filter(|(_, d)| !(*d <= 1e-12)).collect();
+    let tol = |name: &str| {
+        if below_batchnorm.contains(&name) {
+            1e-12 * scale
+        } else {
+            1e-12
+        }
+    };
+    let bad: Vec<_> = report.iter().filter(|(n, d)| !(*d <= tol(n))).collect();
     assert!(
         bad.is_empty(),
-        "fused vs atomic (f64) differ by more than 1e-12: {bad:?}"
+        "fused vs atomic (f64) differ by more than 1e-12 (x {scale} below batchnorm): {bad:?}"
     );
+}
+
+/// The seed CI drew on 2026-12-03: a batch of two rows with bnvar_inv 132.8, where W1's two
+/// gradients differed by 1.4e-12 (rounding, scaled by bnvar_inv).
+#[test]
+fn fused_matches_atomic_in_f64_on_an_ill_conditioned_batch() {
+    fused_matches_atomic_f64::<2, 2, 1, 1, 1, 1>(2_395_666_082_219_849_664);
 }
 
 proptest! {
