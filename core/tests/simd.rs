@@ -795,16 +795,28 @@ fn one_shard_on_scalar_is_the_reference_step() {
 }
 
 /// `out[i, j] = fma(a[i, k-1], b[k-1, j], ... fma(a[i, 0], b[0, j], init) ...)`: the one FMA
-/// chain per output, in order, that the vector products promise.
-fn fma_chain(init: f32, k: usize, a: impl Fn(usize) -> f32, b: impl Fn(usize) -> f32) -> f32 {
-    (0..k).fold(init, |acc, kk| a(kk).mul_add(b(kk), acc))
+/// chain per output, in order, that the vector products promise; on the scalar path the same
+/// chain with a multiply then an add (its plain loops).
+fn fma_chain(
+    isa: Isa,
+    init: f32,
+    k: usize,
+    a: impl Fn(usize) -> f32,
+    b: impl Fn(usize) -> f32,
+) -> f32 {
+    if isa == Isa::Scalar {
+        (0..k).fold(init, |acc, kk| acc + a(kk) * b(kk))
+    } else {
+        (0..k).fold(init, |acc, kk| a(kk).mul_add(b(kk), acc))
+    }
 }
 
 /// A product whose `b` is larger than its output and whose shared axis is longer than one
 /// chunk (the large-model shapes: W1 of a hidden 4096 layer) is cut into passes over chunks of
 /// the axis with the partial sums kept in the output: each output must still be the one FMA
 /// chain in order, bit for bit, for linear_forward and matmul_tn, with every strip width and
-/// a leftover row.
+/// a leftover row (the scalar path, when `MAKEMORE_ISA=scalar` forces it here: its unfused
+/// chain).
 #[test]
 fn long_products_are_one_fma_chain_per_output() {
     let mut rng = common_rng(17);
@@ -823,7 +835,13 @@ fn long_products_are_one_fma_chain_per_output() {
             k.linear_forward(&mut got, &a, &b, &bias, m).unwrap();
             for i in 0..n {
                 for j in 0..m {
-                    let want = fma_chain(bias[j], kdim, |kk| a[i * kdim + kk], |kk| b[kk * m + j]);
+                    let want = fma_chain(
+                        k.isa(),
+                        bias[j],
+                        kdim,
+                        |kk| a[i * kdim + kk],
+                        |kk| b[kk * m + j],
+                    );
                     assert_eq!(
                         got[i * m + j].to_bits(),
                         want.to_bits(),
@@ -837,7 +855,8 @@ fn long_products_are_one_fma_chain_per_output() {
             k.matmul_tn(&mut got, &a, &b, n, m).unwrap();
             for r in 0..n {
                 for j in 0..m {
-                    let want = fma_chain(0.0, kdim, |kk| a[kk * n + r], |kk| b[kk * m + j]);
+                    let want =
+                        fma_chain(k.isa(), 0.0, kdim, |kk| a[kk * n + r], |kk| b[kk * m + j]);
                     assert_eq!(
                         got[r * m + j].to_bits(),
                         want.to_bits(),
