@@ -380,14 +380,14 @@ fn one_strip<S: Simd, const R: usize, const TANH_BW: bool>(
 ) {
     let l = S::LANES;
     match (width / l, width % l) {
-        (0, _) => strip::<S, R, 1, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
-        (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
-        (1, _) => strip::<S, R, 2, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
-        (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
-        (2, _) => strip::<S, R, 3, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
-        (3, 0) => strip::<S, R, 3, true, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        (0, _) => strip::<S, R, 1, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (1, _) => strip::<S, R, 2, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (2, _) => strip::<S, R, 3, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (3, 0) => strip::<S, R, 3, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
         // narrow rows: three full vectors and a partial one
-        _ => strip::<S, R, 4, false, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, a),
+        _ => strip::<S, R, 4, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
     }
 }
 

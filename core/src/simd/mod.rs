@@ -25,10 +25,10 @@
 //!
 //! The vector exp follows [`crate::math`]'s algorithm (the same reduction, Cephes coefficients
 //! and clamps) with every multiply-add fused; the vector tanh is one branch-free formula on that
-//! exponential (`e^{2a} - 1` over `e^{2a} + 1`, see `kernels::tanh_v`). Both are within 2 ulp of the correctly
-//! rounded result (so within 3 ulp of the scalar code, which stays the bit-exact reference of the
-//! firmware and of sampling), with the scalar special values (NaN, ±inf, ±0, subnormals, the
-//! clamp points). The kernels built on them (batchnorm scale-shift-tanh and its inference form,
+//! exponential (`e^{2a} - 1` over `e^{2a} + 1`, see `kernels::tanh_v`). Both are within 2 ulp
+//! of the correctly rounded result (so within 3 ulp of the scalar code, which stays the
+//! bit-exact reference of the firmware and of sampling), with the scalar special values (NaN,
+//! ±inf, ±0, subnormals, the clamp points). The kernels built on them (batchnorm scale-shift-tanh and its inference form,
 //! the cross-entropy forward) inherit that bound. The products use FMA and therefore differ from
 //! the scalar code by rounding; each kernel's documentation says by how much.
 
