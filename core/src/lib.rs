@@ -24,6 +24,7 @@ pub mod eval;
 pub mod float;
 pub mod gradcheck;
 pub mod infer;
+pub mod lean;
 pub(crate) mod linear;
 pub mod math;
 pub mod model;

@@ -383,7 +383,7 @@ fn forward_unchecked<F: Float>(
 /// Names a parameter tensor for a [`GradSink`].
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tensor {
+pub(crate) enum Tensor {
     C,
     W1,
     b1,
@@ -394,7 +394,7 @@ enum Tensor {
 }
 
 /// Receives each parameter gradient row as soon as it is final.
-trait GradSink<F: Float> {
+pub(crate) trait GradSink<F: Float> {
     /// The parameters as they are now (rows already emitted may have been updated).
     fn params(&self) -> ParamsRef<'_, F>;
     /// `grad` is the gradient of `tensor[offset..offset + grad.len()]`.
@@ -414,9 +414,9 @@ fn tensor_mut<'s, F>(p: &'s mut ParamsMut<'_, F>, t: Tensor) -> &'s mut [F] {
 }
 
 /// Stores gradients (overwriting: every gradient value is written exactly once).
-struct StoreGrads<'p, 'g, F> {
-    params: ParamsRef<'p, F>,
-    grads: &'g mut ParamsMut<'g, F>,
+pub(crate) struct StoreGrads<'p, 'g, F> {
+    pub(crate) params: ParamsRef<'p, F>,
+    pub(crate) grads: &'g mut ParamsMut<'g, F>,
 }
 
 impl<F: Float> GradSink<F> for StoreGrads<'_, '_, F> {
@@ -429,9 +429,9 @@ impl<F: Float> GradSink<F> for StoreGrads<'_, '_, F> {
 }
 
 /// Applies `p = p - lr * grad` at once.
-struct ApplySgd<'p, 'q, F> {
-    params: &'q mut ParamsMut<'p, F>,
-    lr: F,
+pub(crate) struct ApplySgd<'p, 'q, F> {
+    pub(crate) params: &'q mut ParamsMut<'p, F>,
+    pub(crate) lr: F,
 }
 
 impl<F: Float> GradSink<F> for ApplySgd<'_, '_, F> {

@@ -17,7 +17,7 @@
 //! - Without `std` (firmware): vector (there is no timer).
 //! - [`Kernels::with_exact`] and [`Kernels::with_all_exact`] force a choice in code.
 
-use super::{Isa, Kernels, Path};
+use super::{Kernels, Path};
 
 /// An implementation of an exact kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,6 +192,7 @@ pub const SCALAR_MARGIN: f64 = 0.9;
 /// The calibration's result for `path`, measured on the first call per process and path.
 #[cfg(all(feature = "std", not(miri)))]
 fn calibrated(path: Path) -> ExactChoice {
+    use super::Isa;
     use std::sync::OnceLock;
     static DONE: [OnceLock<ExactChoice>; Isa::ALL.len()] = [const { OnceLock::new() }; 4];
     let isa = Kernels {

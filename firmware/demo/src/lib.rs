@@ -2,8 +2,9 @@
 //! output can be diffed against the host's line by line:
 //! - [`sample_checkpoint`]: a checkpoint written by `makemore train`, read by the core's
 //!   allocation-free safetensors reader, and names drawn exactly as `makemore sample` draws them;
-//! - [`train`]: the notebook's initialisation and SGD with the core's in-place step, on batches
-//!   built from the words in flash ([`WORDS`]) with the core's SplitMix64.
+//! - [`train`]: the notebook's initialisation and SGD with the core's in-place step or its lean
+//!   step (one hidden unit at a time), on batches built from the words in flash ([`WORDS`]) with
+//!   the core's SplitMix64.
 //!
 //! Everything prints through `core::fmt::Write`: semihosting on the device, stdout on the host.
 #![no_std]
@@ -14,6 +15,7 @@ use core::num::NonZeroU64;
 
 use makemore_core::checkpoint::{load_model, read_config, read_dims, read_vocab};
 use makemore_core::infer::Inference;
+use makemore_core::lean::LeanTrainState;
 use makemore_core::rng::{below, name_stream, uniform, SplitMix64};
 use makemore_core::safetensors::{SafeTensors, SafetensorsError};
 use makemore_core::train::InPlaceTrainState;
@@ -38,8 +40,59 @@ pub const PRINT_EVERY: u64 = 20;
 
 /// The notebook's Exercise-4 training state: batch 32, V=27, T=3, E=10, H=200 (109.3 KiB).
 pub type Exercise4 = InPlaceTrainState<f32, 32, 27, 3, 10, 30, 200>;
+/// The Exercise-4 model with the core's lean step: batch 32, V=27, T=3, E=10, H=200 (52.9 KiB).
+pub type Exercise4Lean = LeanTrainState<f32, 32, 27, 3, 10, 30, 200>;
 /// The notebook's Exercise-1 training state: batch 32, V=27, T=3, E=10, H=64 (40.8 KiB).
 pub type Exercise1 = InPlaceTrainState<f32, 32, 27, 3, 10, 30, 64>;
+
+/// A training state [`train`] can drive: its parameters, and one SGD step on a batch `xb` (N, T),
+/// `yb` (N) that returns the loss before the update.
+pub trait Trainer<
+    const N: usize,
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>
+{
+    fn params_mut(&mut self) -> &mut Params<f32, V, T, E, TE, H>;
+    fn step(&mut self, xb: &[u8], yb: &[u8], lr: f32) -> Result<f32, Error>;
+}
+
+impl<
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > Trainer<N, V, T, E, TE, H> for InPlaceTrainState<f32, N, V, T, E, TE, H>
+{
+    fn params_mut(&mut self) -> &mut Params<f32, V, T, E, TE, H> {
+        &mut self.params
+    }
+    fn step(&mut self, xb: &[u8], yb: &[u8], lr: f32) -> Result<f32, Error> {
+        InPlaceTrainState::step(self, xb, yb, lr)
+    }
+}
+
+impl<
+        const N: usize,
+        const V: usize,
+        const T: usize,
+        const E: usize,
+        const TE: usize,
+        const H: usize,
+    > Trainer<N, V, T, E, TE, H> for LeanTrainState<f32, N, V, T, E, TE, H>
+{
+    fn params_mut(&mut self) -> &mut Params<f32, V, T, E, TE, H> {
+        &mut self.params
+    }
+    fn step(&mut self, xb: &[u8], yb: &[u8], lr: f32) -> Result<f32, Error> {
+        LeanTrainState::step(self, xb, yb, lr)
+    }
+}
 
 /// Anything the demo can fail with: the core's errors, or a checkpoint that does not fit.
 #[derive(Debug)]
@@ -203,7 +256,7 @@ pub fn batch<const N: usize, const T: usize>(
     }
 }
 
-/// The notebook's initialisation from `SplitMix64(seed)`, then `steps` in-place SGD steps on
+/// The notebook's initialisation from `SplitMix64(seed)`, then `steps` SGD steps of `state` on
 /// batches from `SplitMix64(!seed)`; prints a header, then `step S loss L (bits)` every
 /// `every` steps and after the last. Returns the last loss.
 #[inline(never)]
@@ -215,7 +268,7 @@ pub fn train<
     const TE: usize,
     const H: usize,
 >(
-    state: &mut InPlaceTrainState<f32, N, V, T, E, TE, H>,
+    state: &mut impl Trainer<N, V, T, E, TE, H>,
     seed: u64,
     steps: u64,
     lr: f32,
@@ -235,7 +288,10 @@ pub fn train<
         WORDS.len(),
         EXAMPLE_STARTS[WORDS.len()],
     )?;
-    state.params.view_mut().init_notebook(&mut SplitMix64(seed));
+    state
+        .params_mut()
+        .view_mut()
+        .init_notebook(&mut SplitMix64(seed));
     let mut rng = SplitMix64(!seed);
     let (mut xb, mut yb) = ([[0u8; T]; N], [0u8; N]);
     let mut loss = f32::NAN;
