@@ -13,8 +13,8 @@ use cortex_m_semihosting::hio;
 use makemore_core::train::InPlaceTrainState;
 
 use firmware_demo::{
-    sample_checkpoint, train, DemoError, SampleScratch, LR, PRINT_EVERY, SAMPLE_COUNT, SAMPLE_SEED,
-    TRAIN_SEED, TRAIN_STEPS,
+    sample_checkpoint, train, DemoError, NoMeter, SampleScratch, LR, PRINT_EVERY, SAMPLE_COUNT,
+    SAMPLE_SEED, TRAIN_SEED, TRAIN_STEPS,
 };
 
 /// Semihosting stdout, one host call per line.
@@ -187,11 +187,20 @@ pub fn run<
             scratch,
             SAMPLE_COUNT,
             SAMPLE_SEED,
+            &mut NoMeter,
             &mut out,
         )?;
         high_water[0] = stack_high_water();
         repaint_stack();
-        train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, &mut out)?;
+        train(
+            state,
+            TRAIN_SEED,
+            TRAIN_STEPS,
+            LR,
+            PRINT_EVERY,
+            &mut NoMeter,
+            &mut out,
+        )?;
         high_water[1] = stack_high_water();
         Ok(())
     })();

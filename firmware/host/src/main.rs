@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use firmware_demo::{
-    train, DemoError, Exercise1, Exercise4, LR, PRINT_EVERY, TRAIN_SEED, TRAIN_STEPS,
+    train, DemoError, Exercise1, Exercise4, NoMeter, LR, PRINT_EVERY, TRAIN_SEED, TRAIN_STEPS,
 };
 
 fn main() -> ExitCode {
@@ -40,5 +40,14 @@ fn run<
     state: &mut makemore_core::train::InPlaceTrainState<f32, N, V, T, E, TE, H>,
     out: &mut String,
 ) -> Result<(), DemoError> {
-    train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, out).map(|_| ())
+    train(
+        state,
+        TRAIN_SEED,
+        TRAIN_STEPS,
+        LR,
+        PRINT_EVERY,
+        &mut NoMeter,
+        out,
+    )
+    .map(|_| ())
 }
