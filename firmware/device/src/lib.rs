@@ -1,8 +1,11 @@
-//! The firmware's runtime around [`firmware_demo`], for every binary:
+//! The firmware's runtime around [`firmware_demo`], for every binary (Cortex-M4F and M0):
 //! output and exit codes through semihosting, a HardFault handler and a panic handler that exit
 //! non-zero (without them a fault hangs QEMU), the memory report (.data, .bss, and the stack
 //! high-water of sampling and of training, from the painted stack), and the cost report (SysTick
 //! ticks of sampling and of training, [`SysTickMeter`]).
+//!
+//! Semihosting is the `BKPT 0xAB` call on both ARMv7E-M and ARMv6-M: QEMU takes it on any
+//! M-profile CPU (`-semihosting-config enable=on`), the microbit's Cortex-M0 included.
 #![no_std]
 
 use core::fmt::{self, Write};
@@ -16,9 +19,14 @@ use cortex_m_semihosting::hio;
 use makemore_core::train::InPlaceTrainState;
 
 use firmware_demo::{
-    sample_checkpoint, train, DemoError, Meter, SampleScratch, LR, PRINT_EVERY, SAMPLE_COUNT,
-    SAMPLE_SEED, TRAIN_SEED, TRAIN_STEPS,
+    sample_checkpoint, sample_in_place, train, DemoError, InferScratch, Meter, SampleScratch, LR,
+    PRINT_EVERY, SAMPLE_COUNT, SAMPLE_SEED, TRAIN_SEED, TRAIN_STEPS,
 };
+
+/// A checkpoint embedded 8-byte aligned, so that its `f32` tensors can be read in place:
+/// `static CHECKPOINT: &Aligned<[u8]> = &Aligned(*include_bytes!(..));`.
+#[repr(C, align(8))]
+pub struct Aligned<T: ?Sized>(pub T);
 
 /// Semihosting stdout, one host call per line.
 pub struct Console {
@@ -335,7 +343,7 @@ fn firmware(
     }
 }
 
-/// The `sample:` header before the names.
+/// The `sample:` header both kinds of firmware print before the names.
 fn sample_header(out: &mut Console, checkpoint: &[u8], how: &str) -> fmt::Result {
     writeln!(
         out,
@@ -386,6 +394,41 @@ pub fn run<
             meter.take()?
         )?;
         high_water.training = Some(stack_high_water());
+        Ok(())
+    })
+}
+
+/// The sampling-only firmware: [`SAMPLE_COUNT`] names from `checkpoint` (the model of the
+/// compile-time dims, 4-byte aligned) read in place, without copying its parameters into RAM;
+/// prints the cost and the memory report, and exits ([`firmware`]).
+pub fn run_in_place<
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    what: &str,
+    ram: usize,
+    checkpoint: &[u8],
+    scratch: &mut InferScratch<V, H>,
+) -> ! {
+    firmware(what, ram, |out, meter, high_water| {
+        sample_header(out, checkpoint, ", read in place")?;
+        sample_in_place::<V, T, E, TE, H>(
+            checkpoint,
+            scratch,
+            SAMPLE_COUNT,
+            SAMPLE_SEED,
+            meter,
+            out,
+        )?;
+        writeln!(
+            out,
+            "cost: sample {SAMPLE_COUNT} names {} ticks",
+            meter.take()?
+        )?;
+        high_water.sampling = Some(stack_high_water());
         Ok(())
     })
 }
