@@ -354,7 +354,7 @@ fn sample_header(out: &mut Console, checkpoint: &[u8], how: &str) -> fmt::Result
 
 /// The M4F firmware: samples [`SAMPLE_COUNT`] names from `checkpoint` copied into
 /// `state.params`, then trains `state` from the notebook's init; prints the cost of each phase
-/// and the memory report, and exits ([`firmware`]).
+/// and the memory report, and exits: code 0 on success, 1 on any error or a full stack.
 pub fn run<
     const N: usize,
     const V: usize,
@@ -400,7 +400,7 @@ pub fn run<
 
 /// The sampling-only firmware: [`SAMPLE_COUNT`] names from `checkpoint` (the model of the
 /// compile-time dims, 4-byte aligned) read in place, without copying its parameters into RAM;
-/// prints the cost and the memory report, and exits ([`firmware`]).
+/// prints the cost and the memory report, and exits as [`run`] does.
 pub fn run_in_place<
     const V: usize,
     const T: usize,
