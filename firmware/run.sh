@@ -49,7 +49,8 @@ runs="ex4:ex4-128k:mps2-an386:sample+train ex1:ex1-64k:mps2-an386:sample+train
 ex4:ex4-128k:netduinoplus2:sample+train ex4:ex4-m0-sample:microbit:sample"
 # Per machine: the CPU, the Rust target, and the processor clock SysTick counts (Hz), from QEMU's
 # sources (hw/arm/mps2.c SYSCLK_FRQ 25 MHz; hw/arm/netduinoplus2.c SYSCLK_FRQ 168 MHz, wired to
-# the STM32F405's cpuclk; hw/arm/nrf51_soc.c HCLK_FRQ 16 MHz), checked by the calibration below.
+# the STM32F405's cpuclk; hw/arm/nrf51_soc.c HCLK_FRQ 16 MHz: a real nRF51 has no SysTick, QEMU's
+# has one), checked by the calibration below.
 machine() {
   case "$1" in
   mps2-an386) echo "cortex-m4 thumbv7em-none-eabihf 25000000" ;;
