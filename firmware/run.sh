@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The firmware, end to end: installs QEMU and the target if missing, trains two small checkpoints
-# with the CLI, builds the two firmwares with them embedded, runs each under QEMU (mps2-an386,
-# Cortex-M4F; the Exercise-4 one also on netduinoplus2, an STM32F405) with a timeout, and diffs
-# what they print against the host:
+# The firmware, end to end: installs QEMU and the targets if missing, trains two small checkpoints
+# with the CLI, builds the firmwares with them embedded, runs each under QEMU with a timeout
+# (mps2-an386, Cortex-M4F; the Exercise-4 one also on netduinoplus2, an STM32F405; the
+# sampling-only Exercise-4 one on microbit, a Cortex-M0 without FPU) and diffs what they print
+# against the host:
 # - the 20 sampled names against `makemore sample --checkpoint .. --seed .. --count 20`;
 # - the training lines against firmware-host (the same code and core on the host).
-# Exits non-zero if QEMU fails or times out, or if anything differs. Called by .ci/run.
+# Every run is deterministic (-icount shift=0); it prints the instructions per sampled name and per
+# training step from the firmware's SysTick counts, checked by a calibration loop, and the memory
+# report. Exits non-zero if QEMU fails or times out, or if anything differs. Called by .ci/run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 steps=${FIRMWARE_CKPT_STEPS:-3000}        # CLI training steps of the embedded checkpoints
-qemu_timeout=${FIRMWARE_QEMU_TIMEOUT:-300} # seconds per QEMU run (each takes 1 to 2 s)
+qemu_timeout=${FIRMWARE_QEMU_TIMEOUT:-300} # seconds per QEMU run (each takes 1 to 5 s)
 work="$root/target/firmware"
 mkdir -p "$work"
 
@@ -24,7 +27,9 @@ if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-size >/
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     qemu-system-arm binutils-arm-none-eabi >/dev/null
 fi
-rustup target add thumbv7em-none-eabihf >/dev/null 2>&1 || rustup target add thumbv7em-none-eabihf
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+  rustup target add "$target" >/dev/null 2>&1 || rustup target add "$target"
+done
 qemu-system-arm --version | head -1
 
 say "checkpoints: makemore train --steps $steps (Exercise 4; Exercise 1 with --hidden 64)"
@@ -36,29 +41,73 @@ export MAKEMORE_CHECKPOINT_EX4="$work/ex4/model.safetensors"
 export MAKEMORE_CHECKPOINT_EX1="$work/ex1/model.safetensors"
 ls -l "$MAKEMORE_CHECKPOINT_EX4" "$MAKEMORE_CHECKPOINT_EX1"
 
-say "build (thumbv7em-none-eabihf, release)"
-# The executables' paths from cargo's JSON messages (wherever the target directory is).
-elves=$(cd firmware && cargo build --release -p makemore-firmware --target thumbv7em-none-eabihf \
-  --message-format=json-render-diagnostics | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
-elf() { printf '%s\n' "$elves" | grep "/$1\$"; }
-arm-none-eabi-size $(elf ex4-128k) $(elf ex1-64k)
+# The runs, model:binary:machine:phases. netduinoplus2 (STM32F405: 1 MiB flash at 0x08000000,
+# aliased at 0 at boot; 128 KiB SRAM at 0x20000000) runs the same Exercise-4 binary as mps2-an386,
+# whose layout fits its real SRAM. microbit (nRF51822: 256 KiB of flash, 16 KiB of RAM) runs the
+# M0 binary, which only samples, its checkpoint read in place from flash.
+runs="ex4:ex4-128k:mps2-an386:sample+train ex1:ex1-64k:mps2-an386:sample+train
+ex4:ex4-128k:netduinoplus2:sample+train ex4:ex4-m0-sample:microbit:sample"
+# Per machine: the CPU, the Rust target, and the processor clock SysTick counts (Hz), from QEMU's
+# sources (hw/arm/mps2.c SYSCLK_FRQ 25 MHz; hw/arm/netduinoplus2.c SYSCLK_FRQ 168 MHz, wired to
+# the STM32F405's cpuclk; hw/arm/nrf51_soc.c HCLK_FRQ 16 MHz: a real nRF51 has no SysTick, QEMU's
+# has one), checked by the calibration below.
+machine() {
+  case "$1" in
+  mps2-an386) echo "cortex-m4 thumbv7em-none-eabihf 25000000" ;;
+  netduinoplus2) echo "cortex-m4 thumbv7em-none-eabihf 168000000" ;;
+  microbit) echo "cortex-m0 thumbv6m-none-eabi 16000000" ;;
+  *) echo "unknown machine $1" >&2 && return 1 ;;
+  esac
+}
+
+# Each binary for its machine's target only (the M4F binaries for thumbv7em, the M0 one for
+# thumbv6m). The executables' paths from cargo's JSON messages (wherever the target directory is).
+elves=""
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+  bins=()
+  for run in $runs; do
+    IFS=: read -r _ bin mach _ <<<"$run"
+    read -r _ t _ <<<"$(machine "$mach")"
+    [ "$t" = "$target" ] && [[ " ${bins[*]} " != *" $bin "* ]] && bins+=(--bin "$bin")
+  done
+  say "build ($target, release): ${bins[*]}"
+  built=$(cd firmware && cargo build --release -p makemore-firmware --target "$target" "${bins[@]}" \
+    --message-format=json-render-diagnostics | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+  arm-none-eabi-size $built
+  elves+="$built"$'\n'
+done
+elf() { printf '%s' "$elves" | grep "/$2/release/$1\$"; }
 
 say "host reference (firmware-host)"
 (cd firmware && cargo build -q --release -p firmware-host)
 host=$(cd firmware && cargo build --release -p firmware-host --message-format=json-render-diagnostics |
   grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
 
+# The QEMU command line of a machine. -icount shift=0: every instruction advances the virtual
+# clock by 2^0 = 1 ns, so the run is deterministic and SysTick's ticks count instructions.
+# Semihosting (BKPT 0xAB) works alike on the Cortex-M4 and the Cortex-M0.
+qemu() {
+  local mach=$1 elf=$2 cpu
+  read -r cpu _ _ <<<"$(machine "$mach")"
+  timeout "$qemu_timeout" qemu-system-arm -cpu "$cpu" -machine "$mach" -nographic -icount shift=0 \
+    -semihosting-config enable=on,target=native -kernel "$elf" </dev/null
+}
+
+# ticks of the processor clock (Hz) to instructions, rounded: 1 instruction = 1 ns of virtual time
+instructions() { echo $((($1 * 1000000000 + $2 / 2) / $2)); }
+# the number on the firmware's line "cost: WHAT N ticks"
+ticks() { sed -n "s/^cost: $1 \([0-9]*\) ticks\$/\1/p" "$2"; }
+
 failed=0
-# model:binary:machine. netduinoplus2 (STM32F405: 1 MiB flash at 0x08000000, aliased at 0 at boot;
-# 128 KiB SRAM at 0x20000000) runs the same Exercise-4 binary, whose layout fits its real SRAM.
-for config in ex4:ex4-128k:mps2-an386 ex1:ex1-64k:mps2-an386 ex4:ex4-128k:netduinoplus2; do
-  IFS=: read -r model bin machine <<<"$config"
-  say "$bin under QEMU $machine"
-  out="$work/$bin.$machine.out"
+summary=()
+for run in $runs; do
+  IFS=: read -r model bin mach phases <<<"$run"
+  read -r _ target hz <<<"$(machine "$mach")"
+  say "$bin under QEMU $mach"
+  out="$work/$bin.$mach.out"
   t0=$(date +%s%N)
   rc=0
-  timeout "$qemu_timeout" qemu-system-arm -cpu cortex-m4 -machine "$machine" -nographic \
-    -semihosting-config enable=on,target=native -kernel "$(elf "$bin")" </dev/null >"$out" 2>&1 || rc=$?
+  qemu "$mach" "$(elf "$bin" "$target")" >"$out" 2>&1 || rc=$?
   ms=$((($(date +%s%N) - t0) / 1000000))
   cat "$out"
   printf 'QEMU exit %s after %d.%03d s\n' "$rc" $((ms / 1000)) $((ms % 1000))
@@ -69,14 +118,14 @@ for config in ex4:ex4-128k:mps2-an386 ex1:ex1-64k:mps2-an386 ex4:ex4-128k:netdui
     continue
   fi
 
-  # The names: the lines between the "sample:" and "train:" headers.
-  awk '/^train:/{s=0} s{print} /^sample:/{s=1}' "$out" >"$work/$bin.$machine.names"
+  # The names: the lines between the "sample:" header and the next "word:" line ("cost:").
+  awk '/^[a-z]+:/{s=0} s{print} /^sample:/{s=1}' "$out" >"$work/$bin.$mach.names"
   # the seed the firmware says it used (makemore_core::rng::SAMPLE_SEED)
   seed=$(sed -n 's/^sample: .* seed \([0-9]*\),.*/\1/p' "$out")
   makemore sample --checkpoint "$work/$model/model.safetensors" --seed "$seed" --count 20 \
     2>/dev/null | cut -f1 >"$work/$model.host.names"
-  if [ "$(wc -l <"$work/$bin.$machine.names")" -eq 20 ] &&
-    diff -u "$work/$model.host.names" "$work/$bin.$machine.names"; then
+  if [ "$(wc -l <"$work/$bin.$mach.names")" -eq 20 ] &&
+    diff -u "$work/$model.host.names" "$work/$bin.$mach.names"; then
     echo "OK: the 20 names equal makemore sample's"
   else
     echo "FAIL: $bin: the names differ from makemore sample's (or are not 20)" >&2
@@ -84,15 +133,81 @@ for config in ex4:ex4-128k:mps2-an386 ex1:ex1-64k:mps2-an386 ex4:ex4-128k:netdui
   fi
 
   # The training lines: exact (the loss and its f32 bits).
-  grep -E '^(train:|step )' "$out" >"$work/$bin.$machine.train" || true
-  "$host" "$model" >"$work/$model.host.train"
-  if [ -s "$work/$bin.$machine.train" ] && diff -u "$work/$model.host.train" "$work/$bin.$machine.train"; then
-    echo "OK: the $(grep -c '^step ' "$work/$bin.$machine.train") loss lines equal the host's bit for bit"
+  if [ "$phases" = sample+train ]; then
+    grep -E '^(train:|step )' "$out" >"$work/$bin.$mach.train" || true
+    "$host" "$model" >"$work/$model.host.train"
+    if [ -s "$work/$bin.$mach.train" ] && diff -u "$work/$model.host.train" "$work/$bin.$mach.train"; then
+      echo "OK: the $(grep -c '^step ' "$work/$bin.$mach.train") loss lines equal the host's bit for bit"
+    else
+      echo "FAIL: $bin: the training lines differ from the host's" >&2
+      failed=1
+    fi
+  fi
+
+  # The cost. Calibration: the firmware times a loop of a known number of instructions; converted
+  # with this machine's clock it must come back within one tick (plus the few instructions that
+  # read SysTick). A wrong clock is off by a factor; without -icount the ticks follow the host's
+  # clock (0 or 61782 ticks for the 2 000 000 instructions, tried once), so the check fails.
+  known=$(sed -n 's/^cost: calibration \([0-9]*\) instructions [0-9]* ticks$/\1/p' "$out")
+  cal=$(sed -n 's/^cost: calibration [0-9]* instructions \([0-9]*\) ticks$/\1/p' "$out")
+  if [ -z "$known" ] || [ -z "$cal" ]; then
+    echo "FAIL: $bin: no calibration line" >&2
+    failed=1
+    continue
+  fi
+  got=$(instructions "$cal" "$hz")
+  off=$((got > known ? got - known : known - got))
+  if [ "$off" -le $((1000000000 / hz + 1 + 16)) ]; then
+    echo "OK: calibration: $cal ticks at $hz Hz = $got instructions, the loop has $known"
   else
-    echo "FAIL: $bin: the training lines differ from the host's" >&2
+    echo "FAIL: $bin: calibration: $cal ticks at $hz Hz = $got instructions, the loop has $known" >&2
+    failed=1
+  fi
+  line="$bin on $mach:"
+  names=$(ticks "sample 20 names" "$out")
+  if [ -n "$names" ]; then
+    per=$(($(instructions "$names" "$hz") / 20))
+    echo "cost: sampling: $names ticks = $(instructions "$names" "$hz") instructions: $per instructions per name"
+    line+=" $per instructions per name;"
+  else
+    echo "FAIL: $bin: no sampling cost line" >&2
+    failed=1
+  fi
+  if [ "$phases" = sample+train ]; then
+    steps=$(ticks "train [0-9]* steps" "$out")
+    n=$(sed -n 's/^cost: train \([0-9]*\) steps .*/\1/p' "$out")
+    if [ -n "$steps" ] && [ -n "$n" ]; then
+      per=$(($(instructions "$steps" "$hz") / n))
+      echo "cost: training: $steps ticks = $(instructions "$steps" "$hz") instructions: $per instructions per step"
+      line+=" $per instructions per step;"
+    else
+      echo "FAIL: $bin: no training cost line" >&2
+      failed=1
+    fi
+  fi
+  summary+=("$line $(sed -n 's/^memory: //p' "$out")")
+done
+
+# Repeatable: the same binary on the same machine counts the same ticks (virtual time is the
+# instruction count, not the host's clock). One M4F run with training and the M0 run, again.
+for again in ex1-64k:mps2-an386 ex4-m0-sample:microbit; do
+  IFS=: read -r bin mach <<<"$again"
+  read -r _ target _ <<<"$(machine "$mach")"
+  say "$bin under QEMU $mach again: the same cost lines"
+  rc=0
+  qemu "$mach" "$(elf "$bin" "$target")" >"$work/$bin.$mach.again" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ] && [ -s "$work/$bin.$mach.out" ] &&
+    diff -u <(grep '^cost:' "$work/$bin.$mach.out") <(grep '^cost:' "$work/$bin.$mach.again"); then
+    grep '^cost:' "$work/$bin.$mach.again"
+    echo "OK: identical"
+  else
+    echo "FAIL: $bin on $mach: QEMU exited with $rc or the cost lines differ between two runs" >&2
     failed=1
   fi
 done
+
+say "summary (instructions: QEMU -icount shift=0; memory: printed by each firmware)"
+printf '%s\n' "${summary[@]}"
 
 if [ "$failed" -ne 0 ]; then
   echo "firmware: FAILED" >&2

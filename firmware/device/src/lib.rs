@@ -1,21 +1,32 @@
-//! The firmware's runtime around [`firmware_demo`]: output and exit codes through semihosting, a
-//! HardFault handler and a panic handler that exit non-zero (without them a fault hangs QEMU),
-//! and the memory report (.data, .bss, and the stack high-water of sampling and of training, from
-//! the painted stack).
+//! The firmware's runtime around [`firmware_demo`], for every binary (Cortex-M4F and M0):
+//! output and exit codes through semihosting, a HardFault handler and a panic handler that exit
+//! non-zero (without them a fault hangs QEMU), the memory report (.data, .bss, and the stack
+//! high-water of sampling and of training, from the painted stack), and the cost report (SysTick
+//! ticks of sampling and of training, [`SysTickMeter`]).
+//!
+//! Semihosting is the `BKPT 0xAB` call on both ARMv7E-M and ARMv6-M: QEMU takes it on any
+//! M-profile CPU (`-semihosting-config enable=on`), the microbit's Cortex-M0 included.
 #![no_std]
 
 use core::fmt::{self, Write};
 use core::ptr::addr_of;
 
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hio;
 use makemore_core::train::InPlaceTrainState;
 
 use firmware_demo::{
-    sample_checkpoint, train, DemoError, SampleScratch, LR, PRINT_EVERY, SAMPLE_COUNT, SAMPLE_SEED,
-    TRAIN_SEED, TRAIN_STEPS,
+    sample_checkpoint, sample_in_place, train, DemoError, InferScratch, Meter, SampleScratch, LR,
+    PRINT_EVERY, SAMPLE_COUNT, SAMPLE_SEED, TRAIN_SEED, TRAIN_STEPS,
 };
+
+/// A checkpoint embedded 8-byte aligned, so that its `f32` tensors can be read in place:
+/// `static CHECKPOINT: &Aligned<[u8]> = &Aligned(*include_bytes!(..));`.
+#[repr(C, align(8))]
+pub struct Aligned<T: ?Sized>(pub T);
 
 /// Semihosting stdout, one host call per line.
 pub struct Console {
@@ -151,9 +162,199 @@ impl MemoryLayout {
     }
 }
 
-/// The whole firmware: samples [`SAMPLE_COUNT`] names from `checkpoint` into `state.params`,
-/// then trains `state` from the notebook's init, prints the memory report and exits (code 0 on
-/// success, 1 on any error or if the stack reached its last word).
+/// SysTick as a free-running 24-bit down-counter on the processor clock, summing the ticks of
+/// the intervals it measures in a u64. Under QEMU's `-icount shift=0` (one instruction per ns of
+/// virtual time) ticks convert to instructions: `ticks * 1e9 / clock` (firmware/run.sh).
+///
+/// Each interval must stay under 2^23 ticks; a longer one is reported by [`SysTickMeter::take`]
+/// (as is one of 2^24 to 2^25 ticks that the counter's wrap would hide, caught by COUNTFLAG).
+pub struct SysTickMeter {
+    syst: SYST,
+    ticks: u64,
+    too_long: bool,
+}
+
+/// SysTick's reload value and the mask of its 24-bit counter.
+const SYST_MASK: u32 = 0x00ff_ffff;
+
+impl SysTickMeter {
+    /// Starts SysTick on the processor clock, without its exception.
+    pub fn start(mut syst: SYST) -> Self {
+        syst.disable_interrupt();
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(SYST_MASK);
+        syst.clear_current();
+        syst.enable_counter();
+        SysTickMeter {
+            syst,
+            ticks: 0,
+            too_long: false,
+        }
+    }
+
+    /// The ticks measured since the last call, or an error if an interval was too long.
+    pub fn take(&mut self) -> Result<u64, RunError> {
+        let ticks = core::mem::take(&mut self.ticks);
+        if core::mem::take(&mut self.too_long) {
+            return Err(RunError::TooLong);
+        }
+        Ok(ticks)
+    }
+}
+
+impl Meter for SysTickMeter {
+    #[inline(always)]
+    fn measure<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.syst.has_wrapped(); // clears COUNTFLAG
+        let t0 = SYST::get_current();
+        let r = f();
+        let t1 = SYST::get_current();
+        let wrapped = self.syst.has_wrapped();
+        // Counting down: t0 - t1 modulo 2^24, exact if the counter wrapped at most once.
+        let ticks = t0.wrapping_sub(t1) & SYST_MASK;
+        // A wrap (the counter reached 0) with 0 < t1 <= t0: a whole period or more went by.
+        self.too_long |= ticks >= 1 << 23 || (wrapped && t1 != 0 && t1 <= t0);
+        self.ticks += u64::from(ticks);
+        r
+    }
+}
+
+/// Iterations of the calibration loop: two instructions each.
+pub const CALIBRATION_LOOPS: u32 = 1_000_000;
+
+/// Measures a loop of exactly `2 * CALIBRATION_LOOPS` instructions (`subs`, `bne`), so that
+/// firmware/run.sh can check its conversion of ticks into instructions.
+#[inline(never)]
+pub fn calibrate(meter: &mut SysTickMeter) -> Result<u64, RunError> {
+    meter.measure(|| {
+        // SAFETY: register arithmetic and a branch back into the block: no memory access, no
+        // stack; r0 is declared clobbered (it ends at 0) and the flags are not assumed preserved.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "subs r0, #1",
+                "bne 2b",
+                inout("r0") CALIBRATION_LOOPS => _,
+                options(nomem, nostack),
+            )
+        }
+    });
+    meter.take()
+}
+
+/// What a run can fail with besides the demo's errors.
+#[derive(Debug)]
+pub enum RunError {
+    Demo(DemoError),
+    /// A measured interval was too long for the 24-bit SysTick.
+    TooLong,
+    /// The core peripherals were taken already.
+    Peripherals,
+}
+
+impl From<DemoError> for RunError {
+    fn from(e: DemoError) -> Self {
+        RunError::Demo(e)
+    }
+}
+impl From<fmt::Error> for RunError {
+    fn from(_: fmt::Error) -> Self {
+        RunError::Demo(DemoError::Fmt)
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Demo(e) => write!(f, "{e}"),
+            RunError::TooLong => {
+                f.write_str("cost: an interval reached 2^23 SysTick ticks, too long to measure")
+            }
+            RunError::Peripherals => f.write_str("the core peripherals were taken already"),
+        }
+    }
+}
+
+/// The stack high-water marks of the phases that ran: sampling, then training.
+#[derive(Default)]
+struct HighWater {
+    sampling: Option<usize>,
+    training: Option<usize>,
+}
+
+/// The frame of every binary: prints the header, starts the meter and prints the calibration
+/// line, runs `body`, then prints the memory report and exits (code 0 on success, 1 on any
+/// error or if the stack reached its last word).
+fn firmware(
+    what: &str,
+    ram: usize,
+    body: impl FnOnce(&mut Console, &mut SysTickMeter, &mut HighWater) -> Result<(), RunError>,
+) -> ! {
+    let mut out = Console::new();
+    let mut high_water = HighWater::default();
+    let result = (|| -> Result<(), RunError> {
+        writeln!(
+            out,
+            "makemore firmware: {what}, RAM limited to {} KiB",
+            ram / 1024
+        )?;
+        let core = cortex_m::Peripherals::take().ok_or(RunError::Peripherals)?;
+        let mut meter = SysTickMeter::start(core.SYST);
+        let ticks = calibrate(&mut meter)?;
+        writeln!(
+            out,
+            "cost: calibration {} instructions {ticks} ticks",
+            2 * u64::from(CALIBRATION_LOOPS)
+        )?;
+        body(&mut out, &mut meter, &mut high_water)
+    })();
+    let m = MemoryLayout::read();
+    let _ = write!(
+        out,
+        "memory: flash {} B; .data {} B, .bss {} B, stack {} B: RAM {} of {} B; stack high-water:",
+        m.flash,
+        m.data,
+        m.bss,
+        m.stack,
+        m.data + m.bss + m.stack,
+        ram,
+    );
+    if let Some(hw) = high_water.sampling {
+        let _ = write!(out, " sampling {hw} B");
+    }
+    if let Some(hw) = high_water.training {
+        let _ = write!(out, ", training {hw} B");
+    }
+    let _ = writeln!(out);
+    let overflow = [high_water.sampling, high_water.training]
+        .into_iter()
+        .flatten()
+        .any(|hw| hw >= m.stack);
+    match result {
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            exit(false)
+        }
+        Ok(()) if overflow => {
+            let _ = writeln!(out, "error: the stack reached its last word");
+            exit(false)
+        }
+        Ok(()) => exit(true),
+    }
+}
+
+/// The `sample:` header both kinds of firmware print before the names.
+fn sample_header(out: &mut Console, checkpoint: &[u8], how: &str) -> fmt::Result {
+    writeln!(
+        out,
+        "sample: {SAMPLE_COUNT} names, seed {SAMPLE_SEED}, checkpoint of {} bytes in flash{how}",
+        checkpoint.len()
+    )
+}
+
+/// The M4F firmware: samples [`SAMPLE_COUNT`] names from `checkpoint` copied into
+/// `state.params`, then trains `state` from the notebook's init; prints the cost of each phase
+/// and the memory report, and exits: code 0 on success, 1 on any error or a full stack.
 pub fn run<
     const N: usize,
     const V: usize,
@@ -168,58 +369,68 @@ pub fn run<
     state: &mut InPlaceTrainState<f32, N, V, T, E, TE, H>,
     scratch: &mut SampleScratch<V, H>,
 ) -> ! {
-    let mut out = Console::new();
-    let mut high_water = [0usize; 2];
-    let result = (|| -> Result<(), DemoError> {
-        writeln!(
-            out,
-            "makemore firmware: {what}, RAM limited to {} KiB",
-            ram / 1024
-        )?;
-        writeln!(
-            out,
-            "sample: {SAMPLE_COUNT} names, seed {SAMPLE_SEED}, checkpoint of {} bytes in flash",
-            checkpoint.len()
-        )?;
+    firmware(what, ram, |out, meter, high_water| {
+        sample_header(out, checkpoint, "")?;
         sample_checkpoint(
             checkpoint,
             &mut state.params,
             scratch,
             SAMPLE_COUNT,
             SAMPLE_SEED,
-            &mut out,
+            meter,
+            out,
         )?;
-        high_water[0] = stack_high_water();
+        writeln!(
+            out,
+            "cost: sample {SAMPLE_COUNT} names {} ticks",
+            meter.take()?
+        )?;
+        high_water.sampling = Some(stack_high_water());
         repaint_stack();
-        train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, &mut out)?;
-        high_water[1] = stack_high_water();
+        train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, meter, out)?;
+        writeln!(
+            out,
+            "cost: train {TRAIN_STEPS} steps {} ticks",
+            meter.take()?
+        )?;
+        high_water.training = Some(stack_high_water());
         Ok(())
-    })();
-    let m = MemoryLayout::read();
-    let _ = writeln!(
-        out,
-        "memory: flash {} B; .data {} B, .bss {} B, stack {} B: RAM {} of {} B; stack high-water: sampling {} B, training {} B",
-        m.flash,
-        m.data,
-        m.bss,
-        m.stack,
-        m.data + m.bss + m.stack,
-        ram,
-        high_water[0],
-        high_water[1],
-    );
-    let overflow = high_water.iter().any(|&hw| hw >= m.stack);
-    match result {
-        Err(e) => {
-            let _ = writeln!(out, "error: {e}");
-            exit(false)
-        }
-        Ok(()) if overflow => {
-            let _ = writeln!(out, "error: the stack reached its last word");
-            exit(false)
-        }
-        Ok(()) => exit(true),
-    }
+    })
+}
+
+/// The sampling-only firmware: [`SAMPLE_COUNT`] names from `checkpoint` (the model of the
+/// compile-time dims, 4-byte aligned) read in place, without copying its parameters into RAM;
+/// prints the cost and the memory report, and exits as [`run`] does.
+pub fn run_in_place<
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    what: &str,
+    ram: usize,
+    checkpoint: &[u8],
+    scratch: &mut InferScratch<V, H>,
+) -> ! {
+    firmware(what, ram, |out, meter, high_water| {
+        sample_header(out, checkpoint, ", read in place")?;
+        sample_in_place::<V, T, E, TE, H>(
+            checkpoint,
+            scratch,
+            SAMPLE_COUNT,
+            SAMPLE_SEED,
+            meter,
+            out,
+        )?;
+        writeln!(
+            out,
+            "cost: sample {SAMPLE_COUNT} names {} ticks",
+            meter.take()?
+        )?;
+        high_water.sampling = Some(stack_high_water());
+        Ok(())
+    })
 }
 
 #[panic_handler]

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use firmware_demo::{
-    train, DemoError, Exercise1, Exercise4, Exercise4Lean, Trainer, LR, PRINT_EVERY, TRAIN_SEED,
-    TRAIN_STEPS,
+    train, DemoError, Exercise1, Exercise4, Exercise4Lean, NoMeter, Trainer, LR, PRINT_EVERY,
+    TRAIN_SEED, TRAIN_STEPS,
 };
 
 fn main() -> ExitCode {
@@ -42,5 +42,14 @@ fn run<
     state: &mut impl Trainer<N, V, T, E, TE, H>,
     out: &mut String,
 ) -> Result<(), DemoError> {
-    train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, out).map(|_| ())
+    train(
+        state,
+        TRAIN_SEED,
+        TRAIN_STEPS,
+        LR,
+        PRINT_EVERY,
+        &mut NoMeter,
+        out,
+    )
+    .map(|_| ())
 }
