@@ -580,7 +580,7 @@ mod tests {
         let mut out = String::new();
         let mut state = Box::new(Exercise1::ZERO);
         train(
-            &mut state,
+            &mut *state,
             TRAIN_SEED,
             3,
             LR,
