@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The firmware, end to end: installs QEMU and the targets if missing, trains two small checkpoints
 # with the CLI, builds the firmwares with them embedded, runs each under QEMU with a timeout
-# (mps2-an386, Cortex-M4F; the Exercise-4 one also on netduinoplus2, an STM32F405; the
-# sampling-only Exercise-4 one on microbit, a Cortex-M0 without FPU) and diffs what they print
+# (mps2-an386, Cortex-M4F: Exercise 4 in 128 KiB, Exercise 4 with the lean step in 64 KiB,
+# Exercise 1 in 64 KiB; the first also on netduinoplus2, an STM32F405; the sampling-only
+# Exercise-4 one on microbit, a Cortex-M0 without FPU) and diffs what they print
 # against the host:
 # - the 20 sampled names against `makemore sample --checkpoint .. --seed .. --count 20`;
 # - the training lines against firmware-host (the same code and core on the host).
@@ -41,12 +42,14 @@ export MAKEMORE_CHECKPOINT_EX4="$work/ex4/model.safetensors"
 export MAKEMORE_CHECKPOINT_EX1="$work/ex1/model.safetensors"
 ls -l "$MAKEMORE_CHECKPOINT_EX4" "$MAKEMORE_CHECKPOINT_EX1"
 
-# The runs, model:binary:machine:phases. netduinoplus2 (STM32F405: 1 MiB flash at 0x08000000,
-# aliased at 0 at boot; 128 KiB SRAM at 0x20000000) runs the same Exercise-4 binary as mps2-an386,
-# whose layout fits its real SRAM. microbit (nRF51822: 256 KiB of flash, 16 KiB of RAM) runs the
-# M0 binary, which only samples, its checkpoint read in place from flash.
-runs="ex4:ex4-128k:mps2-an386:sample+train ex1:ex1-64k:mps2-an386:sample+train
-ex4:ex4-128k:netduinoplus2:sample+train ex4:ex4-m0-sample:microbit:sample"
+# The runs, model:binary:machine:reference, the reference being firmware-host's argument for the
+# training lines (- for a binary that only samples). ex4-lean-64k trains Exercise 4 in 64 KiB with
+# the core's lean step, its checkpoint read in place. netduinoplus2 (STM32F405: 1 MiB flash at
+# 0x08000000, aliased at 0 at boot; 128 KiB SRAM at 0x20000000) runs the same Exercise-4 binary as
+# mps2-an386, whose layout fits its real SRAM. microbit (nRF51822: 256 KiB of flash, 16 KiB of
+# RAM) runs the M0 binary, which only samples, its checkpoint read in place from flash.
+runs="ex4:ex4-128k:mps2-an386:ex4 ex4:ex4-lean-64k:mps2-an386:ex4-lean ex1:ex1-64k:mps2-an386:ex1
+ex4:ex4-128k:netduinoplus2:ex4 ex4:ex4-m0-sample:microbit:-"
 # Per machine: the CPU, the Rust target, and the processor clock SysTick counts (Hz), from QEMU's
 # sources (hw/arm/mps2.c SYSCLK_FRQ 25 MHz; hw/arm/netduinoplus2.c SYSCLK_FRQ 168 MHz, wired to
 # the STM32F405's cpuclk; hw/arm/nrf51_soc.c HCLK_FRQ 16 MHz: a real nRF51 has no SysTick, QEMU's
@@ -60,6 +63,11 @@ machine() {
   esac
 }
 
+# cargo in the firmware workspace with its own release profile (LTO, one codegen unit: the sizes
+# in docs/firmware.md), whatever a caller's CARGO_PROFILE_RELEASE_* say (.ci/run sets them for the
+# main workspace).
+fw_cargo() { (cd firmware && env -u CARGO_PROFILE_RELEASE_LTO -u CARGO_PROFILE_RELEASE_CODEGEN_UNITS cargo "$@"); }
+
 # Each binary for its machine's target only (the M4F binaries for thumbv7em, the M0 one for
 # thumbv6m). The executables' paths from cargo's JSON messages (wherever the target directory is).
 elves=""
@@ -71,7 +79,7 @@ for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     [ "$t" = "$target" ] && [[ " ${bins[*]} " != *" $bin "* ]] && bins+=(--bin "$bin")
   done
   say "build ($target, release): ${bins[*]}"
-  built=$(cd firmware && cargo build --release -p makemore-firmware --target "$target" "${bins[@]}" \
+  built=$(fw_cargo build --release -p makemore-firmware --target "$target" "${bins[@]}" \
     --message-format=json-render-diagnostics | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
   arm-none-eabi-size $built
   elves+="$built"$'\n'
@@ -79,8 +87,8 @@ done
 elf() { printf '%s' "$elves" | grep "/$2/release/$1\$"; }
 
 say "host reference (firmware-host)"
-(cd firmware && cargo build -q --release -p firmware-host)
-host=$(cd firmware && cargo build --release -p firmware-host --message-format=json-render-diagnostics |
+fw_cargo build -q --release -p firmware-host
+host=$(fw_cargo build --release -p firmware-host --message-format=json-render-diagnostics |
   grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
 
 # The QEMU command line of a machine. -icount shift=0: every instruction advances the virtual
@@ -101,7 +109,7 @@ ticks() { sed -n "s/^cost: $1 \([0-9]*\) ticks\$/\1/p" "$2"; }
 failed=0
 summary=()
 for run in $runs; do
-  IFS=: read -r model bin mach phases <<<"$run"
+  IFS=: read -r model bin mach reference <<<"$run"
   read -r _ target hz <<<"$(machine "$mach")"
   say "$bin under QEMU $mach"
   out="$work/$bin.$mach.out"
@@ -133,10 +141,10 @@ for run in $runs; do
   fi
 
   # The training lines: exact (the loss and its f32 bits).
-  if [ "$phases" = sample+train ]; then
+  if [ "$reference" != - ]; then
     grep -E '^(train:|step )' "$out" >"$work/$bin.$mach.train" || true
-    "$host" "$model" >"$work/$model.host.train"
-    if [ -s "$work/$bin.$mach.train" ] && diff -u "$work/$model.host.train" "$work/$bin.$mach.train"; then
+    "$host" "$reference" >"$work/$reference.host.train"
+    if [ -s "$work/$bin.$mach.train" ] && diff -u "$work/$reference.host.train" "$work/$bin.$mach.train"; then
       echo "OK: the $(grep -c '^step ' "$work/$bin.$mach.train") loss lines equal the host's bit for bit"
     else
       echo "FAIL: $bin: the training lines differ from the host's" >&2
@@ -173,7 +181,7 @@ for run in $runs; do
     echo "FAIL: $bin: no sampling cost line" >&2
     failed=1
   fi
-  if [ "$phases" = sample+train ]; then
+  if [ "$reference" != - ]; then
     steps=$(ticks "train [0-9]* steps" "$out")
     n=$(sed -n 's/^cost: train \([0-9]*\) steps .*/\1/p' "$out")
     if [ -n "$steps" ] && [ -n "$n" ]; then

@@ -8,9 +8,10 @@ use std::fs;
 use std::path::PathBuf;
 
 /// (binary, linker script under `link/`)
-const LAYOUTS: [(&str, &str); 3] = [
+const LAYOUTS: [(&str, &str); 4] = [
     ("ex4-128k", "mps2-an386-128k.x"),
     ("ex1-64k", "mps2-an386-64k.x"),
+    ("ex4-lean-64k", "mps2-an386-64k.x"),
     ("ex4-m0-sample", "microbit-16k.x"),
 ];
 

@@ -16,11 +16,13 @@ use cortex_m::peripheral::SYST;
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hio;
+use makemore_core::lean::LeanTrainState;
 use makemore_core::train::InPlaceTrainState;
+use makemore_core::Params;
 
 use firmware_demo::{
-    sample_checkpoint, sample_in_place, train, DemoError, InferScratch, Meter, SampleScratch, LR,
-    PRINT_EVERY, SAMPLE_COUNT, SAMPLE_SEED, TRAIN_SEED, TRAIN_STEPS,
+    sample_checkpoint, sample_in_place, train, DemoError, InferScratch, Meter, SampleScratch,
+    Trainer, LR, PRINT_EVERY, SAMPLE_COUNT, SAMPLE_SEED, TRAIN_SEED, TRAIN_STEPS,
 };
 
 /// A checkpoint embedded 8-byte aligned, so that its `f32` tensors can be read in place:
@@ -352,9 +354,96 @@ fn sample_header(out: &mut Console, checkpoint: &[u8], how: &str) -> fmt::Result
     )
 }
 
+/// Samples [`SAMPLE_COUNT`] names from `checkpoint` copied into `params`; prints their cost.
+fn sample_copied<
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    out: &mut Console,
+    meter: &mut SysTickMeter,
+    high_water: &mut HighWater,
+    checkpoint: &[u8],
+    params: &mut Params<f32, V, T, E, TE, H>,
+    scratch: &mut SampleScratch<V, H>,
+) -> Result<(), RunError> {
+    sample_header(out, checkpoint, "")?;
+    sample_checkpoint(
+        checkpoint,
+        params,
+        scratch,
+        SAMPLE_COUNT,
+        SAMPLE_SEED,
+        meter,
+        out,
+    )?;
+    writeln!(
+        out,
+        "cost: sample {SAMPLE_COUNT} names {} ticks",
+        meter.take()?
+    )?;
+    high_water.sampling = Some(stack_high_water());
+    Ok(())
+}
+
+/// Samples [`SAMPLE_COUNT`] names from `checkpoint` (4-byte aligned) read in place, without
+/// copying its parameters into RAM; prints their cost.
+fn sample_from_flash<
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    out: &mut Console,
+    meter: &mut SysTickMeter,
+    high_water: &mut HighWater,
+    checkpoint: &[u8],
+    scratch: &mut InferScratch<V, H>,
+) -> Result<(), RunError> {
+    sample_header(out, checkpoint, ", read in place")?;
+    sample_in_place::<V, T, E, TE, H>(checkpoint, scratch, SAMPLE_COUNT, SAMPLE_SEED, meter, out)?;
+    writeln!(
+        out,
+        "cost: sample {SAMPLE_COUNT} names {} ticks",
+        meter.take()?
+    )?;
+    high_water.sampling = Some(stack_high_water());
+    Ok(())
+}
+
+/// Trains `state` from the notebook's init ([`train`]), on a freshly painted stack; prints the
+/// cost.
+fn train_from_init<
+    const N: usize,
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    out: &mut Console,
+    meter: &mut SysTickMeter,
+    high_water: &mut HighWater,
+    state: &mut impl Trainer<N, V, T, E, TE, H>,
+) -> Result<(), RunError> {
+    repaint_stack();
+    train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, meter, out)?;
+    writeln!(
+        out,
+        "cost: train {TRAIN_STEPS} steps {} ticks",
+        meter.take()?
+    )?;
+    high_water.training = Some(stack_high_water());
+    Ok(())
+}
+
 /// The M4F firmware: samples [`SAMPLE_COUNT`] names from `checkpoint` copied into
-/// `state.params`, then trains `state` from the notebook's init; prints the cost of each phase
-/// and the memory report, and exits: code 0 on success, 1 on any error or a full stack.
+/// `state.params`, then trains `state` (the in-place step) from the notebook's init; prints the
+/// cost of each phase and the memory report, and exits: code 0 on success, 1 on any error or a
+/// full stack.
 pub fn run<
     const N: usize,
     const V: usize,
@@ -370,31 +459,38 @@ pub fn run<
     scratch: &mut SampleScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_header(out, checkpoint, "")?;
-        sample_checkpoint(
+        sample_copied(
+            out,
+            meter,
+            high_water,
             checkpoint,
             &mut state.params,
             scratch,
-            SAMPLE_COUNT,
-            SAMPLE_SEED,
-            meter,
-            out,
         )?;
-        writeln!(
-            out,
-            "cost: sample {SAMPLE_COUNT} names {} ticks",
-            meter.take()?
-        )?;
-        high_water.sampling = Some(stack_high_water());
-        repaint_stack();
-        train(state, TRAIN_SEED, TRAIN_STEPS, LR, PRINT_EVERY, meter, out)?;
-        writeln!(
-            out,
-            "cost: train {TRAIN_STEPS} steps {} ticks",
-            meter.take()?
-        )?;
-        high_water.training = Some(stack_high_water());
-        Ok(())
+        train_from_init(out, meter, high_water, state)
+    })
+}
+
+/// The lean M4F firmware: samples [`SAMPLE_COUNT`] names from `checkpoint` read in place
+/// (4-byte aligned), then trains `state` (the core's lean step, one hidden unit at a time) from
+/// the notebook's init; reports and exits as [`run`] does.
+pub fn run_lean<
+    const N: usize,
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    what: &str,
+    ram: usize,
+    checkpoint: &[u8],
+    state: &mut LeanTrainState<f32, N, V, T, E, TE, H>,
+    scratch: &mut InferScratch<V, H>,
+) -> ! {
+    firmware(what, ram, |out, meter, high_water| {
+        sample_from_flash::<V, T, E, TE, H>(out, meter, high_water, checkpoint, scratch)?;
+        train_from_init(out, meter, high_water, state)
     })
 }
 
@@ -414,22 +510,7 @@ pub fn run_in_place<
     scratch: &mut InferScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_header(out, checkpoint, ", read in place")?;
-        sample_in_place::<V, T, E, TE, H>(
-            checkpoint,
-            scratch,
-            SAMPLE_COUNT,
-            SAMPLE_SEED,
-            meter,
-            out,
-        )?;
-        writeln!(
-            out,
-            "cost: sample {SAMPLE_COUNT} names {} ticks",
-            meter.take()?
-        )?;
-        high_water.sampling = Some(stack_high_water());
-        Ok(())
+        sample_from_flash::<V, T, E, TE, H>(out, meter, high_water, checkpoint, scratch)
     })
 }
 
