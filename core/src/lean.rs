@@ -9,8 +9,9 @@
 //!   `bnbias[j]`, `b1[j]` and `W1[:, j]` emitted as soon as they are final; dC (V, E) accumulates
 //!   `dhprebn[:, j] * W1[i, j]` in place of dembcat (n, T*E).
 //!
-//! Memory besides the parameters: `n*V + V*E + 3*n + 4` values (the logits, dC, three columns
-//! and one unit's four statistics); no buffer is larger than the logits.
+//! Memory besides the parameters: `n*V + V*E + T*E + 3*n + 4` values (the logits, dC, a column
+//! of W1, three columns of the batch and one unit's four statistics); no buffer is larger than
+//! the logits.
 //!
 //! Extra work over [`crate::train`]: the backward recomputes hprebn, `2*n*T*E*H` FLOPs (the
 //! size of the first product), and `n*H` more tanh.
@@ -32,6 +33,7 @@ use crate::train::{check_rows, ApplySgd, GradSink, StoreGrads, Tensor};
 /// Borrowed scratch of the lean step for a batch of `n` rows:
 /// - `logits` (n, V): logits, then probs, then dlogits;
 /// - `dC` (V, E): the embedding gradient, accumulated over the units;
+/// - `w1_col` (T*E): one unit's column of W1, then its gradient;
 /// - `bnraw`, `h`, `dh` (n): one unit's column (hprebn then bnraw; h; dh then dhprebn);
 /// - `stats` (4): that unit's bnmeani, bnvar_inv, dbngain, dbnbias.
 #[allow(non_snake_case)]
@@ -40,8 +42,10 @@ pub struct LeanMut<'a, F> {
     n: usize,
     vocab: usize,
     embedding: usize,
+    embcat: usize,
     logits: &'a mut [F],
     dC: &'a mut [F],
+    w1_col: &'a mut [F],
     bnraw: &'a mut [F],
     h: &'a mut [F],
     dh: &'a mut [F],
@@ -49,9 +53,9 @@ pub struct LeanMut<'a, F> {
 }
 
 impl<'a, F: Float> LeanMut<'a, F> {
-    /// How many values [`LeanMut::from_flat`] needs: `n*V + V*E + 3*n + 4`.
+    /// How many values [`LeanMut::from_flat`] needs: `n*V + V*E + T*E + 3*n + 4`.
     pub const fn flat_len(dims: &Dims, n: usize) -> usize {
-        n * dims.vocab + dims.vocab * dims.embedding + 3 * n + 4
+        n * dims.vocab + dims.vocab * dims.embedding + dims.embcat() + 3 * n + 4
     }
 
     /// Views one flat buffer of exactly [`LeanMut::flat_len`] values. Errors: invalid dims,
@@ -63,7 +67,7 @@ impl<'a, F: Float> LeanMut<'a, F> {
         }
         let want = n
             .checked_mul(dims.vocab + 3)
-            .and_then(|x| x.checked_add(dims.vocab * dims.embedding + 4));
+            .and_then(|x| x.checked_add(dims.vocab * dims.embedding + dims.embcat() + 4));
         if want != Some(flat.len()) {
             return Err(Error::LengthMismatch {
                 what: "lean scratch",
@@ -73,6 +77,7 @@ impl<'a, F: Float> LeanMut<'a, F> {
         }
         let (logits, rest) = flat.split_at_mut(n * dims.vocab);
         let (dC, rest) = rest.split_at_mut(dims.vocab * dims.embedding);
+        let (w1_col, rest) = rest.split_at_mut(dims.embcat());
         let (bnraw, rest) = rest.split_at_mut(n);
         let (h, rest) = rest.split_at_mut(n);
         let (dh, stats) = rest.split_at_mut(n);
@@ -80,8 +85,10 @@ impl<'a, F: Float> LeanMut<'a, F> {
             n,
             vocab: dims.vocab,
             embedding: dims.embedding,
+            embcat: dims.embcat(),
             logits,
             dC,
+            w1_col,
             bnraw,
             h,
             dh,
@@ -102,17 +109,20 @@ impl<'a, F: Float> LeanMut<'a, F> {
 /// The lean step's scratch for a batch of `N` rows in fixed-size arrays (`static`-friendly).
 #[allow(non_snake_case)]
 #[derive(Clone, Debug)]
-pub struct LeanScratch<F, const N: usize, const V: usize, const E: usize> {
+pub struct LeanScratch<F, const N: usize, const V: usize, const E: usize, const TE: usize> {
     pub logits: [[F; V]; N],
     pub dC: [[F; E]; V],
+    pub w1_col: [F; TE],
     pub bnraw: [F; N],
     pub h: [F; N],
     pub dh: [F; N],
     pub stats: [F; 4],
 }
 
-impl<F: Float, const N: usize, const V: usize, const E: usize> LeanScratch<F, N, V, E> {
-    const CHECK: () = assert!(N >= 2, "N >= 2");
+impl<F: Float, const N: usize, const V: usize, const E: usize, const TE: usize>
+    LeanScratch<F, N, V, E, TE>
+{
+    const CHECK: () = assert!(N >= 2 && TE % E == 0, "N >= 2 and TE == T * E");
 
     pub const ZERO: Self = {
         #[allow(clippy::let_unit_value)]
@@ -120,6 +130,7 @@ impl<F: Float, const N: usize, const V: usize, const E: usize> LeanScratch<F, N,
         LeanScratch {
             logits: [[F::ZERO; V]; N],
             dC: [[F::ZERO; E]; V],
+            w1_col: [F::ZERO; TE],
             bnraw: [F::ZERO; N],
             h: [F::ZERO; N],
             dh: [F::ZERO; N],
@@ -127,7 +138,7 @@ impl<F: Float, const N: usize, const V: usize, const E: usize> LeanScratch<F, N,
         }
     };
 
-    /// A view; its V and E are checked against the parameters' dims by each step.
+    /// A view; its V, E and T*E are checked against the parameters' dims by each step.
     pub fn view_mut(&mut self) -> LeanMut<'_, F> {
         #[allow(clippy::let_unit_value)]
         let _ = Self::CHECK;
@@ -135,8 +146,10 @@ impl<F: Float, const N: usize, const V: usize, const E: usize> LeanScratch<F, N,
             n: N,
             vocab: V,
             embedding: E,
+            embcat: TE,
             logits: self.logits.as_flattened_mut(),
             dC: self.dC.as_flattened_mut(),
+            w1_col: &mut self.w1_col,
             bnraw: &mut self.bnraw,
             h: &mut self.h,
             dh: &mut self.dh,
@@ -157,7 +170,7 @@ pub struct LeanTrainState<
     const H: usize,
 > {
     pub params: Params<F, V, T, E, TE, H>,
-    pub scratch: LeanScratch<F, N, V, E>,
+    pub scratch: LeanScratch<F, N, V, E, TE>,
 }
 
 impl<
@@ -189,25 +202,28 @@ impl<
 
 /// Checks the scratch against the dims and the batch: `xb` (n, T), `yb` (n), ids < V.
 fn check<F: Float>(dims: &Dims, s: &LeanMut<'_, F>, xb: &[u8], yb: &[u8]) -> Result<(), Error> {
-    if s.vocab != dims.vocab || s.embedding != dims.embedding {
+    if s.vocab != dims.vocab || s.embedding != dims.embedding || s.embcat != dims.embcat() {
         return Err(Error::DimsMismatch);
     }
     check_rows(dims, s.n, xb, yb)
 }
 
-/// Unit j's column through batchnorm and tanh: `s.bnraw` (n) gets bnraw, `s.h` (n) h,
-/// `s.stats[0..2]` bnmeani and bnvar_inv. The same operations in the same order as the fused
+/// Unit j's column through batchnorm and tanh: `s.w1_col` (T*E) gets `W1[:, j]`, `s.bnraw` (n)
+/// bnraw, `s.h` (n) h, `s.stats[0..2]` bnmeani and bnvar_inv. The same operations in the same order as the fused
 /// forward's column j (`embed_linear_forward`, then `batchnorm_forward` on one column).
 fn unit_forward<F: Float>(s: &mut LeanMut<'_, F>, p: ParamsRef<'_, F>, xb: &[u8], j: usize) {
     let dims = p.dims();
     let (t_len, e_len, hidden) = (dims.context, dims.embedding, dims.hidden);
-    // hprebn[:, j] = C[Xb].view(n, -1) @ W1[:, j] + b1[j]
+    // hprebn[:, j] = C[Xb].view(n, -1) @ W1[:, j] + b1[j], W1[:, j] copied once
+    for (w, W1_row) in s.w1_col.iter_mut().zip(p.W1.chunks_exact(hidden)) {
+        *w = W1_row[j];
+    }
     for (col, x) in s.bnraw.iter_mut().zip(xb.chunks_exact(t_len)) {
         let mut acc = p.b1[j];
-        for (t, &ix) in x.iter().enumerate() {
+        for (&ix, w1_t) in x.iter().zip(s.w1_col.chunks_exact(e_len)) {
             let emb = &p.C[ix as usize * e_len..][..e_len];
-            for (e, &embcat_i) in emb.iter().enumerate() {
-                acc += embcat_i * p.W1[(t * e_len + e) * hidden + j];
+            for (&embcat_i, &w) in emb.iter().zip(w1_t) {
+                acc += embcat_i * w;
             }
         }
         *col = acc;
@@ -308,15 +324,13 @@ fn backward_into<F: Float, S: GradSink<F>>(
         let dhprebn = &*s.dh;
 
         // hprebn = embcat @ W1 + b1
-        // dC[Xb[k, t], e] += dembcat[k, t*E + e], dembcat[k, i] = dhprebn[k] * W1[i, j] summed over j
-        {
-            let W1 = sink.params().W1;
-            for (&d, x) in dhprebn.iter().zip(xb.chunks_exact(t_len)) {
-                for (t, &ix) in x.iter().enumerate() {
-                    let dC_row = &mut s.dC[ix as usize * e_len..][..e_len];
-                    for (e, dc) in dC_row.iter_mut().enumerate() {
-                        *dc += d * W1[(t * e_len + e) * hidden + j];
-                    }
+        // dC[Xb[k, t], e] += dembcat[k, t*E + e], dembcat[k, i] = dhprebn[k] * W1[i, j] summed
+        // over j   (old W1: its column j is still in w1_col)
+        for (&d, x) in dhprebn.iter().zip(xb.chunks_exact(t_len)) {
+            for (&ix, w1_t) in x.iter().zip(s.w1_col.chunks_exact(e_len)) {
+                let dC_row = &mut s.dC[ix as usize * e_len..][..e_len];
+                for (dc, &w) in dC_row.iter_mut().zip(w1_t) {
+                    *dc += d * w;
                 }
             }
         }
@@ -326,16 +340,21 @@ fn backward_into<F: Float, S: GradSink<F>>(
             g += d;
         }
         sink.emit(Tensor::b1, j, &[g]);
-        // dW1[i, j] = embcat[:, i].T @ dhprebn, embcat[k, i] = C[Xb[k, i / E], i % E]   (old C)
-        for i in 0..t_len * e_len {
-            let mut g = F::ZERO;
-            {
-                let C = sink.params().C;
-                for (x, &d) in xb.chunks_exact(t_len).zip(dhprebn) {
-                    g = C[x[i / e_len] as usize * e_len + i % e_len] * d + g;
+        // dW1[i, j] = embcat[:, i].T @ dhprebn, embcat[k, t*E + e] = C[Xb[k, t], e]   (old C),
+        // into w1_col
+        s.w1_col.fill(F::ZERO);
+        {
+            let C = sink.params().C;
+            for (x, &d) in xb.chunks_exact(t_len).zip(dhprebn) {
+                for (&ix, g_t) in x.iter().zip(s.w1_col.chunks_exact_mut(e_len)) {
+                    for (g, &c) in g_t.iter_mut().zip(&C[ix as usize * e_len..][..e_len]) {
+                        *g += c * d;
+                    }
                 }
             }
-            sink.emit(Tensor::W1, i * hidden + j, &[g]);
+        }
+        for (i, g) in s.w1_col.iter().enumerate() {
+            sink.emit(Tensor::W1, i * hidden + j, core::slice::from_ref(g));
         }
     }
 

@@ -43,7 +43,7 @@ fn lean_matches_fused<
     )
     .unwrap();
 
-    let mut scratch = Box::new(LeanScratch::<F, N, V, E>::ZERO);
+    let mut scratch = Box::new(LeanScratch::<F, N, V, E, TE>::ZERO);
     let mut grads = Box::new(Params::<F, V, T, E, TE, H>::ZERO);
     let lean_loss = lean::gradient(
         params.view(),
