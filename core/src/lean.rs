@@ -122,7 +122,7 @@ pub struct LeanScratch<F, const N: usize, const V: usize, const E: usize, const 
 impl<F: Float, const N: usize, const V: usize, const E: usize, const TE: usize>
     LeanScratch<F, N, V, E, TE>
 {
-    const CHECK: () = assert!(N >= 2 && TE % E == 0, "N >= 2 and TE == T * E");
+    const CHECK: () = assert!(N >= 2 && TE.is_multiple_of(E), "N >= 2 and TE == T * E");
 
     pub const ZERO: Self = {
         #[allow(clippy::let_unit_value)]
