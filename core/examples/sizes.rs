@@ -2,6 +2,7 @@
 //! `cargo run -p makemore-core --example sizes`.
 
 use core::mem::size_of;
+use makemore_core::lean::LeanTrainState;
 use makemore_core::train::{InPlaceTrainState, TrainState};
 use makemore_core::{Dims, Params};
 
@@ -33,6 +34,10 @@ fn main() {
     );
     row::<InPlaceTrainState<f32, 32, 27, 3, 10, 30, 200>>(
         "Exercise 4 InPlaceTrainState (no gradient buffer)",
+        Dims::EXERCISE4,
+    );
+    row::<LeanTrainState<f32, 32, 27, 3, 10, 30, 200>>(
+        "Exercise 4 LeanTrainState (one hidden unit at a time)",
         Dims::EXERCISE4,
     );
 }
