@@ -3,10 +3,11 @@
 # with the CLI, builds the firmwares with them embedded, runs each under QEMU with a timeout
 # (mps2-an386, Cortex-M4F: Exercise 4 in 128 KiB, Exercise 4 with the lean step in 64 KiB,
 # Exercise 1 in 64 KiB; the first also on netduinoplus2, an STM32F405; the sampling-only
-# Exercise-4 one on microbit, a Cortex-M0 without FPU) and diffs what they print
-# against the host:
+# Exercise-4 one on microbit, a Cortex-M0 without FPU; the smallest complete example,
+# firmware/example, on mps2-an386) and diffs what they print against the host:
 # - the 20 sampled names against `makemore sample --checkpoint .. --seed .. --count 20`;
-# - the training lines against firmware-host (the same code and core on the host).
+# - the training lines against firmware-host (the same code and core on the host);
+# and the example's files against their code blocks in docs/firmware.md.
 # Every run is deterministic (-icount shift=0); it prints the instructions per sampled name and per
 # training step from the firmware's SysTick counts, checked by a calibration loop, and the memory
 # report. Exits non-zero if QEMU fails or times out, or if anything differs. Called by .ci/run.
@@ -213,6 +214,40 @@ for again in ex1-64k:mps2-an386 ex4-m0-sample:microbit; do
     failed=1
   fi
 done
+
+# The smallest complete example (firmware/example, shown in full in docs/firmware.md): the
+# Exercise-4 checkpoint sampled in place in 16 KiB of RAM; its names against makemore sample's,
+# its files against the docs' code blocks (each the block after a line `firmware/example/FILE`:).
+say "makemore-firmware-example (the docs' smallest complete example) under QEMU mps2-an386"
+example=$(MAKEMORE_CHECKPOINT="$MAKEMORE_CHECKPOINT_EX4" fw_cargo build --release \
+  -p makemore-firmware-example --target thumbv7em-none-eabihf \
+  --message-format=json-render-diagnostics | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+arm-none-eabi-size "$example"
+rc=0
+qemu mps2-an386 "$example" >"$work/example.out" 2>&1 || rc=$?
+cat "$work/example.out"
+awk 's{print} /^sample:/{s=1}' "$work/example.out" >"$work/example.names"
+seed=$(sed -n 's/^sample: .* seed \([0-9]*\),.*/\1/p' "$work/example.out")
+if [ "$rc" -eq 0 ] && [ -n "$seed" ] && [ "$(wc -l <"$work/example.names")" -eq 20 ] &&
+  makemore sample --checkpoint "$MAKEMORE_CHECKPOINT_EX4" --seed "$seed" --count 20 2>/dev/null |
+  cut -f1 >"$work/example.host.names" && diff -u "$work/example.host.names" "$work/example.names"; then
+  echo "OK: exit 0, the 20 names equal makemore sample's"
+else
+  echo "FAIL: makemore-firmware-example: QEMU exited with $rc (124: timed out) or the names differ" >&2
+  failed=1
+fi
+for file in src/main.rs memory.x Cargo.toml build.rs; do
+  if diff -u <(awk -v m="\`firmware/example/$file\`:" \
+    '$0 == m {s=1; next} s && /^```/ {if (b) exit; b=1; next} b' docs/firmware.md) \
+    "firmware/example/$file"; then
+    echo "OK: docs/firmware.md shows firmware/example/$file as it is"
+  else
+    echo "FAIL: docs/firmware.md's code block of firmware/example/$file differs from the file" >&2
+    failed=1
+  fi
+done
+summary+=("makemore-firmware-example on mps2-an386: $(arm-none-eabi-size "$example" |
+  awk 'NR == 2 {print "flash " $1 + $2 " B, .data " $2 " B, .bss " $3 " B"}')")
 
 say "summary (instructions: QEMU -icount shift=0; memory: printed by each firmware)"
 printf '%s\n' "${summary[@]}"
