@@ -18,7 +18,6 @@ use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hio;
 use makemore_core::lean::LeanTrainState;
 use makemore_core::train::InPlaceTrainState;
-use makemore_core::Params;
 
 use firmware_demo::{
     sample_checkpoint, sample_in_place, train, DemoError, InferScratch, Meter, SampleScratch,
@@ -345,40 +344,22 @@ fn firmware(
     }
 }
 
-/// The `sample:` header both kinds of firmware print before the names.
-fn sample_header(out: &mut Console, checkpoint: &[u8], how: &str) -> fmt::Result {
+/// Prints the `sample:` header, runs `draw` (the [`SAMPLE_COUNT`] names from `checkpoint`, copied
+/// into RAM or read in place as `how` says), then their cost, and keeps the stack's high-water.
+fn sample_phase(
+    out: &mut Console,
+    meter: &mut SysTickMeter,
+    high_water: &mut HighWater,
+    checkpoint: &[u8],
+    how: &str,
+    draw: impl FnOnce(&mut Console, &mut SysTickMeter) -> Result<(), DemoError>,
+) -> Result<(), RunError> {
     writeln!(
         out,
         "sample: {SAMPLE_COUNT} names, seed {SAMPLE_SEED}, checkpoint of {} bytes in flash{how}",
         checkpoint.len()
-    )
-}
-
-/// Samples [`SAMPLE_COUNT`] names from `checkpoint` copied into `params`; prints their cost.
-fn sample_copied<
-    const V: usize,
-    const T: usize,
-    const E: usize,
-    const TE: usize,
-    const H: usize,
->(
-    out: &mut Console,
-    meter: &mut SysTickMeter,
-    high_water: &mut HighWater,
-    checkpoint: &[u8],
-    params: &mut Params<f32, V, T, E, TE, H>,
-    scratch: &mut SampleScratch<V, H>,
-) -> Result<(), RunError> {
-    sample_header(out, checkpoint, "")?;
-    sample_checkpoint(
-        checkpoint,
-        params,
-        scratch,
-        SAMPLE_COUNT,
-        SAMPLE_SEED,
-        meter,
-        out,
     )?;
+    draw(out, meter)?;
     writeln!(
         out,
         "cost: sample {SAMPLE_COUNT} names {} ticks",
@@ -388,31 +369,8 @@ fn sample_copied<
     Ok(())
 }
 
-/// Samples [`SAMPLE_COUNT`] names from `checkpoint` (4-byte aligned) read in place, without
-/// copying its parameters into RAM; prints their cost.
-fn sample_from_flash<
-    const V: usize,
-    const T: usize,
-    const E: usize,
-    const TE: usize,
-    const H: usize,
->(
-    out: &mut Console,
-    meter: &mut SysTickMeter,
-    high_water: &mut HighWater,
-    checkpoint: &[u8],
-    scratch: &mut InferScratch<V, H>,
-) -> Result<(), RunError> {
-    sample_header(out, checkpoint, ", read in place")?;
-    sample_in_place::<V, T, E, TE, H>(checkpoint, scratch, SAMPLE_COUNT, SAMPLE_SEED, meter, out)?;
-    writeln!(
-        out,
-        "cost: sample {SAMPLE_COUNT} names {} ticks",
-        meter.take()?
-    )?;
-    high_water.sampling = Some(stack_high_water());
-    Ok(())
-}
+/// How [`sample_phase`]'s header names sampling from the checkpoint where it lies.
+const IN_PLACE: &str = ", read in place";
 
 /// Trains `state` from the notebook's init ([`train`]), on a freshly painted stack; prints the
 /// cost.
@@ -459,14 +417,17 @@ pub fn run<
     scratch: &mut SampleScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_copied(
-            out,
-            meter,
-            high_water,
-            checkpoint,
-            &mut state.params,
-            scratch,
-        )?;
+        sample_phase(out, meter, high_water, checkpoint, "", |out, meter| {
+            sample_checkpoint(
+                checkpoint,
+                &mut state.params,
+                scratch,
+                SAMPLE_COUNT,
+                SAMPLE_SEED,
+                meter,
+                out,
+            )
+        })?;
         train_from_init(out, meter, high_water, state)
     })
 }
@@ -489,7 +450,23 @@ pub fn run_lean<
     scratch: &mut InferScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_from_flash::<V, T, E, TE, H>(out, meter, high_water, checkpoint, scratch)?;
+        sample_phase(
+            out,
+            meter,
+            high_water,
+            checkpoint,
+            IN_PLACE,
+            |out, meter| {
+                sample_in_place::<V, T, E, TE, H>(
+                    checkpoint,
+                    scratch,
+                    SAMPLE_COUNT,
+                    SAMPLE_SEED,
+                    meter,
+                    out,
+                )
+            },
+        )?;
         train_from_init(out, meter, high_water, state)
     })
 }
@@ -510,7 +487,23 @@ pub fn run_in_place<
     scratch: &mut InferScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_from_flash::<V, T, E, TE, H>(out, meter, high_water, checkpoint, scratch)
+        sample_phase(
+            out,
+            meter,
+            high_water,
+            checkpoint,
+            IN_PLACE,
+            |out, meter| {
+                sample_in_place::<V, T, E, TE, H>(
+                    checkpoint,
+                    scratch,
+                    SAMPLE_COUNT,
+                    SAMPLE_SEED,
+                    meter,
+                    out,
+                )
+            },
+        )
     })
 }
 
