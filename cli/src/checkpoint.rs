@@ -6,12 +6,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use makemore_core::checkpoint::{self, Metadata};
+use makemore_core::checkpoint::{self, Metadata, Schedule};
+use makemore_core::optim::LrSchedule;
 use makemore_core::safetensors::{load_model, read_dims, SafeTensors, SafetensorsError};
 use makemore_core::simd::Kernels;
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
-use crate::data::Vocab;
+use crate::data::{Split, Vocab};
 
 /// Largest checkpoint file read, in bytes: checked before the bytes are allocated for a regular
 /// file, and a stream (a FIFO, a device) stops one byte after it. The largest model the
@@ -40,6 +41,49 @@ pub struct Checkpoint {
 
 /// Where a training run stands: enough to resume it exactly (the core's schema).
 pub use makemore_core::checkpoint::RunState;
+
+/// FNV-1a (64 bit) of the split: for each of train, val, test its word count, then each word's
+/// byte length and bytes (lengths as little-endian `u64`), so a changed word, order or split
+/// changes it.
+pub fn fingerprint(split: &Split) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for part in [&split.train, &split.val, &split.test] {
+        eat(&(part.len() as u64).to_le_bytes());
+        for w in part {
+            eat(&(w.len() as u64).to_le_bytes());
+            eat(w.as_bytes());
+        }
+    }
+    h
+}
+
+/// The learning rate of step `step` (0-based) under `run`'s schedule: the core's
+/// [`LrSchedule`]. The step decay is the notebook's, computed in `f32`: `lr`, then `lr / 10.0`.
+pub fn lr_at(run: &RunState, step: u64) -> f32 {
+    let schedule = match run.schedule {
+        Schedule::Step => LrSchedule::Step {
+            lr: run.lr,
+            decay_step: run.lr_decay_step,
+        },
+        Schedule::Cosine {
+            warmup,
+            total,
+            min_lr,
+        } => LrSchedule::Cosine {
+            lr: run.lr,
+            warmup,
+            total,
+            min_lr,
+        },
+    };
+    schedule.lr_at(step)
+}
 
 /// The sizes makemore accepts, `(min, max)` inclusive: `train`'s flags, and the config and batch
 /// size of a checkpoint it loads. The core's kernels take sizes at run time (its fixed-size

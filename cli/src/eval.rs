@@ -1,4 +1,5 @@
-//! Batchnorm calibration and the loss of whole splits on the current rayon pool
+//! Batchnorm calibration and the loss of whole splits on the current rayon pool (or, in the web
+//! build, in order on one thread: [`crate::par`])
 //! (`pool.install`): the chunks of the core's evaluator ([`makemore_core::eval`]) run on
 //! indexed parallel iterators, their partial results collected by chunk index and merged in
 //! chunk order, so the results are the same bits for any number of threads. Only exact
@@ -7,13 +8,13 @@
 //! [`Contexts`] reads the rows once: the distinct contexts of all splits and each row's
 //! context id, shared by calibration and the losses ([`calibrate_and_evaluate`]).
 
+use crate::par::*;
 use anyhow::{bail, Context, Result};
 use makemore_core::eval::{self, ContextKeys, Evaluator};
 use makemore_core::eval::{CALIB_ROWS, DENSE_KEYS, EVAL_ROWS, SCAN_ROWS};
 use makemore_core::infer::BnCalibration;
 use makemore_core::simd::Kernels;
 use makemore_core::{Error, ParamsRef};
-use rayon::prelude::*;
 
 /// The distinct contexts of some data sets (the parts, e.g. the three splits) and the id of
 /// every row's context.
@@ -97,9 +98,11 @@ fn dense(keys: ContextKeys, words: usize, chunks: &mut [Chunk<'_>]) -> Result<Ve
         c.done = keys.mark_dense(c.x, c.ids, &mut bits);
         bits
     };
-    let bits = (chunks.par_iter_mut())
-        .fold(|| vec![0u64; words], mark)
-        .reduce(|| vec![0u64; words], |a, b| zip_with(a, b, |a, b| a | b));
+    let bits = (chunks.par_iter_mut()).fold_reduce(
+        || vec![0u64; words],
+        mark,
+        |a, b| zip_with(a, b, |a, b| a | b),
+    );
     first_error(chunks, keys.context())?;
     let mut id_of = vec![0u32; words * 64];
     let n = eval::dense_id_table(&bits, &mut id_of)?;
@@ -139,7 +142,12 @@ fn evaluator<'a>(
     table: &'a mut Vec<f32>,
 ) -> Result<Evaluator<'a>> {
     *table = vec![0f32; eval::table_len(&params.dims())];
-    Ok(Evaluator::new(*k, params, table, f32::ln)?)
+    Ok(Evaluator::new(
+        *k,
+        params,
+        table,
+        makemore_core::math::ln_f32,
+    )?)
 }
 
 /// Calibrates batchnorm over `x` (rows of T tokens): bnmean and bnvar (H).
@@ -204,12 +212,11 @@ fn calibrate_part(
     let (t, h) = (ev.dims().context, ev.dims().hidden);
     let n = contexts.distinct.len() / t;
     let count = |mut c: Vec<u32>, ic| eval::count_ids(ic, &mut c).map(|()| c);
-    let counts = (ids.par_chunks(SCAN_ROWS))
-        .try_fold(|| vec![0u32; n], count)
-        .try_reduce(
-            || vec![0u32; n],
-            |a, b| Ok(zip_with(a, b, u32::saturating_add)),
-        )?;
+    let counts = (ids.par_chunks(SCAN_ROWS)).try_fold_reduce(
+        || vec![0u32; n],
+        count,
+        |a, b| Ok(zip_with(a, b, u32::saturating_add)),
+    )?;
     let (mut x, mut w) = (vec![0u8; n * t], vec![0u32; n]);
     let used = eval::weighted_contexts(&mut x, &mut w, &contexts.distinct, t, &counts)?;
     let mut bufs = vec![0f64; used.div_ceil(CALIB_ROWS) * 2 * h];

@@ -1,139 +1,21 @@
-//! `gradcheck`: the notebook's comparison table for its 26 tensors on a batch of names at the
-//! notebook's initialisation (Exercise-1 model: E=10, H=64, T=3, batch 32, V=27). With
-//! `--rng torch` the init and the batch are the notebook's own, and the notebook's outputs come
-//! first: the parameter count, the loss as PyTorch prints it, and the `cmp` table in its format.
+//! `gradcheck`: prints the gradient check ([`cli::gradcheck_table`]) and exits 1 if a row fails.
 
-use std::num::NonZeroU64;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
-use makemore_core::atomic::{AtomicGrads, AtomicTape};
-use makemore_core::gradcheck::{finite_difference_check, rows, table, TableStorage};
-use makemore_core::rng::{batch_stream, below, init_stream, Generator};
-use makemore_core::{Params, ParamsRef};
+use anyhow::Result;
+use cli::gradcheck_table::{check, BATCH};
 
-use crate::batch::{fill_batch, Batches};
 use crate::dataset::Dataset;
 use crate::GradcheckArgs;
 
-/// Largest relative error allowed against finite differences (f64).
-const FD_TOL: f64 = 1e-6;
-/// The notebook's batch (the tables' const generic N).
-const BATCH: usize = 32;
-
 pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
-    if a.fd_samples == 0 {
-        bail!("--fd-samples 0 would check no coordinate by finite differences: use 1 or more");
-    }
     let ds = Dataset::load(&a.input, 3)?;
     ds.nonempty("train", &a.input)?;
-    if ds.vocab.len() != 27 {
-        bail!(
-            "{}: gradcheck runs the notebook's model with a vocabulary of 27; this file has {}",
-            a.input.display(),
-            ds.vocab.len()
-        );
-    }
-    let generator = Generator::from(a.rng);
-    let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
-    // the training run's first batch
-    let mut xb = [[0u8; 3]; BATCH];
-    let mut yb = [0u8; BATCH];
-    if generator == Generator::Pcg {
-        params.view_mut().init_notebook(&mut init_stream(a.seed));
-        fill_batch(&ds.train, a.seed, 0, xb.as_flattened_mut(), &mut yb)?;
-    } else {
-        // the notebook's cells: its float32 init, then its batch, from one torch generator
-        let dims = params.view().dims();
-        let mut init = vec![0f32; dims.num_params()];
-        let mut batches = Batches::init(generator, a.seed, dims, &mut init)?;
-        let init = ParamsRef::from_flat(dims, &init)?;
-        for (d, s) in params
-            .view_mut()
-            .tensors_mut()
-            .into_iter()
-            .zip(init.tensors())
-        {
-            for (d, &x) in d.iter_mut().zip(s) {
-                *d = f64::from(x);
-            }
-        }
-        batches.fill(&ds.train, 0, xb.as_flattened_mut(), &mut yb)?;
-    }
-    let mut storage = Box::new(TableStorage::<BATCH, 27, 3, 10, 30, 64>::ZERO);
-    let table_rows = table(&params, &xb, &yb, &mut storage)?;
-    if generator != Generator::Pcg {
-        // the notebook's outputs: the parameter count, the float32 loss, its `cmp` table
-        let s = &mut *storage;
-        let loss32 = s.tape32.forward(&s.params32, &xb, &yb)?;
-        println!("{}", params.view().dims().num_params());
-        println!("tensor({loss32:.4}, grad_fn=<NegBackward0>)");
-        println!(
-            "(the hand-written float32 gradients of the notebook's cells against float64 autograd's)"
-        );
-        for (r, label) in table_rows.iter().zip(NOTEBOOK_LABELS) {
-            let c = r.atomic_f32_vs_f64;
-            println!(
-                "{label:15} | exact: {:5} | approximate: {:5} | maxdiff: {}",
-                python_bool(c.exact),
-                python_bool(c.approximate),
-                python_float(c.maxdiff)
-            );
-        }
-        println!();
-    }
-
-    let mut tape = Box::new(AtomicTape::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
-    let mut reference = Box::new(AtomicTape::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
-    let loss = reference.forward(&params, &xb, &yb)?;
-    let mut grads = Box::new(AtomicGrads::<f64, BATCH, 27, 3, 10, 30, 64>::ZERO);
-    grads.backward(&reference, &params, &xb, &yb)?;
-    // the coordinates checked by finite differences: the stream of the run's second batch
-    let mut pick = batch_stream(a.seed, 1);
-    println!("loss at init (f64): {loss:.4}");
-    println!(
-        "{:15} | {:^24} | {:^35} | {:^17}",
-        "tensor", "atomic f32 vs f64", "fused f32 vs atomic f32", "f64 vs finite diff"
-    );
-    println!(
-        "{:15} | {:5} | {:16} | {:5} | {:5} | {:19} | {:17}",
-        "", "appr.", "maxdiff", "exact", "appr.", "maxdiff", "max rel err"
-    );
-    let mut failed = Vec::new();
-    for (r, row) in table_rows
-        .iter()
-        .zip(rows::<f64, BATCH, 27, 3, 10, 30, 64>())
-    {
-        let len = (row.grad)(&grads).len();
-        let idx: Vec<usize> = match NonZeroU64::new(len as u64) {
-            Some(n) if len > a.fd_samples => (0..a.fd_samples)
-                .map(|_| below(&mut pick, n) as usize)
-                .collect(),
-            _ => (0..len).collect(),
-        };
-        let fd = finite_difference_check(
-            &row,
-            idx,
-            &mut params,
-            &xb,
-            &yb,
-            &reference,
-            &grads,
-            &mut tape,
-        )?;
-        let fused = match r.fused_vs_atomic_f32 {
-            Some(c) => format!("{:5} | {:5} | {:<19.3e}", c.exact, c.approximate, c.maxdiff),
-            None => format!("{:5} | {:5} | {:19}", "-", "-", "-"),
-        };
-        println!(
-            "{:15} | {:5} | {:<16.3e} | {fused} | {:.3e}",
-            r.name, r.atomic_f32_vs_f64.approximate, r.atomic_f32_vs_f64.maxdiff, fd.rel_err
-        );
-        let fd_ok = fd.rel_err <= FD_TOL;
-        if !r.ok() || !fd_ok {
-            failed.push(r.name);
-        }
-    }
+    let report = check(&ds, a.rng.into(), a.seed, a.fd_samples)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", a.input.display()))?;
+    crate::print_str(&report.notebook_text());
+    crate::print_str(&report.table_text());
+    let failed = report.failed();
     if failed.is_empty() {
         println!("all 26 tensors agree");
         Ok(ExitCode::SUCCESS)
@@ -148,98 +30,5 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
             );
         }
         Ok(ExitCode::FAILURE)
-    }
-}
-
-/// The labels the notebook's `cmp` calls print for the 26 rows (some with a `d`), in its order.
-const NOTEBOOK_LABELS: [&str; 26] = [
-    "logprobs",
-    "probs",
-    "counts_sum_inv",
-    "counts",
-    "counts_sum",
-    "norm_logits",
-    "logit_maxes",
-    "logits",
-    "dh",
-    "dW2",
-    "db2",
-    "hpreact",
-    "bngain",
-    "bnraw",
-    "bnbias",
-    "bndiff",
-    "bnvar_inv",
-    "bnvar",
-    "bndiff2",
-    "dhprebn",
-    "dbnmeani",
-    "dembcat",
-    "W1",
-    "b1",
-    "emb",
-    "C",
-];
-
-/// Python's `str(bool)`.
-fn python_bool(b: bool) -> &'static str {
-    if b {
-        "True"
-    } else {
-        "False"
-    }
-}
-
-/// Python's `repr(float)`: the shortest digits that round-trip, positional from 1e-4 to 1e16,
-/// else in exponent form with at least two exponent digits (`6.51925802230835e-09`).
-fn python_float(x: f64) -> String {
-    if !x.is_finite() {
-        return if x.is_nan() {
-            "nan".into()
-        } else if x > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    let a = x.abs();
-    if a == 0.0 || (1e-4..1e16).contains(&a) {
-        let s = format!("{x}");
-        if s.contains('.') {
-            s
-        } else {
-            format!("{s}.0")
-        }
-    } else {
-        let s = format!("{x:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        format!("{mantissa}e{sign}{digits:0>2}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::python_float;
-
-    #[test]
-    fn floats_print_as_pythons_repr() {
-        // python3 -c "print(repr(0.0), repr(6.51925802230835e-09), repr(1e-4), repr(0.5), repr(3.0), repr(1e16), repr(1.5e-300), repr(-2.5e-05))"
-        let cases = [
-            (0.0, "0.0"),
-            (6.51925802230835e-09, "6.51925802230835e-09"),
-            (1e-4, "0.0001"),
-            (0.5, "0.5"),
-            (3.0, "3.0"),
-            (1e16, "1e+16"),
-            (1.5e-300, "1.5e-300"),
-            (-2.5e-05, "-2.5e-05"),
-        ];
-        for (x, want) in cases {
-            assert_eq!(python_float(x), want, "{x}");
-        }
     }
 }

@@ -10,9 +10,14 @@ pub mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod dataset;
+pub mod draw;
 pub mod eval;
+pub mod gradcheck_table;
+#[cfg(feature = "bin")]
 pub mod isa;
 pub mod memory;
+pub mod par;
+#[cfg(feature = "rayon")]
 pub mod parallel;
 pub mod pyrandom;
 pub mod torchrandom;

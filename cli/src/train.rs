@@ -22,15 +22,16 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use makemore_core::checkpoint::Schedule;
-use makemore_core::optim::{AdamW, LrSchedule, Optimizer};
+use makemore_core::optim::{AdamW, Optimizer};
 use makemore_core::rng::{Generator, SAMPLE_SEED, TRAIN_SEED};
 use makemore_core::simd::Kernels;
 use makemore_core::step::{shard_rows, InTurn, Step, SHARD_ROWS};
 use makemore_core::{Dims, ParamsMut, ParamsRef};
 
 use crate::batch::Batches;
-use crate::checkpoint::{Checkpoint, RunState, BATCH, CONTEXT, EMBEDDING, HIDDEN};
-use crate::data::Split;
+use crate::checkpoint::{
+    fingerprint, lr_at, Checkpoint, RunState, BATCH, CONTEXT, EMBEDDING, HIDDEN,
+};
 use crate::dataset::{Dataset, Provenance};
 use crate::eval::{calibrate, calibrate_and_evaluate};
 use crate::isa::kernels;
@@ -305,49 +306,6 @@ impl History {
             .filter(|(_, l)| l.is_finite())
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
-}
-
-/// FNV-1a (64 bit) of the split: for each of train, val, test its word count, then each word's
-/// byte length and bytes (lengths as little-endian `u64`), so a changed word, order or split
-/// changes it.
-pub fn fingerprint(split: &Split) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for part in [&split.train, &split.val, &split.test] {
-        eat(&(part.len() as u64).to_le_bytes());
-        for w in part {
-            eat(&(w.len() as u64).to_le_bytes());
-            eat(w.as_bytes());
-        }
-    }
-    h
-}
-
-/// The learning rate of step `step` (0-based) under `run`'s schedule: the core's
-/// [`LrSchedule`]. The step decay is the notebook's, computed in `f32`: `lr`, then `lr / 10.0`.
-pub fn lr_at(run: &RunState, step: u64) -> f32 {
-    let schedule = match run.schedule {
-        Schedule::Step => LrSchedule::Step {
-            lr: run.lr,
-            decay_step: run.lr_decay_step,
-        },
-        Schedule::Cosine {
-            warmup,
-            total,
-            min_lr,
-        } => LrSchedule::Cosine {
-            lr: run.lr,
-            warmup,
-            total,
-            min_lr,
-        },
-    };
-    schedule.lr_at(step)
 }
 
 /// A training run: its data, parameters and state, and what it has measured.
@@ -761,7 +719,7 @@ impl<'a> Trainer<'a> {
     fn sample_line(&self) -> Result<String> {
         let p = self.params_ref()?;
         let (bnmean, bnvar) = calibrate(&self.kernels, p, &self.ds.train.x)?;
-        let draw = crate::sample::Draw {
+        let draw = cli::draw::Draw {
             count: SAMPLES_DURING_TRAINING,
             seed: SAMPLE_SEED,
             generator: self.run.generator,
@@ -770,7 +728,7 @@ impl<'a> Trainer<'a> {
             prefix: "",
         };
         let mut names = Vec::new();
-        crate::sample::for_each_block(p, &bnmean, &bnvar, &self.ds.vocab, &draw, |block| {
+        cli::draw::for_each_block(p, &bnmean, &bnvar, &self.ds.vocab, &draw, |block| {
             names.extend_from_slice(block);
             true
         })?;
@@ -876,7 +834,7 @@ impl<'a> Trainer<'a> {
         .context("writing loss.svg")?;
         if a.samples > 0 {
             let prov = Provenance::new(&ds.split);
-            let draw = crate::sample::Draw {
+            let draw = cli::draw::Draw {
                 count: a.samples,
                 seed: SAMPLE_SEED,
                 generator: self.run.generator,
@@ -886,7 +844,7 @@ impl<'a> Trainer<'a> {
             };
             println!("samples:");
             let (bnmean, bnvar) = (&eval.bnmean, &eval.bnvar);
-            crate::sample::for_each_block(
+            cli::draw::for_each_block(
                 self.params_ref()?,
                 bnmean,
                 bnvar,
@@ -1270,6 +1228,7 @@ fn progress_bar(steps: u64, at: u64) -> Option<ProgressBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Split;
 
     fn run(schedule: Schedule) -> RunState {
         RunState {
