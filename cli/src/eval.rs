@@ -134,8 +134,9 @@ fn sorted(keys: ContextKeys, chunks: &mut [Chunk<'_>]) -> Result<Vec<u8>> {
     Ok(distinct)
 }
 
-/// The evaluator of `params`, its tables built into `table`, with std's `ln` (the pinned
-/// losses were computed with it).
+/// The evaluator of `params`, its tables built into `table`, with the core's `ln_f32`: std's
+/// `f32::ln` is the platform's libm (glibc and the wasm build's differ in the last bit for about
+/// 6% of the arguments), so the losses would depend on where they are computed.
 fn evaluator<'a>(
     k: &Kernels,
     params: ParamsRef<'a, f32>,

@@ -405,9 +405,9 @@ pub struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     /// Builds the first-layer tables into `table` ([`table_len`] values).
     ///
-    /// `ln` is the logarithm of log-sum-exp in [`Self::nll`]: [`crate::math::ln_f32`], or
-    /// std's `f32::ln` (what the CLI passes: its pinned losses were computed with it; the two
-    /// differ in the last bit for some arguments).
+    /// `ln` is the logarithm of log-sum-exp in [`Self::nll`]: [`crate::math::ln_f32`] (what
+    /// the CLI and the web build pass: the same bits on every platform), or std's `f32::ln`
+    /// (the platform's libm; the two differ in the last bit for some arguments).
     ///
     /// Errors: `table` not of [`table_len`] values.
     pub fn new(
