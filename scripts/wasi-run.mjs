@@ -5,7 +5,7 @@
 // `-- --nocapture` or RUST_TEST_NOCAPTURE=1).
 //
 //   CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $PWD/scripts/wasi-run.mjs" \
-//   CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=+simd128" \
+//   CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-C target-feature=+simd128 -C link-arg=-zstack-size=134217728" \
 //   MAKEMORE_ISA=simd128 cargo test -p makemore-core --release --target wasm32-wasip1
 //
 // from the repository's root (cargo runs a test in its package's directory, so the script's
