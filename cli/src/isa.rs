@@ -19,6 +19,7 @@ impl clap::ValueEnum for IsaChoice {
             IsaChoice::Forced(Isa::Avx2),
             IsaChoice::Forced(Isa::Avx512),
             IsaChoice::Forced(Isa::Neon),
+            IsaChoice::Forced(Isa::Simd128),
         ]
     }
 

@@ -553,13 +553,13 @@ fn isa_and_split_choices_are_checked() {
     let err = train(Some("sse"), None).failed();
     assert!(
         err.contains("invalid value 'sse' for '--isa")
-            && err.contains("auto, scalar, avx2, avx512, neon"),
+            && err.contains("auto, scalar, avx2, avx512, neon, simd128"),
         "{err}"
     );
     let err = train(None, Some("sse")).failed();
     assert!(
         err.contains("MAKEMORE_ISA=\"sse\": unknown instruction set")
-            && err.contains("auto, scalar, avx2, avx512 or neon"),
+            && err.contains("auto, scalar, avx2, avx512, neon or simd128"),
         "{err}"
     );
     // a path this CPU cannot run, from the flag and from the variable

@@ -45,8 +45,9 @@ fn paths() -> Vec<Kernels> {
                 .map(|isa| Kernels::new(isa).unwrap()),
         ),
         Some(name) => {
-            let isa = Isa::parse(name)
-                .unwrap_or_else(|| panic!("MAKEMORE_ISA={name}: not scalar|avx2|avx512|neon"));
+            let isa = Isa::parse(name).unwrap_or_else(|| {
+                panic!("MAKEMORE_ISA={name}: not scalar|avx2|avx512|neon|simd128")
+            });
             let k = Kernels::new(isa)
                 .unwrap_or_else(|e| panic!("MAKEMORE_ISA={name} is forced but unavailable: {e}"));
             if isa != Isa::Scalar {
@@ -60,12 +61,16 @@ fn paths() -> Vec<Kernels> {
 /// The longest buffer a case allocates; a consistent length above it (huge sizes) becomes 0.
 const MAX_LEN: usize = 1 << 20;
 
-/// A size argument: mostly 0..=20 (past one 16-lane vector; 0, 1, 2 often), now and then huge.
+/// A size argument: mostly 0..=20 (past one 16-lane vector; 0, 1, 2 often), now and then huge
+/// (the 64-bit values, or on a 32-bit target (wasm32) their 32-bit counterparts: the top bit,
+/// and a value whose square overflows).
 fn size() -> impl Strategy<Value = usize> {
+    let top = usize::try_from(1u64 << 63).unwrap_or(1 << 31);
+    let square_overflows = usize::try_from((1u64 << 32) + 1).unwrap_or((1 << 16) + 1);
     prop_oneof![
         4 => 0usize..3,
         8 => 0usize..=20,
-        1 => prop_oneof![Just(usize::MAX), Just(1usize << 63), Just((1usize << 32) + 1)],
+        1 => prop_oneof![Just(usize::MAX), Just(top), Just(square_overflows)],
     ]
 }
 
@@ -207,7 +212,7 @@ fn batch_rows() -> impl Strategy<Value = usize> {
     prop_oneof![
         6 => 0usize..6,
         2 => 120usize..200,
-        1 => prop_oneof![Just(usize::MAX), Just(1usize << 40)],
+        1 => prop_oneof![Just(usize::MAX), Just(usize::try_from(1u64 << 40).unwrap_or(1 << 30))],
     ]
 }
 

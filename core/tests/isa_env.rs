@@ -15,6 +15,7 @@ fn makemore_isa_is_read_once_here() {
         ("avx2", Some(Isa::Avx2)),
         ("avx512", Some(Isa::Avx512)),
         ("neon", Some(Isa::Neon)),
+        ("simd128", Some(Isa::Simd128)),
     ] {
         std::env::set_var(Isa::ENV_VAR, value);
         assert_eq!(Isa::from_env(), Ok(want), "MAKEMORE_ISA={value:?}");
@@ -27,8 +28,8 @@ fn makemore_isa_is_read_once_here() {
         assert_eq!(
             msg,
             format!(
-                "MAKEMORE_ISA={bad:?}: unknown instruction set; use auto, scalar, avx2, avx512 \
-                 or neon, or unset it"
+                "MAKEMORE_ISA={bad:?}: unknown instruction set; use auto, scalar, avx2, avx512, \
+                 neon or simd128, or unset it"
             )
         );
     }

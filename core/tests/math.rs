@@ -553,8 +553,9 @@ fn vector_kernels() -> Vec<Kernels> {
         .collect()
 }
 
-/// The vector exp (FMA, not the scalar bits) of every path this CPU runs, over the arguments of
-/// `exp_f32_accuracy`: at most 2 ulp from the correctly rounded result.
+/// The vector exp (FMA, not the scalar bits; SIMD128 unfused, with the same bound) of every
+/// path this CPU runs, over the arguments of `exp_f32_accuracy`: at most 2 ulp from the
+/// correctly rounded result.
 #[test]
 #[cfg_attr(
     miri,
@@ -576,8 +577,8 @@ fn vector_exp_accuracy() {
     }
 }
 
-/// The vector tanh of every path this CPU runs, over the arguments of `tanh_f32_accuracy`: at
-/// most 2 ulp from the correctly rounded result.
+/// The vector tanh of every path this CPU runs (SIMD128 unfused), over the arguments of
+/// `tanh_f32_accuracy`: at most 2 ulp from the correctly rounded result.
 #[test]
 #[cfg_attr(
     miri,

@@ -1,18 +1,19 @@
 //! Every vector kernel against the scalar reference, on every path this machine runs.
 //!
-//! `MAKEMORE_ISA=avx2` (or `avx512`, `neon`, `scalar`) tests only that path and fails if the CPU
+//! `MAKEMORE_ISA=avx2` (or `avx512`, `neon`, `simd128`, `scalar`) tests only that path and fails if the CPU
 //! cannot run it; unset (or `auto`), every available path is tested. Outputs are pre-filled with
 //! NaN so a lane that is never written, or a read of an unwritten value, shows. Shapes include
 //! widths that are not multiples of any lane count (27, 30, 63, 65, 200).
 //!
 //! Tolerances: the elementwise kernels (batchnorm, gather/scatter, SGD, ...) must give the scalar
-//! code's bits. exp and tanh use FMA on the vector paths: each is within 2 ulp of the correctly
-//! rounded result (`core/tests/math.rs` sweeps them), the scalar code within 1, so a vector
-//! value is within [`EXP_TANH_ULP`] = 3 ulp of the scalar one (and the special values, NaN,
-//! ±inf, ±0, subnormals, the clamp points, are the scalar ones); the same holds for `h` of the
-//! batchnorm kernels, whose tanh arguments are the scalar bits. The products use FMA and a
-//! different summation grouping, so each element `sum_k a_k b_k` may differ by the standard
-//! bound `2 k u sum_k |a_k b_k|` (u = 2^-24), with `k` the length of the sum.
+//! code's bits. exp and tanh use FMA on the vector paths (SIMD128: unfused, it has no FMA): each
+//! is within 2 ulp of the correctly rounded result (`core/tests/math.rs` sweeps them), the scalar
+//! code within 1, so a vector value is within [`EXP_TANH_ULP`] = 3 ulp of the scalar one (and
+//! the special values, NaN, ±inf, ±0, subnormals, the clamp points, are the scalar ones); the
+//! same holds for `h` of the batchnorm kernels, whose tanh arguments are the scalar bits. The
+//! products use FMA (SIMD128: a multiply then an add) and a different summation grouping, so
+//! each element `sum_k a_k b_k` may differ by the standard bound `2 k u sum_k |a_k b_k|`
+//! (u = 2^-24), with `k` the length of the sum.
 //!
 //! The training step ([`Kernels::train_step`]): 1000 steps on each vector path track the scalar
 //! loss curve; a batch of several shards gives the same bits whatever order its shards run in;
@@ -74,10 +75,22 @@ fn every_vector_path_of_this_cpu_is_tested() {
             std::is_x86_feature_detected!("avx512f")
         );
     }
+    // wasm32 decides at build time: SIMD128 is a path exactly when the build enables it
+    assert_eq!(
+        Isa::Simd128.is_available(),
+        cfg!(all(target_arch = "wasm32", target_feature = "simd128"))
+    );
+    if Isa::from_env() == Ok(None) {
+        assert_eq!(
+            paths.iter().any(|k| k.isa() == Isa::Simd128),
+            Isa::Simd128.is_available()
+        );
+    }
     for k in &paths {
         assert!(k.isa().is_available());
     }
     assert_eq!(Isa::parse("avx512"), Some(Isa::Avx512));
+    assert_eq!(Isa::parse("simd128"), Some(Isa::Simd128));
     assert_eq!(Isa::parse("sse"), None);
 }
 
@@ -92,6 +105,12 @@ fn a_path_the_cpu_lacks_is_refused() {
             }
         }
     }
+    // SIMD128 exists only in a wasm32 build that enables it
+    #[cfg(not(target_arch = "wasm32"))]
+    assert!(matches!(
+        Kernels::new(Isa::Simd128),
+        Err(makemore_core::Error::IsaUnavailable { isa: "simd128" })
+    ));
 }
 
 /// Bitwise equality, treating every NaN as equal to every NaN.
@@ -661,11 +680,12 @@ fn a_thousand_training_steps_track_the_scalar_loss_curve() {
     );
     for k in vector_paths() {
         let (curve, _) = train(k, &InTurn, dims, n, 1000, 42);
+        // a NaN difference is the worst (f32::max would drop it: a NaN loss curve would pass)
         let worst = curve
             .iter()
             .zip(&scalar)
             .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+            .fold(0f32, |w, d| if d.is_nan() || d > w { d } else { w });
         println!(
             "{}: worst loss difference over 1000 steps {worst:e}",
             k.isa()
@@ -796,7 +816,8 @@ fn one_shard_on_scalar_is_the_reference_step() {
 
 /// `out[i, j] = fma(a[i, k-1], b[k-1, j], ... fma(a[i, 0], b[0, j], init) ...)`: the one FMA
 /// chain per output, in order, that the vector products promise; on the scalar path the same
-/// chain with a multiply then an add (its plain loops).
+/// chain with a multiply then an add (its plain loops), and on SIMD128 too (it has no FMA: its
+/// `fma` is a multiply then an add).
 fn fma_chain(
     isa: Isa,
     init: f32,
@@ -804,7 +825,7 @@ fn fma_chain(
     a: impl Fn(usize) -> f32,
     b: impl Fn(usize) -> f32,
 ) -> f32 {
-    if isa == Isa::Scalar {
+    if matches!(isa, Isa::Scalar | Isa::Simd128) {
         (0..k).fold(init, |acc, kk| acc + a(kk) * b(kk))
     } else {
         (0..k).fold(init, |acc, kk| a(kk).mul_add(b(kk), acc))
@@ -815,8 +836,8 @@ fn fma_chain(
 /// chunk (the large-model shapes: W1 of a hidden 4096 layer) is cut into passes over chunks of
 /// the axis with the partial sums kept in the output: each output must still be the one FMA
 /// chain in order, bit for bit, for linear_forward and matmul_tn, with every strip width and
-/// a leftover row (the scalar path, when `MAKEMORE_ISA=scalar` forces it here: its unfused
-/// chain).
+/// a leftover row (the scalar path, when `MAKEMORE_ISA=scalar` forces it here, and SIMD128:
+/// the unfused chain).
 #[test]
 fn long_products_are_one_fma_chain_per_output() {
     let mut rng = common_rng(17);

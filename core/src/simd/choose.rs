@@ -14,7 +14,9 @@
 //!   kernel at the training step's shapes (batch 32, T=3, E=10, H=200, V=27; inputs on the
 //!   stack), interleaved, the minimum of several samples of a few calls, and keeps scalar only
 //!   when it is clearly faster (by [`SCALAR_MARGIN`]). Under Miri: vector, untimed.
-//! - Without `std` (firmware): vector (there is no timer).
+//! - Without `std` (firmware), and on wasm32 (`std::time::Instant` panics on
+//!   wasm32-unknown-unknown): vector, untimed; on wasm32 with `std`, `MAKEMORE_EXACT` still
+//!   forces a choice (WASI has an environment; wasm32-unknown-unknown's is empty).
 //! - [`Kernels::with_exact`] and [`Kernels::with_all_exact`] force a choice in code.
 
 use super::{Kernels, Path};
@@ -172,13 +174,14 @@ impl Kernels {
 /// The choice for a new [`Kernels`] of `path`: see the module documentation.
 pub(crate) fn choose(path: Path) -> ExactChoice {
     #[cfg(all(feature = "std", not(miri)))]
+    if let Ok(Some(imp)) = Impl::from_env() {
+        return ExactChoice::all(imp);
+    }
+    #[cfg(all(feature = "std", not(miri), not(target_arch = "wasm32")))]
     {
-        if let Ok(Some(imp)) = Impl::from_env() {
-            return ExactChoice::all(imp);
-        }
         calibrated(path)
     }
-    #[cfg(not(all(feature = "std", not(miri))))]
+    #[cfg(not(all(feature = "std", not(miri), not(target_arch = "wasm32"))))]
     {
         let _ = path;
         ExactChoice::all(Impl::Vector)
@@ -190,11 +193,12 @@ pub(crate) fn choose(path: Path) -> ExactChoice {
 pub const SCALAR_MARGIN: f64 = 0.9;
 
 /// The calibration's result for `path`, measured on the first call per process and path.
-#[cfg(all(feature = "std", not(miri)))]
+#[cfg(all(feature = "std", not(miri), not(target_arch = "wasm32")))]
 fn calibrated(path: Path) -> ExactChoice {
     use super::Isa;
     use std::sync::OnceLock;
-    static DONE: [OnceLock<ExactChoice>; Isa::ALL.len()] = [const { OnceLock::new() }; 4];
+    static DONE: [OnceLock<ExactChoice>; Isa::ALL.len()] =
+        [const { OnceLock::new() }; Isa::ALL.len()];
     let isa = Kernels {
         path,
         exact: ExactChoice::all(Impl::Vector),
@@ -208,7 +212,7 @@ fn calibrated(path: Path) -> ExactChoice {
 }
 
 /// Times both implementations of every exact kernel on `path` (see the module documentation).
-#[cfg(all(feature = "std", not(miri)))]
+#[cfg(all(feature = "std", not(miri), not(target_arch = "wasm32")))]
 fn calibrate(path: Path) -> ExactChoice {
     use std::time::{Duration, Instant};
     // the training step's shapes

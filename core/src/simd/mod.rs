@@ -1,12 +1,12 @@
-//! Explicit SIMD: AVX-512F and AVX2+FMA on x86_64, NEON on aarch64, and the portable scalar code
-//! as the reference and fallback.
+//! Explicit SIMD: AVX-512F and AVX2+FMA on x86_64, NEON on aarch64, SIMD128 on wasm32 (chosen at
+//! build time), and the portable scalar code as the reference and fallback.
 //!
 //! Layout, as memchr's `arch/`: this file holds the instruction sets ([`Isa`]), the vector
 //! interface (`Simd`), the list of kernels and their dispatch ([`Kernels`], which checks every
 //! shape); `kernels.rs` the vector kernels, written once and generic over `Simd` (forbids
-//! `unsafe`); `scalar.rs` the scalar path (forbids `unsafe`); `x86_64.rs` and `aarch64.rs` the
-//! tokens, their intrinsics and the `#[target_feature]` entry points: the only `unsafe` code of
-//! the crate.
+//! `unsafe`); `scalar.rs` the scalar path (forbids `unsafe`); `x86_64.rs`, `aarch64.rs` and
+//! `wasm32.rs` the tokens, their intrinsics and the `#[target_feature]` entry points: the only
+//! `unsafe` code of the crate.
 //!
 //! How a path is chosen:
 //! - With the `std` feature, at run time: [`Isa::best`] asks the CPU (`is_x86_feature_detected!`)
@@ -14,10 +14,14 @@
 //! - Without `std` (firmware), by `cfg(target_feature)`: a path is available only if the build
 //!   enables its features (`-C target-feature=+avx2,+fma`, or NEON, which aarch64 always has).
 //!   A thumbv7em build has no vector path and runs the scalar code.
+//! - On wasm32, always at build time (WebAssembly has no run-time detection, and an engine
+//!   without SIMD refuses a module that contains any SIMD instruction): SIMD128 (plain, not
+//!   relaxed) is available iff the build enables it (`-C target-feature=+simd128`); without it
+//!   no vector code is compiled.
 //! - [`Kernels::new`] forces one path and fails with [`Error::IsaUnavailable`] when the CPU lacks
 //!   it, so a forced test never silently runs another.
 //!
-//! Safety design: a token type (`Avx512`, `Avx2`, `Neon`) can only be built after detection, or
+//! Safety design: a token type (`Avx512`, `Avx2`, `Neon`, `Simd128`) can only be built after detection, or
 //! by an `unsafe` constructor whose caller promises support. The generic kernels take the token
 //! as their first argument; every intrinsic call is sound because the token exists. Each kernel
 //! has one `#[target_feature]` entry point per path, called (the one `unsafe` call of a
@@ -31,12 +35,24 @@
 //! ±inf, ±0, subnormals, the clamp points). The kernels built on them (batchnorm scale-shift-tanh and its inference form,
 //! the cross-entropy forward) inherit that bound. The products use FMA and therefore differ from
 //! the scalar code by rounding; each kernel's documentation says by how much.
+//!
+//! SIMD128 has no fused multiply-add: on that path `Simd::fma` is a multiply then an add (two
+//! roundings), so its products round as the scalar code's multiply-then-add chains do (each
+//! output of a long product is the scalar code's unfused chain, in order, bit for bit: tested),
+//! and its exp and tanh evaluate the same algorithm unfused. They keep the 2 ulp bound:
+//! `core/tests/math.rs`'s sweeps (2026-12-03, wasm32-wasip1 under Node 20) measured at most 1
+//! ulp for exp and 2 ulp for tanh from the correctly rounded result, the maxima of the FMA paths
+//! (the steps the fusing mattered for are exact: `k * LN2_HI` and `2^k * q`).
 
 // A kernel takes its outputs, inputs and sizes as plain arguments, like llm.c's.
 #![allow(clippy::too_many_arguments)]
-// On other targets (thumbv7em) only the scalar path exists and the vector machinery is unused.
+// On other targets (thumbv7em, wasm32 without simd128) only the scalar path exists and the vector machinery is unused.
 #![cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )),
     allow(dead_code, unused_macros, unused_imports)
 )]
 
@@ -101,11 +117,13 @@ pub enum Isa {
     Avx512,
     /// aarch64 NEON (4 lanes of f32).
     Neon,
+    /// wasm32 SIMD128 (4 lanes of f32; no FMA), chosen at build time.
+    Simd128,
 }
 
 impl Isa {
     /// Every path, in order of preference (best last).
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Neon, Isa::Simd128, Isa::Avx2, Isa::Avx512];
 
     /// The lower-case name used by `--isa` and in `metrics.json`.
     pub const fn name(self) -> &'static str {
@@ -114,15 +132,17 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
+            Isa::Simd128 => "simd128",
         }
     }
 
-    /// Parses `scalar`, `avx2`, `avx512` or `neon` (`auto` is the caller's business: [`Isa::best`]).
+    /// Parses `scalar`, `avx2`, `avx512`, `neon` or `simd128` (`auto` is the caller's business: [`Isa::best`]).
     pub fn parse(name: &str) -> Option<Isa> {
         Isa::ALL.into_iter().find(|isa| isa.name() == name)
     }
 
-    /// Whether this CPU (with `std`) or this build (without) can run the path.
+    /// Whether this CPU (with `std`) or this build (without; on wasm32 always the build) can run
+    /// the path.
     pub fn is_available(self) -> bool {
         match self {
             Isa::Scalar => true,
@@ -132,6 +152,8 @@ impl Isa {
             Isa::Avx512 => Avx512::new().is_some(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Neon::new().is_some(),
+            #[cfg(target_arch = "wasm32")]
+            Isa::Simd128 => Simd128::new().is_some(),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -161,7 +183,8 @@ impl Isa {
     pub const ENV_VAR: &'static str = "MAKEMORE_ISA";
 
     /// `Ok(None)` when `MAKEMORE_ISA` is unset, empty or `auto` (the caller picks [`Isa::best`],
-    /// or tests every available path); `Ok(Some(isa))` for `scalar`, `avx2`, `avx512` or `neon`,
+    /// or tests every available path); `Ok(Some(isa))` for `scalar`, `avx2`, `avx512`, `neon` or
+    /// `simd128`,
     /// whether or not this CPU runs it ([`Kernels::new`] says); any other value, non-UTF-8
     /// included, is an [`IsaEnvError`].
     pub fn from_env() -> Result<Option<Isa>, IsaEnvError> {
@@ -189,7 +212,8 @@ impl core::fmt::Display for IsaEnvError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "{}={:?}: unknown instruction set; use auto, scalar, avx2, avx512 or neon, or unset it",
+            "{}={:?}: unknown instruction set; use auto, scalar, avx2, avx512, neon or simd128, or \
+             unset it",
             Isa::ENV_VAR,
             self.value
         )
@@ -269,6 +293,12 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::Neon;
 
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod wasm32;
+#[cfg(target_arch = "wasm32")]
+pub use wasm32::Simd128;
+
 // ---------------------------------------------------------------- dispatch
 
 /// The path a [`Kernels`] runs, holding its token.
@@ -281,6 +311,8 @@ enum Path {
     Avx512(Avx512),
     #[cfg(target_arch = "aarch64")]
     Neon(Neon),
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128(Simd128),
 }
 
 /// The f32 kernels of one instruction set. Every public method checks its shapes once, before
@@ -320,6 +352,11 @@ impl Kernels {
                 Some(t) => Path::Neon(t),
                 None => return unavailable,
             },
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Isa::Simd128 => match Simd128::new() {
+                Some(t) => Path::Simd128(t),
+                None => return unavailable,
+            },
             #[allow(unreachable_patterns)]
             _ => return unavailable,
         };
@@ -352,6 +389,8 @@ impl Kernels {
             Path::Avx512(_) => Isa::Avx512,
             #[cfg(target_arch = "aarch64")]
             Path::Neon(_) => Isa::Neon,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Path::Simd128(_) => Isa::Simd128,
         }
     }
 }
@@ -390,6 +429,8 @@ macro_rules! dispatch {
                         Path::Avx2(t) => x86_64::avx2::$name(t, $($arg),*),
                         #[cfg(target_arch = "aarch64")]
                         Path::Neon(t) => aarch64::neon::$name(t, $($arg),*),
+                        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+                        Path::Simd128(t) => wasm32::simd128::$name(t, $($arg),*),
                     }
                 }
             )*
