@@ -325,10 +325,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .context("checkpoint path has no file name")?;
     let tmp = temp_path(dir, name);
     let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
+        {
+            // closed before the rename
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();

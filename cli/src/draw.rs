@@ -18,7 +18,7 @@ const NAMES_PER_CHUNK: usize = 64;
 /// Largest block of names drawn before they are handed on. The first block is one chunk and
 /// each next one twice as large up to this, so the first name comes at once and the memory
 /// held is at most this many names whatever `--count` is.
-const MAX_BLOCK: usize = 256 * NAMES_PER_CHUNK;
+pub const MAX_BLOCK: usize = 256 * NAMES_PER_CHUNK;
 
 /// Longest name drawn (characters, prefix included): the word list's limit.
 pub const MAX_NAME: usize = crate::data::MAX_WORD;
