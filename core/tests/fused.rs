@@ -15,13 +15,14 @@ use makemore_core::train::{
 use makemore_core::{Dims, Error, Params, ParamsMut};
 use proptest::prelude::*;
 
-/// Largest |a - b| over two slices of the same length.
+/// Largest |a - b| over two slices of the same length; NaN if any difference is NaN (f64::max
+/// would drop it, and a NaN gradient would pass a bound).
 fn maxdiff<A: makemore_core::Float, B: makemore_core::Float>(a: &[A], b: &[B]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
         .map(|(x, y)| (x.to_f64() - y.to_f64()).abs())
-        .fold(0.0, f64::max)
+        .fold(0.0, |w, d| if d.is_nan() || d > w { d } else { w })
 }
 
 /// Fused f64 against atomic f64: loss, probs and every gradient the fused path forms, <= 1e-12;
