@@ -207,7 +207,8 @@ pub fn embed_scatter_add<S: Simd>(s: S, dC: &mut [f32], dembcat: &[f32], xb: &[u
 /// `TANH_BW` (only with all of the axis in one call), `acc = (1 - o*o) * acc` with `o` the
 /// value already in `out` (h), and `acc` is stored into `out` rows `r` (stride `m`).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+#[cfg_attr(target_arch = "wasm32", inline(never))]
 fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_BW: bool>(
     s: S,
     out: &mut [f32],
@@ -297,13 +298,13 @@ const fn four_fit<S: Simd, const R: usize>() -> bool {
 /// accumulators would wait on the FMA latency.
 #[inline(always)]
 fn narrow<S: Simd>(m: usize) -> bool {
-    m > 3 * S::LANES && m < 4 * S::LANES
+    S::STRIP_VECTORS == 3 && m > 3 * S::LANES && m < 4 * S::LANES
 }
 
 /// Output rows `rows.start..rows.end` (a multiple of `R` of them) in blocks of `R`, each in
-/// strips: strips of three full vectors, then what is left as one strip of up to three vectors
-/// with a partial last one; or, for [`narrow`] rows where [`four_fit`], one strip of four
-/// vectors. `block(i)` gives the `a(kk) -> [f32; R]` of the block at row `i`.
+/// strips: strips of `S::STRIP_VECTORS` full vectors, then what is left as one strip of up to
+/// that many vectors with a partial last one; or, for [`narrow`] rows where [`four_fit`], one
+/// strip of four vectors. `block(i)` gives the `a(kk) -> [f32; R]` of the block at row `i`.
 ///
 /// The loop order follows the larger operand: if `b` is larger than `out`, the strips are the
 /// outer loop, and the shared axis is cut into chunks of [`K_CHUNK`] steps (partial sums kept
@@ -328,7 +329,13 @@ fn row_blocks<S: Simd, const R: usize, const TANH_BW: bool, A>(
 {
     let l = S::LANES;
     let fours = four_fit::<S, R>() && narrow::<S>(m);
-    let width_at = |col: usize| if fours { m } else { (m - col).min(3 * l) };
+    let width_at = |col: usize| {
+        if fours {
+            m
+        } else {
+            (m - col).min(S::STRIP_VECTORS * l)
+        }
+    };
     if b.len() > out.len() {
         // the tanh backward needs h in `out` until the end: its chains are never cut
         let chunk = if TANH_BW { k.max(1) } else { K_CHUNK };
@@ -386,6 +393,8 @@ fn one_strip<S: Simd, const R: usize, const TANH_BW: bool>(
         (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
         (1, _) => strip::<S, R, 2, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
         (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        // not compiled where strips are at most two vectors wide
+        _ if S::STRIP_VECTORS < 3 => unreachable!("row_blocks cuts strips of <= 2 vectors"),
         (2, _) => strip::<S, R, 3, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
         (3, 0) => strip::<S, R, 3, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
         // narrow rows: three full vectors and a partial one

@@ -235,6 +235,9 @@ pub(crate) trait Simd: Copy {
     /// The result of a lane-wise comparison.
     type M: Copy;
     const LANES: usize;
+    /// The most vectors in one register-blocked strip of a product (see `kernels::row_blocks`):
+    /// 3, or 2 where four rows of three would spill.
+    const STRIP_VECTORS: usize = 3;
 
     fn splat(self, x: f32) -> Self::V;
     /// The first `LANES` values of `x`. Panics if `x` is shorter.

@@ -52,6 +52,10 @@ impl Simd for Simd128 {
     type V = v128;
     type M = v128;
     const LANES: usize = 4;
+    /// V8 on x86-64 keeps one of the 16 vector registers for itself, and each broadcast row
+    /// value needs a register of its own: four rows of three vectors (twelve accumulators)
+    /// spill, four rows of two do not.
+    const STRIP_VECTORS: usize = 2;
 
     #[inline(always)]
     fn splat(self, x: f32) -> v128 {
@@ -71,18 +75,54 @@ impl Simd for Simd128 {
         // alignment requirement.
         unsafe { v128_store(out.as_mut_ptr().cast::<v128>(), v) }
     }
+    /// Lane by lane, no copy through memory: a variable-length copy would be a `memory.copy`,
+    /// which engines run out of line.
     #[inline(always)]
     fn load_tail(self, x: &[f32], fill: f32) -> v128 {
-        let mut buf = [fill; 4];
-        buf[..x.len()].copy_from_slice(x);
-        self.load(&buf)
+        let n = x.len();
+        let v = match n {
+            0 => f32x4_splat(0.0),
+            1 => f32x4(x[0], 0.0, 0.0, 0.0),
+            2 => {
+                let x = &x[..2];
+                // SAFETY: `x` has 2 readable f32, 8 bytes (checked above); no alignment needed.
+                unsafe { v128_load64_zero(x.as_ptr().cast::<u64>()) }
+            }
+            _ => {
+                let x = &x[..3];
+                // SAFETY: `x` has 3 readable f32, 12 bytes (checked above): 8 bytes from `x`,
+                // then 4 from `x + 2`; no alignment needed.
+                unsafe {
+                    let v = v128_load64_zero(x.as_ptr().cast::<u64>());
+                    v128_load32_lane::<2>(v, x[2..].as_ptr().cast::<u32>())
+                }
+            }
+        };
+        if fill == 0.0 && fill.is_sign_positive() {
+            v
+        } else {
+            v128_bitselect(v, f32x4_splat(fill), first_lanes(n))
+        }
     }
+    /// Lane by lane, as `load_tail`.
     #[inline(always)]
     fn store_tail(self, out: &mut [f32], v: v128) {
-        let mut buf = [0.0; 4];
-        self.store(&mut buf, v);
-        let n = out.len();
-        out.copy_from_slice(&buf[..n]);
+        match out.len() {
+            0 => {}
+            1 => out[0] = f32x4_extract_lane::<0>(v),
+            2 => {
+                let out = &mut out[..2];
+                // SAFETY: `out` has 2 writable f32, 8 bytes (checked above); no alignment needed.
+                unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().cast::<u64>()) }
+            }
+            _ => {
+                let out = &mut out[..3];
+                out[2] = f32x4_extract_lane::<2>(v);
+                // SAFETY: `out` has 3 writable f32 (checked above), of which the first 2, 8
+                // bytes, are written here; no alignment needed.
+                unsafe { v128_store64_lane::<0>(v, out.as_mut_ptr().cast::<u64>()) }
+            }
+        }
     }
     #[inline(always)]
     fn gather(self, x: &[f32], stride: usize) -> v128 {
@@ -91,10 +131,7 @@ impl Simd for Simd128 {
     }
     #[inline(always)]
     fn keep_first(self, v: v128, n: usize) -> v128 {
-        let mut buf = [0.0; 4];
-        self.store(&mut buf, v);
-        buf[n.min(4)..].fill(0.0);
-        self.load(&buf)
+        v128_and(v, first_lanes(n))
     }
     #[inline(always)]
     fn add(self, a: v128, b: v128) -> v128 {
@@ -167,6 +204,14 @@ impl Simd for Simd128 {
         let h = f32x4_max(h, i32x4_shuffle::<1, 1, 1, 1>(h, h));
         f32x4_extract_lane::<0>(h)
     }
+}
+
+/// All ones in the lanes below `n`, zero in the others.
+#[cfg(target_feature = "simd128")]
+#[inline(always)]
+fn first_lanes(n: usize) -> v128 {
+    let n = n.min(4) as i32;
+    i32x4_lt(i32x4(0, 1, 2, 3), i32x4_splat(n))
 }
 
 /// Per kernel: `simd128::name(token, ..)`, the generic kernel compiled with SIMD128. The feature
