@@ -404,7 +404,7 @@ fn one_strip<S: Simd, const R: usize, const TANH_BW: bool>(
 
 /// How many of `n` rows go in blocks of 4 and then of 2 (the rest one by one): blocks of 4
 /// unless rows of `m` are [`narrow`] and 4 rows of a four-vector strip would not fit the
-/// registers; then (and for 2 or 3 rows left) blocks of 2.
+/// registers; then (and for 2 or 3 rows left) blocks of 2, where `S::TWO_ROW_BLOCKS`.
 #[inline(always)]
 fn fours_and_twos<S: Simd>(n: usize, m: usize) -> (usize, usize) {
     let fours = if narrow::<S>(m) && !four_fit::<S, 4>() {
@@ -412,7 +412,11 @@ fn fours_and_twos<S: Simd>(n: usize, m: usize) -> (usize, usize) {
     } else {
         n / 4 * 4
     };
-    (fours, fours + (n - fours) / 2 * 2)
+    if S::TWO_ROW_BLOCKS {
+        (fours, fours + (n - fours) / 2 * 2)
+    } else {
+        (fours, fours)
+    }
 }
 
 /// `out (n, m) = a (n, k) @ b (k, m) [+ bias]`, or with `TANH_BW` the tanh backward applied to it.
@@ -438,7 +442,9 @@ fn gemm_nn<S: Simd, const TANH_BW: bool>(
         let rows: [&[f32]; 2] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
         move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] }
     };
-    row_blocks::<S, 2, TANH_BW, _>(s, out, m, n4..n2, bias, k, b, block2);
+    if S::TWO_ROW_BLOCKS {
+        row_blocks::<S, 2, TANH_BW, _>(s, out, m, n4..n2, bias, k, b, block2);
+    }
     let block1 = |i: usize| {
         let row = &a[i * k..][..k];
         move |kk: usize| -> [f32; 1] { [row[kk]] }
@@ -498,7 +504,9 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
             [col[0], col[1]]
         }
     };
-    row_blocks::<S, 2, false, _>(s, out, m, n4..n2, &[], n, b, block2);
+    if S::TWO_ROW_BLOCKS {
+        row_blocks::<S, 2, false, _>(s, out, m, n4..n2, &[], n, b, block2);
+    }
     let block1 = |r: usize| move |i: usize| -> [f32; 1] { [a[i * k + r]] };
     row_blocks::<S, 1, false, _>(s, out, m, n2..k, &[], n, b, block1);
 }

@@ -238,6 +238,9 @@ pub(crate) trait Simd: Copy {
     /// The most vectors in one register-blocked strip of a product (see `kernels::row_blocks`):
     /// 3, or 2 where four rows of three would spill.
     const STRIP_VECTORS: usize = 3;
+    /// Whether the products take leftover rows two at a time (else one by one: fewer strip
+    /// shapes, so less code, where the code is downloaded).
+    const TWO_ROW_BLOCKS: bool = true;
 
     fn splat(self, x: f32) -> Self::V;
     /// The first `LANES` values of `x`. Panics if `x` is shorter.
