@@ -369,8 +369,33 @@ fn sample_phase(
     Ok(())
 }
 
-/// How [`sample_phase`]'s header names sampling from the checkpoint where it lies.
-const IN_PLACE: &str = ", read in place";
+/// [`sample_phase`] with the names drawn from `checkpoint` read in place (4-byte aligned), its
+/// parameters not copied into RAM.
+fn sample_read_in_place<
+    const V: usize,
+    const T: usize,
+    const E: usize,
+    const TE: usize,
+    const H: usize,
+>(
+    out: &mut Console,
+    meter: &mut SysTickMeter,
+    high_water: &mut HighWater,
+    checkpoint: &[u8],
+    scratch: &mut InferScratch<V, H>,
+) -> Result<(), RunError> {
+    let how = ", read in place";
+    sample_phase(out, meter, high_water, checkpoint, how, |out, meter| {
+        sample_in_place::<V, T, E, TE, H>(
+            checkpoint,
+            scratch,
+            SAMPLE_COUNT,
+            SAMPLE_SEED,
+            meter,
+            out,
+        )
+    })
+}
 
 /// Trains `state` from the notebook's init ([`train`]), on a freshly painted stack; prints the
 /// cost.
@@ -450,23 +475,7 @@ pub fn run_lean<
     scratch: &mut InferScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_phase(
-            out,
-            meter,
-            high_water,
-            checkpoint,
-            IN_PLACE,
-            |out, meter| {
-                sample_in_place::<V, T, E, TE, H>(
-                    checkpoint,
-                    scratch,
-                    SAMPLE_COUNT,
-                    SAMPLE_SEED,
-                    meter,
-                    out,
-                )
-            },
-        )?;
+        sample_read_in_place::<V, T, E, TE, H>(out, meter, high_water, checkpoint, scratch)?;
         train_from_init(out, meter, high_water, state)
     })
 }
@@ -487,23 +496,7 @@ pub fn run_in_place<
     scratch: &mut InferScratch<V, H>,
 ) -> ! {
     firmware(what, ram, |out, meter, high_water| {
-        sample_phase(
-            out,
-            meter,
-            high_water,
-            checkpoint,
-            IN_PLACE,
-            |out, meter| {
-                sample_in_place::<V, T, E, TE, H>(
-                    checkpoint,
-                    scratch,
-                    SAMPLE_COUNT,
-                    SAMPLE_SEED,
-                    meter,
-                    out,
-                )
-            },
-        )
+        sample_read_in_place::<V, T, E, TE, H>(out, meter, high_water, checkpoint, scratch)
     })
 }
 
