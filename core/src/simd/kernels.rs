@@ -204,13 +204,14 @@ pub fn embed_scatter_add<S: Simd>(s: S, dC: &mut [f32], dembcat: &[f32], xb: &[u
 /// `acc[r] = init[r] + sum_{kk in ks} a(kk)[r] * b[kk, col..col+width]`, summed over `kk` in
 /// order with one FMA per term; `init` is `bias` (or 0) when `ks` starts at 0, else the partial
 /// sums already in `out` (so a chain cut into several calls is the same chain). Then, if
-/// `TANH_BW` (only with all of the axis in one call), `acc = (1 - o*o) * acc` with `o` the
+/// `tanh_bw` (only with all of the axis in one call), `acc = (1 - o*o) * acc` with `o` the
 /// value already in `out` (h), and `acc` is stored into `out` rows `r` (stride `m`).
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 #[cfg_attr(target_arch = "wasm32", inline(never))]
-fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_BW: bool>(
+fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool>(
     s: S,
+    tanh_bw: bool,
     out: &mut [f32],
     m: usize,
     col: usize,
@@ -256,7 +257,7 @@ fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool, const TANH_B
     for (r, acc_r) in acc.iter().enumerate() {
         let out_row = &mut out[r * m + col..][..width];
         for (q, &v) in acc_r.iter().enumerate() {
-            let v = if TANH_BW {
+            let v = if tanh_bw {
                 let o = load_q::<S, Q, FULL>(s, out_row, q, last);
                 s.mul(s.sub(s.splat(1.0), s.mul(o, o)), v)
             } else {
@@ -315,8 +316,9 @@ fn narrow<S: Simd>(m: usize) -> bool {
 /// Either way each output's FMA chain is the same, so the bits are.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn row_blocks<S: Simd, const R: usize, const TANH_BW: bool, A>(
+fn row_blocks<S: Simd, const R: usize, A>(
     s: S,
+    tanh_bw: bool,
     out: &mut [f32],
     m: usize,
     rows: Range<usize>,
@@ -338,7 +340,7 @@ fn row_blocks<S: Simd, const R: usize, const TANH_BW: bool, A>(
     };
     if b.len() > out.len() {
         // the tanh backward needs h in `out` until the end: its chains are never cut
-        let chunk = if TANH_BW { k.max(1) } else { K_CHUNK };
+        let chunk = if tanh_bw { k.max(1) } else { K_CHUNK };
         let mut col = 0;
         while col < m {
             let width = width_at(col);
@@ -348,7 +350,7 @@ fn row_blocks<S: Simd, const R: usize, const TANH_BW: bool, A>(
                 let mut i = rows.start;
                 while i + R <= rows.end {
                     let o = &mut out[i * m..];
-                    one_strip::<S, R, TANH_BW>(s, o, m, col, width, bias, ks.clone(), b, block(i));
+                    one_strip::<S, R>(s, tanh_bw, o, m, col, width, bias, ks.clone(), b, block(i));
                     i += R;
                 }
                 k0 = ks.end;
@@ -362,7 +364,18 @@ fn row_blocks<S: Simd, const R: usize, const TANH_BW: bool, A>(
             let mut col = 0;
             while col < m {
                 let width = width_at(col);
-                one_strip::<S, R, TANH_BW>(s, &mut out[i * m..], m, col, width, bias, 0..k, b, a);
+                one_strip::<S, R>(
+                    s,
+                    tanh_bw,
+                    &mut out[i * m..],
+                    m,
+                    col,
+                    width,
+                    bias,
+                    0..k,
+                    b,
+                    a,
+                );
                 col += width;
             }
             i += R;
@@ -376,8 +389,9 @@ const K_CHUNK: usize = 256;
 /// [`strip`] with the vectors of a strip `width` wide (at most four, as [`row_blocks`] cuts).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn one_strip<S: Simd, const R: usize, const TANH_BW: bool>(
+fn one_strip<S: Simd, const R: usize>(
     s: S,
+    tanh_bw: bool,
     o: &mut [f32],
     m: usize,
     col: usize,
@@ -389,16 +403,16 @@ fn one_strip<S: Simd, const R: usize, const TANH_BW: bool>(
 ) {
     let l = S::LANES;
     match (width / l, width % l) {
-        (0, _) => strip::<S, R, 1, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
-        (1, 0) => strip::<S, R, 1, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
-        (1, _) => strip::<S, R, 2, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
-        (2, 0) => strip::<S, R, 2, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (0, _) => strip::<S, R, 1, false>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
+        (1, 0) => strip::<S, R, 1, true>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
+        (1, _) => strip::<S, R, 2, false>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
+        (2, 0) => strip::<S, R, 2, true>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
         // not compiled where strips are at most two vectors wide
         _ if S::STRIP_VECTORS < 3 => unreachable!("row_blocks cuts strips of <= 2 vectors"),
-        (2, _) => strip::<S, R, 3, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
-        (3, 0) => strip::<S, R, 3, true, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        (2, _) => strip::<S, R, 3, false>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
+        (3, 0) => strip::<S, R, 3, true>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
         // narrow rows: three full vectors and a partial one
-        _ => strip::<S, R, 4, false, TANH_BW>(s, o, m, col, width, bias, ks, b, a),
+        _ => strip::<S, R, 4, false>(s, tanh_bw, o, m, col, width, bias, ks, b, a),
     }
 }
 
@@ -419,10 +433,11 @@ fn fours_and_twos<S: Simd>(n: usize, m: usize) -> (usize, usize) {
     }
 }
 
-/// `out (n, m) = a (n, k) @ b (k, m) [+ bias]`, or with `TANH_BW` the tanh backward applied to it.
+/// `out (n, m) = a (n, k) @ b (k, m) [+ bias]`, or with `tanh_bw` the tanh backward applied to it.
 #[inline(always)]
-fn gemm_nn<S: Simd, const TANH_BW: bool>(
+fn gemm_nn<S: Simd>(
     s: S,
+    tanh_bw: bool,
     out: &mut [f32],
     a: &[f32],
     b: &[f32],
@@ -437,19 +452,19 @@ fn gemm_nn<S: Simd, const TANH_BW: bool>(
         let rows: [&[f32]; 4] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
         move |kk: usize| -> [f32; 4] { core::array::from_fn(|r| rows[r][kk]) }
     };
-    row_blocks::<S, 4, TANH_BW, _>(s, out, m, 0..n4, bias, k, b, block4);
+    row_blocks::<S, 4, _>(s, tanh_bw, out, m, 0..n4, bias, k, b, block4);
     let block2 = |i: usize| {
         let rows: [&[f32]; 2] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
         move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] }
     };
     if S::TWO_ROW_BLOCKS {
-        row_blocks::<S, 2, TANH_BW, _>(s, out, m, n4..n2, bias, k, b, block2);
+        row_blocks::<S, 2, _>(s, tanh_bw, out, m, n4..n2, bias, k, b, block2);
     }
     let block1 = |i: usize| {
         let row = &a[i * k..][..k];
         move |kk: usize| -> [f32; 1] { [row[kk]] }
     };
-    row_blocks::<S, 1, TANH_BW, _>(s, out, m, n2..n, bias, k, b, block1);
+    row_blocks::<S, 1, _>(s, tanh_bw, out, m, n2..n, bias, k, b, block1);
 }
 
 #[inline(always)]
@@ -461,7 +476,7 @@ pub fn linear_forward<S: Simd>(
     bias: &[f32],
     m: usize,
 ) {
-    gemm_nn::<S, false>(s, out, a, b, bias, m);
+    gemm_nn(s, false, out, a, b, bias, m);
 }
 
 #[inline(always)]
@@ -472,7 +487,7 @@ pub fn linear_tanh_backward<S: Simd>(
     wt: &[f32],
     m: usize,
 ) {
-    gemm_nn::<S, true>(s, h_to_dhpreact, dout, wt, &[], m);
+    gemm_nn(s, true, h_to_dhpreact, dout, wt, &[], m);
 }
 
 #[inline(always)]
@@ -488,7 +503,7 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
             core::array::from_fn(|j| col[j])
         }
     };
-    row_blocks::<S, 8, false, _>(s, out, m, 0..n8, &[], n, b, block8);
+    row_blocks::<S, 8, _>(s, false, out, m, 0..n8, &[], n, b, block8);
     let (n4, n2) = fours_and_twos::<S>(k - n8, m);
     let (n4, n2) = (n8 + n4, n8 + n2);
     let block4 = |r: usize| {
@@ -497,7 +512,7 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
             [col[0], col[1], col[2], col[3]]
         }
     };
-    row_blocks::<S, 4, false, _>(s, out, m, n8..n4, &[], n, b, block4);
+    row_blocks::<S, 4, _>(s, false, out, m, n8..n4, &[], n, b, block4);
     let block2 = |r: usize| {
         move |i: usize| -> [f32; 2] {
             let col = &a[i * k + r..][..2];
@@ -505,10 +520,10 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
         }
     };
     if S::TWO_ROW_BLOCKS {
-        row_blocks::<S, 2, false, _>(s, out, m, n4..n2, &[], n, b, block2);
+        row_blocks::<S, 2, _>(s, false, out, m, n4..n2, &[], n, b, block2);
     }
     let block1 = |r: usize| move |i: usize| -> [f32; 1] { [a[i * k + r]] };
-    row_blocks::<S, 1, false, _>(s, out, m, n2..k, &[], n, b, block1);
+    row_blocks::<S, 1, _>(s, false, out, m, n2..k, &[], n, b, block1);
 }
 
 /// `R` rows of `a` times `P` rows of `b`, dot products over `m`.
