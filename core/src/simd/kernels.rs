@@ -388,7 +388,8 @@ const K_CHUNK: usize = 256;
 
 /// [`strip`] with the vectors of a strip `width` wide (at most four, as [`row_blocks`] cuts).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+#[cfg_attr(target_arch = "wasm32", inline(never))]
 fn one_strip<S: Simd, const R: usize>(
     s: S,
     tanh_bw: bool,
