@@ -48,8 +48,12 @@ pub enum DataError {
     NotFound { path: PathBuf },
     /// The path names a directory.
     IsDirectory { path: PathBuf },
-    /// Any other I/O error while reading.
-    Io { path: PathBuf, source: io::Error },
+    /// Any other I/O error while reading: the `std::io::Error`, boxed so that only
+    /// [`read_words`] (which the WebAssembly build never runs) links its formatting.
+    Io {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The file has no bytes (apart from an optional UTF-8 BOM).
     Empty { path: PathBuf },
     /// Every line is blank.
@@ -201,7 +205,7 @@ impl fmt::Debug for DataError {
 impl std::error::Error for DataError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            DataError::Io { source, .. } => Some(source),
+            DataError::Io { source, .. } => Some(&**source),
             _ => None,
         }
     }
@@ -398,7 +402,7 @@ pub fn read_words(path: &Path) -> Result<Words, DataError> {
         let bytes = read_bounded(io::stdin().lock(), MAX_WORD_LIST_BYTES).map_err(|source| {
             DataError::Io {
                 path: name.to_path_buf(),
-                source,
+                source: source.into(),
             }
         })?;
         let bytes = bytes.ok_or_else(|| DataError::TooLarge {
@@ -415,7 +419,7 @@ pub fn read_words(path: &Path) -> Result<Words, DataError> {
         } else {
             DataError::Io {
                 path: path.to_path_buf(),
-                source,
+                source: source.into(),
             }
         }
     };
