@@ -405,8 +405,19 @@ static OUTPUT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// status 0 or 1.
 fn call(f: impl FnOnce(&mut Session) -> Result<Vec<u8>>) -> i32 {
     let mut guard = SESSION.lock().unwrap_or_else(|e| e.into_inner());
-    let session = guard.get_or_insert_with(Session::default);
-    let (status, bytes) = match f(session) {
+    let result = f(guard.get_or_insert_with(Session::default));
+    drop(guard);
+    output(result)
+}
+
+fn call_json(f: impl FnOnce(&mut Session) -> Result<Json>) -> i32 {
+    call(|s| json_bytes(f(s)))
+}
+
+// The non-generic halves of `call` and `call_json`, compiled once rather than once per export.
+
+fn output(result: Result<Vec<u8>>) -> i32 {
+    let (status, bytes) = match result {
         Ok(bytes) => (0, bytes),
         Err(e) => (1, format!("{e:#}").into_bytes()),
     };
@@ -414,8 +425,8 @@ fn call(f: impl FnOnce(&mut Session) -> Result<Vec<u8>>) -> i32 {
     status
 }
 
-fn call_json(f: impl FnOnce(&mut Session) -> Result<Json>) -> i32 {
-    call(|s| Ok(f(s)?.to_string().into_bytes()))
+fn json_bytes(result: Result<Json>) -> Result<Vec<u8>> {
+    Ok(result?.to_string().into_bytes())
 }
 
 /// The input buffer's first `len` bytes, if `ptr` is where [`mm_alloc`] put it.
