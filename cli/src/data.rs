@@ -309,7 +309,7 @@ fn build_vocab<'a>(
     }
     let mut symbols = Vec::with_capacity(count);
     symbols.push(END);
-    for (i, &w) in seen.iter().enumerate() {
+    for (i, &w) in seen.iter().enumerate().filter(|&(_, &w)| w != 0) {
         let bits = (0..64).filter(|b| w >> b & 1 != 0);
         symbols.extend(bits.filter_map(|b| char::from_u32((i * 64 + b) as u32)));
     }
