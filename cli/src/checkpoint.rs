@@ -165,7 +165,7 @@ impl Checkpoint {
                 checkpoint::saved_len_with_state(self.dims, bn.is_some(), state.len(), &meta)
             ];
         let n = checkpoint::save_with_state(&mut out, self.params_ref(), bn, state, &meta)
-            .context("encoding the checkpoint")?;
+            .map_err(|e| anyhow::anyhow!("encoding the checkpoint: {e}"))?;
         out.truncate(n);
         Ok(out)
     }

@@ -10,7 +10,7 @@
 //!
 //! followed by `build_dataset` with a context of `block_size` tokens.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -43,14 +43,17 @@ pub const MAX_CONTEXT: usize = makemore_core::eval::MAX_CONTEXT;
 ///
 /// For errors not tied to a file (`path == None`, from [`Vocab::from_words`]),
 /// `line` is the 1-based index of the word in the slice.
-#[derive(Debug)]
 pub enum DataError {
     /// The file does not exist.
     NotFound { path: PathBuf },
     /// The path names a directory.
     IsDirectory { path: PathBuf },
-    /// Any other I/O error while reading.
-    Io { path: PathBuf, source: io::Error },
+    /// Any other I/O error while reading: the `std::io::Error`, boxed so that only
+    /// [`read_words`] (which the WebAssembly build never runs) links its formatting.
+    Io {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The file has no bytes (apart from an optional UTF-8 BOM).
     Empty { path: PathBuf },
     /// Every line is blank.
@@ -191,10 +194,18 @@ fn write_location(f: &mut fmt::Formatter<'_>, path: Option<&Path>, line: usize) 
     }
 }
 
+/// Debug is the message: the derived form would add every variant's and field's name to the
+/// WebAssembly build (anyhow keeps it reachable), and nothing shows it but failing tests.
+impl fmt::Debug for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for DataError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            DataError::Io { source, .. } => Some(source),
+            DataError::Io { source, .. } => Some(&**source),
             _ => None,
         }
     }
@@ -265,7 +276,8 @@ fn build_vocab<'a>(
     words: impl IntoIterator<Item = (usize, &'a str)>,
     path: Option<&Path>,
 ) -> Result<Vocab, DataError> {
-    let mut set = BTreeSet::new();
+    // One bit per code point (136 KiB): linear in the text and sorted by construction.
+    let mut seen = vec![0u64; (char::MAX as usize + 1).div_ceil(64)];
     for (line, word) in words {
         let chars = word.chars().count();
         if chars > MAX_WORD {
@@ -283,9 +295,11 @@ fn build_vocab<'a>(
                 word: word.to_string(),
             });
         }
-        set.extend(word.chars());
+        for c in word.chars() {
+            seen[c as usize / 64] |= 1 << (c as usize % 64);
+        }
     }
-    let count = set.len() + 1;
+    let count = seen.iter().map(|w| w.count_ones() as usize).sum::<usize>() + 1;
     if count > MAX_VOCAB {
         return Err(DataError::TooManySymbols {
             path: path.map(Path::to_path_buf),
@@ -295,7 +309,10 @@ fn build_vocab<'a>(
     }
     let mut symbols = Vec::with_capacity(count);
     symbols.push(END);
-    symbols.extend(set);
+    for (i, &w) in seen.iter().enumerate().filter(|&(_, &w)| w != 0) {
+        let bits = (0..64).filter(|b| w >> b & 1 != 0);
+        symbols.extend(bits.filter_map(|b| char::from_u32((i * 64 + b) as u32)));
+    }
     Ok(Vocab { symbols })
 }
 
@@ -385,7 +402,7 @@ pub fn read_words(path: &Path) -> Result<Words, DataError> {
         let bytes = read_bounded(io::stdin().lock(), MAX_WORD_LIST_BYTES).map_err(|source| {
             DataError::Io {
                 path: name.to_path_buf(),
-                source,
+                source: source.into(),
             }
         })?;
         let bytes = bytes.ok_or_else(|| DataError::TooLarge {
@@ -402,7 +419,7 @@ pub fn read_words(path: &Path) -> Result<Words, DataError> {
         } else {
             DataError::Io {
                 path: path.to_path_buf(),
-                source,
+                source: source.into(),
             }
         }
     };

@@ -9,7 +9,10 @@
 //! context id, shared by calibration and the losses ([`calibrate_and_evaluate`]).
 
 use crate::par::*;
-use anyhow::{bail, Context, Result};
+// Errors of the core are wrapped as `anyhow!("what: {e}")`, not with `.context(what)`: the same
+// text (the core's errors have no source), and anyhow's context type would add its Debug
+// formatting (an escaping writer per context and error type) to the page's wasm.
+use anyhow::{anyhow, bail, Result};
 use makemore_core::eval::{self, ContextKeys, Evaluator};
 use makemore_core::eval::{CALIB_ROWS, DENSE_KEYS, EVAL_ROWS, SCAN_ROWS};
 use makemore_core::infer::BnCalibration;
@@ -52,7 +55,7 @@ impl Contexts {
         vocab: usize,
         dense_keys: usize,
     ) -> Result<Self> {
-        let keys = ContextKeys::new(t, vocab).with_context(|| format!("context of {t} tokens"))?;
+        let keys = ContextKeys::new(t, vocab).map_err(|e| anyhow!("context of {t} tokens: {e}"))?;
         if let Some(x) = parts.iter().find(|x| !x.len().is_multiple_of(t)) {
             bail!("{} tokens are not whole contexts of {t} tokens", x.len());
         }
@@ -240,7 +243,8 @@ fn calibrate_part(
         total.merge(&acc?)?;
     }
     let (mut bnmean, mut bnvar) = (vec![0f32; h], vec![0f32; h]);
-    (total.finish(&mut bnmean, &mut bnvar)).context("batchnorm calibration needs 2 examples")?;
+    (total.finish(&mut bnmean, &mut bnvar))
+        .map_err(|e| anyhow!("batchnorm calibration needs 2 examples: {e}"))?;
     check_calibration(&bnmean, &bnvar)?;
     Ok((bnmean, bnvar))
 }
@@ -301,7 +305,7 @@ fn part_losses(
     let mut total = vec![0f64; ys.len()];
     for (&(part, row, ..), sum) in scan.iter().zip(sums) {
         let sum = sum.map_err(|e| e.at_offset(row));
-        total[part] += sum.with_context(|| format!("data set {part}: targets"))?;
+        total[part] += sum.map_err(|e| anyhow!("data set {part}: targets: {e}"))?;
     }
     // 0 / 0: NaN for an empty part
     let losses: Vec<f64> = total

@@ -642,6 +642,14 @@ impl fmt::Write for Text {
 /// Calls `f` with the metadata entries of `meta` for a model of `dims`, in the schema's order
 /// (see the module documentation), without the checksum: at most 16 entries.
 fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
+    // Not generic: the formatting is compiled once, not once per caller's closure.
+    let text = entry_texts(dims, meta);
+    let (list, n) = entry_list(&text, meta);
+    f(list.get(..n).unwrap_or(&[]))
+}
+
+/// The texts of [`with_entries`]'s values: the config, then the training state's.
+fn entry_texts(dims: Dims, meta: &Metadata<'_>) -> [Text; 13] {
     let mut text = [Text::EMPTY; 13];
     text[0] = Text::of(dims.context);
     text[1] = Text::of(dims.embedding);
@@ -686,6 +694,11 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
             let _ = write!(text[12], "{}", r.generator);
         }
     }
+    text
+}
+
+/// [`with_entries`]'s list: the keys with their values from `text` ([`entry_texts`]) or `meta`.
+fn entry_list<'a>(text: &'a [Text; 13], meta: &Metadata<'a>) -> ([(&'a str, &'a str); 16], usize) {
     let mut list = [("", ""); 16];
     let mut n = 0;
     let mut push = |k: &'static str, v| {
@@ -699,7 +712,7 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
         push(key::VOCAB, v);
     }
     let config = [key::CONTEXT, key::EMBEDDING, key::HIDDEN];
-    for (k, t) in config.into_iter().zip(&text) {
+    for (k, t) in config.into_iter().zip(text) {
         push(k, t.as_str());
     }
     if meta.run.is_some() {
@@ -718,7 +731,7 @@ fn with_entries<R>(dims: Dims, meta: &Metadata<'_>, f: impl FnOnce(&[(&str, &str
     if let Some(h) = meta.history {
         push(key::HISTORY, h);
     }
-    f(list.get(..n).unwrap_or(&[]))
+    (list, n)
 }
 
 /// The size of the file [`save`] writes for `dims`, `meta`, with bnmean and bnvar if `with_bn`.

@@ -14,7 +14,7 @@
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use cli::batch::Batches;
+use cli::batch::{fill_batch, Batches};
 use cli::checkpoint::{fingerprint, lr_at, Checkpoint, RunState};
 use cli::data::{parse_words, Vocab};
 use cli::dataset::{Dataset, Provenance};
@@ -60,9 +60,9 @@ pub struct Model {
     pub params: Vec<f32>,
     pub kernels: Kernels,
     /// The run (seed, steps, learning rate and schedule, the step reached); `None` for a loaded
-    /// checkpoint that has none (e.g. PyTorch's), which cannot be trained on.
+    /// checkpoint that has none (e.g. PyTorch's), which cannot be trained on. Always a PCG run
+    /// (batch `s` from the stream (seed, s), [`fill_batch`]): the page trains no other.
     pub run: Option<RunState>,
-    batches: Option<Batches>,
     opt_state: Vec<f32>,
     /// Calibrated batchnorm statistics (mean, variance), once evaluated or loaded.
     pub bn: Option<(Vec<f32>, Vec<f32>)>,
@@ -135,7 +135,7 @@ impl Session {
         let kernels = Kernels::new(isa)?;
         let dims = exercise4(ds.vocab.len());
         let mut params = vec![0f32; dims.num_params()];
-        let batches = Batches::init(Generator::Pcg, seed, dims, &mut params)?;
+        Batches::init(Generator::Pcg, seed, dims, &mut params)?;
         let run = RunState {
             step: 0,
             seed,
@@ -154,7 +154,6 @@ impl Session {
             params,
             kernels,
             run: Some(run),
-            batches: Some(batches),
             opt_state: Vec::new(),
             bn: None,
             vocab: ds.vocab.clone(),
@@ -181,7 +180,7 @@ impl Session {
             .model
             .as_mut()
             .context("no model: start training first")?;
-        let (Some(run), Some(batches)) = (m.run.as_mut(), m.batches.as_mut()) else {
+        let Some(run) = m.run.as_mut() else {
             bail!("this model was loaded without its training state: it can be evaluated and sampled, not trained");
         };
         let (dims, k) = (m.dims, m.kernels);
@@ -192,7 +191,7 @@ impl Session {
         let end = run.steps.min(run.step + u64::from(max_steps));
         while run.step < end {
             let s = run.step;
-            batches.fill(&ds.train, s, &mut xb, &mut yb)?;
+            fill_batch(&ds.train, run.seed, s, &mut xb, &mut yb)?;
             let lr = lr_at(run, s);
             let p = ParamsRef::from_flat(dims, &m.params)?;
             let loss = k.gradient(&InTurn, &p, &mut step, &xb, &yb)?;
@@ -370,17 +369,6 @@ impl Session {
                 && r.batch_size == BATCH
                 && r.generator == Generator::Pcg
         });
-        let batches = match &run {
-            Some(r) if ck.dims.context == 3 => Some(Batches::resume(
-                r.generator,
-                r.seed,
-                ck.dims,
-                r.step,
-                BATCH,
-                0,
-            )?),
-            _ => None,
-        };
         let info = obj([
             ("params", ck.dims.num_params().into()),
             ("hidden", ck.dims.hidden.into()),
@@ -394,8 +382,8 @@ impl Session {
             dims: ck.dims,
             params: ck.params,
             kernels,
-            run: run.filter(|_| batches.is_some()),
-            batches,
+            // the page's examples have a context of 3
+            run: run.filter(|_| ck.dims.context == 3),
             opt_state: ck.opt_state,
             bn: ck.bn,
             vocab,
@@ -417,8 +405,19 @@ static OUTPUT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// status 0 or 1.
 fn call(f: impl FnOnce(&mut Session) -> Result<Vec<u8>>) -> i32 {
     let mut guard = SESSION.lock().unwrap_or_else(|e| e.into_inner());
-    let session = guard.get_or_insert_with(Session::default);
-    let (status, bytes) = match f(session) {
+    let result = f(guard.get_or_insert_with(Session::default));
+    drop(guard);
+    output(result)
+}
+
+fn call_json(f: impl FnOnce(&mut Session) -> Result<Json>) -> i32 {
+    call(|s| json_bytes(f(s)))
+}
+
+// The non-generic halves of `call` and `call_json`, compiled once rather than once per export.
+
+fn output(result: Result<Vec<u8>>) -> i32 {
+    let (status, bytes) = match result {
         Ok(bytes) => (0, bytes),
         Err(e) => (1, format!("{e:#}").into_bytes()),
     };
@@ -426,8 +425,8 @@ fn call(f: impl FnOnce(&mut Session) -> Result<Vec<u8>>) -> i32 {
     status
 }
 
-fn call_json(f: impl FnOnce(&mut Session) -> Result<Json>) -> i32 {
-    call(|s| Ok(f(s)?.to_string().into_bytes()))
+fn json_bytes(result: Result<Json>) -> Result<Vec<u8>> {
+    Ok(result?.to_string().into_bytes())
 }
 
 /// The input buffer's first `len` bytes, if `ptr` is where [`mm_alloc`] put it.

@@ -83,6 +83,22 @@ fn a_run_saves_a_checkpoint_the_cli_evaluates_to_the_same_losses() {
 }
 
 #[test]
+fn a_loaded_checkpoint_trains_on_as_the_run_does() {
+    let mut s = Session::default();
+    s.load_words(&names()).unwrap();
+    s.init(TRAIN_SEED, Isa::Scalar, 400, 0.1, 300).unwrap();
+    s.train(200).unwrap();
+    let bytes = s.save().unwrap();
+    let mut t = Session::default();
+    t.load_words(&names()).unwrap();
+    t.load_checkpoint(&bytes).unwrap();
+    let (a, b) = (s.train(200).unwrap(), t.train(200).unwrap());
+    assert_eq!(field(&a, "loss"), field(&b, "loss"));
+    assert_eq!(field(&b, "done"), &Json::Bool(true));
+    assert_eq!(s.model.unwrap().params, t.model.unwrap().params);
+}
+
+#[test]
 fn the_gradient_check_passes_on_every_row() {
     let mut s = Session::default();
     s.load_words(&names()).unwrap();

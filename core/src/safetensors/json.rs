@@ -141,6 +141,7 @@ impl Iterator for Unescaped<'_> {
 }
 
 /// Whether the raw JSON string content `raw` stands for `s`.
+#[inline(never)] // called for every key and name compared: once in the code, not in each caller
 pub(crate) fn json_eq(raw: &str, s: &str) -> bool {
     if !raw.as_bytes().contains(&b'\\') {
         return raw == s;
@@ -160,6 +161,7 @@ pub(crate) fn json_eq_raw(a: &str, b: &str) -> bool {
 }
 
 /// Unescapes validated raw content into `buf`.
+#[inline(never)] // called for every metadata value read: once in the code, not in each caller
 pub(crate) fn unescape_validated<'b>(raw: &str, buf: &'b mut [u8]) -> Result<&'b str> {
     let needed = Unescaped::new(raw).count();
     let Some(out) = buf.get_mut(..needed) else {
