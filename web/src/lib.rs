@@ -245,14 +245,13 @@ impl Session {
                 ds.vocab.symbols().iter().collect::<String>()
             );
         }
-        let ds = if m.dims.context == ds.train.context {
-            ds
-        } else {
+        if m.dims.context != ds.train.context {
             bail!(
-                "the model's context is {} characters; the page's examples have 3",
-                m.dims.context
+                "the model's context is {} characters; the page's examples have {}",
+                m.dims.context,
+                ds.train.context
             );
-        };
+        }
         let splits = [&ds.train, &ds.val, &ds.test].map(|e| (&e.x[..], &e.y[..]));
         let p = ParamsRef::from_flat(m.dims, &m.params)?;
         let (bnmean, bnvar, losses) = calibrate_and_evaluate(&m.kernels, p, &splits, 0)?;
