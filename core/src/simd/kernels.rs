@@ -15,6 +15,22 @@ use core::ops::Range;
 use super::Simd;
 use crate::math::ln_f32;
 
+/// `$body` for `$i` in `0..$n` (`$n <= 8`, a constant), written out rather than looped: a
+/// strip's accumulators stay in registers only if every loop over them is unrolled, which the
+/// optimiser does not do at every level (for size, it keeps the loops).
+macro_rules! unroll {
+    ($n:expr, |$i:ident| $body:expr) => {
+        unroll!(@ $n, $i, $body, [0 1 2 3 4 5 6 7])
+    };
+    (@ $n:expr, $i:ident, $body:expr, [$($k:literal)*]) => {{
+        const { assert!($n <= 8) };
+        $(if $k < $n {
+            let $i = $k;
+            $body;
+        })*
+    }};
+}
+
 // ---------------------------------------------------------------- helpers
 
 /// Loads `x.len() <= LANES` values (the rest 0).
@@ -225,38 +241,31 @@ fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool>(
     let last = width - (Q - 1) * l;
     let mut acc = [[s.splat(0.0); Q]; R];
     if ks.start > 0 {
-        for (r, acc_r) in acc.iter_mut().enumerate() {
+        unroll!(R, |r| {
             let out_row = &out[r * m + col..][..width];
-            for (q, v) in acc_r.iter_mut().enumerate() {
-                *v = load_q::<S, Q, FULL>(s, out_row, q, last);
-            }
-        }
+            unroll!(Q, |q| acc[r][q] = load_q::<S, Q, FULL>(s, out_row, q, last));
+        });
     } else if !bias.is_empty() {
         let bias = &bias[col..][..width];
-        for q in 0..Q {
+        unroll!(Q, |q| {
             let v = load_q::<S, Q, FULL>(s, bias, q, last);
-            for acc_r in acc.iter_mut() {
-                acc_r[q] = v;
-            }
-        }
+            unroll!(R, |r| acc[r][q] = v);
+        });
     }
     for kk in ks {
         let b_row = &b[kk * m + col..][..width];
         let mut bv = [s.splat(0.0); Q];
-        for (q, v) in bv.iter_mut().enumerate() {
-            *v = load_q::<S, Q, FULL>(s, b_row, q, last);
-        }
+        unroll!(Q, |q| bv[q] = load_q::<S, Q, FULL>(s, b_row, q, last));
         let av = a(kk);
-        for (acc_r, &a_r) in acc.iter_mut().zip(av.iter()) {
-            let a_r = s.splat(a_r);
-            for (acc_rq, &b_q) in acc_r.iter_mut().zip(bv.iter()) {
-                *acc_rq = s.fma(a_r, b_q, *acc_rq);
-            }
-        }
+        unroll!(R, |r| {
+            let a_r = s.splat(av[r]);
+            unroll!(Q, |q| acc[r][q] = s.fma(a_r, bv[q], acc[r][q]));
+        });
     }
-    for (r, acc_r) in acc.iter().enumerate() {
+    unroll!(R, |r| {
         let out_row = &mut out[r * m + col..][..width];
-        for (q, &v) in acc_r.iter().enumerate() {
+        unroll!(Q, |q| {
+            let v = acc[r][q];
             let v = if tanh_bw {
                 let o = load_q::<S, Q, FULL>(s, out_row, q, last);
                 s.mul(s.sub(s.splat(1.0), s.mul(o, o)), v)
@@ -268,8 +277,8 @@ fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool>(
             } else {
                 s.store_tail(&mut out_row[q * l..][..last], v);
             }
-        }
-    }
+        });
+    });
 }
 
 /// Vector `q` of a strip (the last one partial, `last` lanes, unless `FULL`).
@@ -450,12 +459,12 @@ fn gemm_nn<S: Simd>(
     let a = &a[..n * k];
     let (n4, n2) = fours_and_twos::<S>(n, m);
     let block4 = |i: usize| {
-        let rows: [&[f32]; 4] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
-        move |kk: usize| -> [f32; 4] { core::array::from_fn(|r| rows[r][kk]) }
+        let rows = [0, 1, 2, 3].map(|r| &a[(i + r) * k..][..k]);
+        move |kk: usize| -> [f32; 4] { [rows[0][kk], rows[1][kk], rows[2][kk], rows[3][kk]] }
     };
     row_blocks::<S, 4, _>(s, tanh_bw, out, m, 0..n4, bias, k, b, block4);
     let block2 = |i: usize| {
-        let rows: [&[f32]; 2] = core::array::from_fn(|r| &a[(i + r) * k..][..k]);
+        let rows = [&a[i * k..][..k], &a[(i + 1) * k..][..k]];
         move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] }
     };
     if S::TWO_ROW_BLOCKS {
@@ -501,7 +510,9 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
     let block8 = |r: usize| {
         move |i: usize| -> [f32; 8] {
             let col = &a[i * k + r..][..8];
-            core::array::from_fn(|j| col[j])
+            [
+                col[0], col[1], col[2], col[3], col[4], col[5], col[6], col[7],
+            ]
         }
     };
     row_blocks::<S, 8, _>(s, false, out, m, 0..n8, &[], n, b, block8);
@@ -541,38 +552,20 @@ fn dot_block<S: Simd, const R: usize, const P: usize>(
     let mut av = [s.splat(0.0); R];
     let mut bv = [s.splat(0.0); P];
     while c + l <= m {
-        for (v, row) in av.iter_mut().zip(a_rows.iter()) {
-            *v = s.load(&row[c..]);
-        }
-        for (v, row) in bv.iter_mut().zip(b_rows.iter()) {
-            *v = s.load(&row[c..]);
-        }
-        for (acc_r, &a_r) in acc.iter_mut().zip(av.iter()) {
-            for (acc_rp, &b_p) in acc_r.iter_mut().zip(bv.iter()) {
-                *acc_rp = s.fma(a_r, b_p, *acc_rp);
-            }
-        }
+        unroll!(R, |r| av[r] = s.load(&a_rows[r][c..]));
+        unroll!(P, |q| bv[q] = s.load(&b_rows[q][c..]));
+        unroll!(R, |r| unroll!(P, |q| acc[r][q] =
+            s.fma(av[r], bv[q], acc[r][q])));
         c += l;
     }
     if c < m {
-        for (v, row) in av.iter_mut().zip(a_rows.iter()) {
-            *v = s.load_tail(&row[c..], 0.0);
-        }
-        for (v, row) in bv.iter_mut().zip(b_rows.iter()) {
-            *v = s.load_tail(&row[c..], 0.0);
-        }
-        for (acc_r, &a_r) in acc.iter_mut().zip(av.iter()) {
-            for (acc_rp, &b_p) in acc_r.iter_mut().zip(bv.iter()) {
-                *acc_rp = s.fma(a_r, b_p, *acc_rp);
-            }
-        }
+        unroll!(R, |r| av[r] = s.load_tail(&a_rows[r][c..], 0.0));
+        unroll!(P, |q| bv[q] = s.load_tail(&b_rows[q][c..], 0.0));
+        unroll!(R, |r| unroll!(P, |q| acc[r][q] =
+            s.fma(av[r], bv[q], acc[r][q])));
     }
     let mut sums = [[0.0; P]; R];
-    for (sum_r, acc_r) in sums.iter_mut().zip(acc.iter()) {
-        for (sum, &v) in sum_r.iter_mut().zip(acc_r.iter()) {
-            *sum = s.reduce_add(v);
-        }
-    }
+    unroll!(R, |r| unroll!(P, |q| sums[r][q] = s.reduce_add(acc[r][q])));
     sums
 }
 
@@ -594,23 +587,26 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
                 (4, 3) => {
                     let d = dot_block::<S, 4, 3>(
                         s,
-                        core::array::from_fn(|r| a_row(i + r)),
-                        core::array::from_fn(|q| b_row(j + q)),
+                        [a_row(i), a_row(i + 1), a_row(i + 2), a_row(i + 3)],
+                        [b_row(j), b_row(j + 1), b_row(j + 2)],
                     );
                     for (r, d_r) in d.iter().enumerate() {
                         out[(i + r) * p + j..][..3].copy_from_slice(d_r);
                     }
                 }
                 (4, _) => {
-                    let d =
-                        dot_block::<S, 4, 1>(s, core::array::from_fn(|r| a_row(i + r)), [b_row(j)]);
+                    let d = dot_block::<S, 4, 1>(
+                        s,
+                        [a_row(i), a_row(i + 1), a_row(i + 2), a_row(i + 3)],
+                        [b_row(j)],
+                    );
                     for (r, d_r) in d.iter().enumerate() {
                         out[(i + r) * p + j] = d_r[0];
                     }
                 }
                 (_, 3) => {
                     let d =
-                        dot_block::<S, 1, 3>(s, [a_row(i)], core::array::from_fn(|q| b_row(j + q)));
+                        dot_block::<S, 1, 3>(s, [a_row(i)], [b_row(j), b_row(j + 1), b_row(j + 2)]);
                     out[i * p + j..][..3].copy_from_slice(&d[0]);
                 }
                 _ => {
