@@ -321,7 +321,6 @@ impl Session {
             ("loss", report.loss.into()),
             ("rows", Json::Arr(rows)),
             ("all_ok", report.all_ok().into()),
-            ("text", report.table_text().into()),
         ]))
     }
 
