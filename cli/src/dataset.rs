@@ -91,16 +91,19 @@ impl Dataset {
 }
 
 /// Where a sampled name comes from, as makemore.py reports it.
-pub struct Provenance {
-    train: HashSet<String>,
-    held_out: HashSet<String>,
+/// Borrows the split's words: sets of `&str`, as [`crate::data::parse_words`]'s duplicate count,
+/// so one hash set type serves both.
+pub struct Provenance<'a> {
+    train: HashSet<&'a str>,
+    held_out: HashSet<&'a str>,
 }
 
-impl Provenance {
-    pub fn new(split: &Split) -> Self {
+impl<'a> Provenance<'a> {
+    pub fn new(split: &'a Split) -> Self {
+        let set = |words: &'a [String]| words.iter().map(String::as_str);
         Provenance {
-            train: split.train.iter().cloned().collect(),
-            held_out: split.val.iter().chain(&split.test).cloned().collect(),
+            train: set(&split.train).collect(),
+            held_out: set(&split.val).chain(set(&split.test)).collect(),
         }
     }
 

@@ -41,13 +41,14 @@ fn sample_in_pool(a: &SampleArgs) -> Result<ExitCode> {
         Some(bn) => bn.clone(),
         None => bail!("{}: the checkpoint has no calibrated batchnorm statistics (bnmean, bnvar); finish training or run `makemore eval` first", a.checkpoint.display()),
     };
-    let prov = match words {
-        Ok(w) => Some(Provenance::new(&split_words(w.words, DEFAULT_SPLIT_SEED))),
+    let split = match words {
+        Ok(w) => Some(split_words(w.words, DEFAULT_SPLIT_SEED)),
         Err(e) => {
             eprintln!("warning: {e}; the names are printed without their provenance");
             None
         }
     };
+    let prov = split.as_ref().map(Provenance::new);
     let t0 = std::time::Instant::now();
     let draw = Draw {
         count: a.count,

@@ -89,9 +89,9 @@ impl Session {
             .context("no word list is loaded: load names.txt or pick a word list first")
     }
 
-    fn model(&mut self) -> Result<&mut Model> {
+    fn model(&self) -> Result<&Model> {
         self.model
-            .as_mut()
+            .as_ref()
             .context("no model: start training or load a checkpoint first")
     }
 
