@@ -55,6 +55,33 @@ impl Contexts {
         vocab: usize,
         dense_keys: usize,
     ) -> Result<Self> {
+        Self::build(parts, t, vocab, |keys, chunks| match keys.dense_words() {
+            Some(words) if keys.space() <= dense_keys as u128 => dense(keys, words, chunks),
+            _ => sorted(keys, chunks),
+        })
+    }
+
+    /// [`Contexts::new`] for key spaces `vocab^t` up to [`DENSE_KEYS`] only (an error above):
+    /// without the sorting path, which the web page (context 3, at most
+    /// [`crate::data::MAX_VOCAB`] symbols: 2^18 keys) never takes, so its wasm does not carry
+    /// it (u128 keys, their sort and division).
+    pub fn dense(parts: &[&[u8]], t: usize, vocab: usize) -> Result<Self> {
+        Self::build(parts, t, vocab, |keys, chunks| match keys.dense_words() {
+            Some(words) if keys.space() <= DENSE_KEYS as u128 => dense(keys, words, chunks),
+            _ => bail!(
+                "contexts of {t} tokens over {vocab} symbols: more keys than the dense \
+                 path's {DENSE_KEYS}"
+            ),
+        })
+    }
+
+    /// The rows of `parts` in chunks, their ids and distinct contexts found by `dedup`.
+    fn build(
+        parts: &[&[u8]],
+        t: usize,
+        vocab: usize,
+        dedup: impl FnOnce(ContextKeys, &mut [Chunk<'_>]) -> Result<Vec<u8>>,
+    ) -> Result<Self> {
         let keys = ContextKeys::new(t, vocab).map_err(|e| anyhow!("context of {t} tokens: {e}"))?;
         if let Some(x) = parts.iter().find(|x| !x.len().is_multiple_of(t)) {
             bail!("{} tokens are not whole contexts of {t} tokens", x.len());
@@ -71,14 +98,15 @@ impl Contexts {
                 done: Ok(()),
             }));
         }
-        let distinct = match keys.dense_words() {
-            Some(words) if keys.space() <= dense_keys as u128 => dense(keys, words, &mut chunks)?,
-            _ => sorted(keys, &mut chunks)?,
-        };
+        let distinct = dedup(keys, &mut chunks)?;
         drop(chunks);
         Ok(Contexts { distinct, ids })
     }
 }
+
+/// How [`calibrate_and_evaluate_by`] finds the distinct contexts: [`Contexts::new`] or
+/// [`Contexts::dense`].
+pub type Dedup = fn(&[&[u8]], usize, usize) -> Result<Contexts>;
 
 /// The first error of `chunks` in chunk order, naming its data set and position.
 fn first_error(chunks: &[Chunk<'_>], t: usize) -> Result<()> {
@@ -192,8 +220,20 @@ pub fn calibrate_and_evaluate(
     splits: &[(&[u8], &[u8])],
     part: usize,
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f64>)> {
+    calibrate_and_evaluate_by(Contexts::new, k, p, splits, part)
+}
+
+/// [`calibrate_and_evaluate`] with the distinct contexts found by `dedup` (the same bits
+/// whichever finds them, or its error).
+pub fn calibrate_and_evaluate_by(
+    dedup: Dedup,
+    k: &Kernels,
+    p: ParamsRef<'_, f32>,
+    splits: &[(&[u8], &[u8])],
+    part: usize,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f64>)> {
     let (xs, ys): (Vec<&[u8]>, Vec<&[u8]>) = splits.iter().copied().unzip();
-    let contexts = Contexts::new(&xs, p.dims().context, p.dims().vocab)?;
+    let contexts = dedup(&xs, p.dims().context, p.dims().vocab)?;
     let mut table = Vec::new();
     let ev = evaluator(k, p, &mut table)?;
     let (bnmean, bnvar) = calibrate_part(&ev, &contexts, part)?;

@@ -203,9 +203,12 @@ fn distinct_contexts_dense_and_sorted_agree() {
         let parts = [&x[..], &x[..rows / 3 * t]];
         let dense = Contexts::new(&parts, t, vocab).unwrap();
         let sorted = Contexts::with_dense_limit(&parts, t, vocab, 0).unwrap();
+        let only_dense = Contexts::dense(&parts, t, vocab).unwrap();
         assert_eq!(dense.distinct, sorted.distinct, "t={t} vocab={vocab}");
+        assert_eq!(dense.distinct, only_dense.distinct, "t={t} vocab={vocab}");
         for part in 0..2 {
             assert_eq!(dense.ids[part], sorted.ids[part], "t={t} vocab={vocab}");
+            assert_eq!(dense.ids[part], only_dense.ids[part], "t={t} vocab={vocab}");
         }
         assert_eq!(dense.ids.len(), 2);
         let distinct = &dense.distinct;
@@ -216,6 +219,14 @@ fn distinct_contexts_dense_and_sorted_agree() {
     }
     assert!(Contexts::new(&[&[1, 2, 3, 4]], 3, 27).is_err());
     assert!(Contexts::new(&[&[1, 2, 3]], 17, 27).is_err());
+    // the dense path alone refuses key spaces above its limit (27^5) and beyond 2^32 (27^7),
+    // which Contexts::new sorts
+    for t in [5, 7] {
+        let x = tokens(100 * t, 27, 9);
+        assert!(Contexts::new(&[&x], t, 27).is_ok());
+        let err = Contexts::dense(&[&x], t, 27).unwrap_err().to_string();
+        assert!(err.contains("more keys than the dense path's"), "{err}");
+    }
     // a bad token in the second chunk of the second data set: its position in that data set
     let mut bad = tokens(3 * 20_000, 27, 8);
     bad[3 * 9000 + 1] = 30;
