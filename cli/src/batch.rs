@@ -23,6 +23,15 @@ pub fn normal_kernel(generator: Generator) -> Option<NormalKernel> {
     }
 }
 
+/// The notebook's initialisation of `params` (flat, for `dims`) for a PCG run seeded `seed`:
+/// what [`Batches::init`] does for [`Generator::Pcg`], without the torch generator (the web
+/// page, which runs PCG only, calls this, so its wasm does not carry PyTorch's normal sampler
+/// and its sin, cos and log).
+pub fn pcg_init(seed: u64, dims: Dims, params: &mut [f32]) -> Result<()> {
+    ParamsMut::from_flat(dims, params)?.init_notebook(&mut init_stream(seed));
+    Ok(())
+}
+
 /// Where a run's minibatches come from.
 pub enum Batches {
     /// Batch `step` from the PCG stream (seed, step) ([`fill_batch`]).
@@ -36,13 +45,13 @@ impl Batches {
     /// A fresh run: the notebook's initialisation of `params` (flat, for `dims`) from
     /// `generator` seeded `seed`, and the batches from step 0.
     pub fn init(generator: Generator, seed: u64, dims: Dims, params: &mut [f32]) -> Result<Self> {
-        let mut p = ParamsMut::from_flat(dims, params)?;
         Ok(match normal_kernel(generator) {
             None => {
-                p.init_notebook(&mut init_stream(seed));
+                pcg_init(seed, dims, params)?;
                 Batches::Pcg { seed }
             }
             Some(kernel) => {
+                let mut p = ParamsMut::from_flat(dims, params)?;
                 let mut g = Box::new(TorchGenerator::manual_seed(seed, kernel));
                 notebook_init(&mut g, p.tensors_mut(), dims.embcat());
                 Batches::Torch { g, next: 0 }

@@ -55,6 +55,74 @@ pub struct Report {
 /// coordinates per tensor checked by finite differences. Errors: `fd_samples` 0, an empty train
 /// split, a vocabulary other than the notebook's 27.
 pub fn check(ds: &Dataset, generator: Generator, seed: u64, fd_samples: usize) -> Result<Report> {
+    let start: Start = match generator {
+        Generator::Pcg => pcg_start,
+        _ => torch_start,
+    };
+    check_from(ds, generator, seed, fd_samples, start)
+}
+
+/// [`check`] with [`Generator::Pcg`] (the web page's only generator): without the torch
+/// generator, so the page's wasm does not carry PyTorch's normal sampler and its sin, cos and
+/// log.
+pub fn check_pcg(ds: &Dataset, seed: u64, fd_samples: usize) -> Result<Report> {
+    check_from(ds, Generator::Pcg, seed, fd_samples, pcg_start)
+}
+
+/// The check's f64 parameters: the Exercise-1 model.
+type Params64 = Params<f64, 27, 3, 10, 30, 64>;
+
+/// How a check starts: the initialisation of the parameters and the training run's first batch
+/// (xb, yb) for `generator` and `seed`.
+type Start = fn(&Dataset, Generator, u64, &mut Params64, &mut [u8], &mut [u8]) -> Result<()>;
+
+/// A PCG run's start: the notebook's initialisation from the core's init stream, and batch 0.
+fn pcg_start(
+    ds: &Dataset,
+    _: Generator,
+    seed: u64,
+    params: &mut Params64,
+    xb: &mut [u8],
+    yb: &mut [u8],
+) -> Result<()> {
+    params.view_mut().init_notebook(&mut init_stream(seed));
+    fill_batch(&ds.train, seed, 0, xb, yb)
+}
+
+/// The notebook's cells: its float32 init, then its batch, from one torch generator.
+fn torch_start(
+    ds: &Dataset,
+    generator: Generator,
+    seed: u64,
+    params: &mut Params64,
+    xb: &mut [u8],
+    yb: &mut [u8],
+) -> Result<()> {
+    let dims = params.view().dims();
+    let mut init = vec![0f32; dims.num_params()];
+    let mut batches = Batches::init(generator, seed, dims, &mut init)?;
+    let init = ParamsRef::from_flat(dims, &init)?;
+    for (d, s) in params
+        .view_mut()
+        .tensors_mut()
+        .into_iter()
+        .zip(init.tensors())
+    {
+        for (d, &x) in d.iter_mut().zip(s) {
+            *d = f64::from(x);
+        }
+    }
+    batches.fill(&ds.train, 0, xb, yb)
+}
+
+/// [`check`] from `start`.
+fn check_from(
+    ds: &Dataset,
+    generator: Generator,
+    seed: u64,
+    fd_samples: usize,
+    start: Start,
+) -> Result<Report> {
     if fd_samples == 0 {
         bail!("--fd-samples 0 would check no coordinate by finite differences: use 1 or more");
     }
@@ -67,31 +135,18 @@ pub fn check(ds: &Dataset, generator: Generator, seed: u64, fd_samples: usize) -
             ds.vocab.len()
         );
     }
-    let mut params = Box::new(Params::<f64, 27, 3, 10, 30, 64>::ZERO);
+    let mut params = Box::new(Params64::ZERO);
     // the training run's first batch
     let mut xb = [[0u8; 3]; BATCH];
     let mut yb = [0u8; BATCH];
-    if generator == Generator::Pcg {
-        params.view_mut().init_notebook(&mut init_stream(seed));
-        fill_batch(&ds.train, seed, 0, xb.as_flattened_mut(), &mut yb)?;
-    } else {
-        // the notebook's cells: its float32 init, then its batch, from one torch generator
-        let dims = params.view().dims();
-        let mut init = vec![0f32; dims.num_params()];
-        let mut batches = Batches::init(generator, seed, dims, &mut init)?;
-        let init = ParamsRef::from_flat(dims, &init)?;
-        for (d, s) in params
-            .view_mut()
-            .tensors_mut()
-            .into_iter()
-            .zip(init.tensors())
-        {
-            for (d, &x) in d.iter_mut().zip(s) {
-                *d = f64::from(x);
-            }
-        }
-        batches.fill(&ds.train, 0, xb.as_flattened_mut(), &mut yb)?;
-    }
+    start(
+        ds,
+        generator,
+        seed,
+        &mut params,
+        xb.as_flattened_mut(),
+        &mut yb,
+    )?;
     let mut storage = Box::new(TableStorage::<BATCH, 27, 3, 10, 30, 64>::ZERO);
     let table_rows = table(&params, &xb, &yb, &mut storage)?;
     let loss32 = {

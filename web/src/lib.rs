@@ -14,7 +14,7 @@
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
-use cli::batch::{fill_batch, Batches};
+use cli::batch::{fill_batch, pcg_init};
 use cli::checkpoint::{fingerprint, lr_at, Checkpoint, RunState};
 use cli::data::{parse_words, Vocab};
 use cli::dataset::{Dataset, Provenance};
@@ -135,7 +135,7 @@ impl Session {
         let kernels = Kernels::new(isa)?;
         let dims = exercise4(ds.vocab.len());
         let mut params = vec![0f32; dims.num_params()];
-        Batches::init(Generator::Pcg, seed, dims, &mut params)?;
+        pcg_init(seed, dims, &mut params)?;
         let run = RunState {
             step: 0,
             seed,
@@ -296,7 +296,7 @@ impl Session {
     /// `makemore gradcheck --seed seed --fd-samples fd_samples`'s table.
     pub fn gradcheck(&self, seed: u64, fd_samples: u32) -> Result<Json> {
         let ds = self.ds()?;
-        let report = gradcheck_table::check(ds, Generator::Pcg, seed, fd_samples as usize)?;
+        let report = gradcheck_table::check_pcg(ds, seed, fd_samples as usize)?;
         let rows: Vec<Json> = report
             .rows
             .iter()
