@@ -1,6 +1,6 @@
 //! Names drawn from a model: each from its own PCG stream (seed, index), in parallel blocks, or
-//! all from one torch generator as the notebook's sampling cell draws them. `sample`, `train`'s
-//! samples and the web page draw through [`for_each_block`].
+//! all from one torch generator as the notebook's sampling cell draws them. `sample` and
+//! `train`'s samples draw through [`for_each_block`], the web page through [`pcg_blocks`].
 
 use anyhow::{bail, Result};
 use makemore_core::infer::{unnormalised_probabilities, Inference};
@@ -95,16 +95,36 @@ pub fn for_each_block(
     bnvar: &[f32],
     vocab: &Vocab,
     draw: &Draw<'_>,
-    mut emit: impl FnMut(&[String]) -> bool,
+    emit: impl FnMut(&[String]) -> bool,
 ) -> Result<usize> {
+    match normal_kernel(draw.generator) {
+        Some(kernel) => torch_blocks(params, bnmean, bnvar, vocab, draw, kernel, emit),
+        None => pcg_blocks(params, bnmean, bnvar, vocab, draw, emit),
+    }
+}
+
+/// The prefix's token ids, once the prefix and the temperature of `draw` are checked.
+fn checked_prefix(vocab: &Vocab, draw: &Draw<'_>) -> Result<Vec<u8>> {
     let prefix = encode_prefix(vocab, draw.prefix)?;
     let temperature = draw.temperature;
     if !(temperature.is_finite() && temperature > 0.0) {
         bail!("--temperature {temperature} must be a finite number > 0");
     }
-    if let Some(kernel) = normal_kernel(draw.generator) {
-        return torch_blocks(params, bnmean, bnvar, vocab, draw, &prefix, kernel, emit);
-    }
+    Ok(prefix)
+}
+
+/// [`for_each_block`] with PCG streams, whatever `draw.generator` is: the web page's (it draws
+/// with PCG only), so that its wasm has no torch generator.
+pub fn pcg_blocks(
+    params: ParamsRef<'_, f32>,
+    bnmean: &[f32],
+    bnvar: &[f32],
+    vocab: &Vocab,
+    draw: &Draw<'_>,
+    mut emit: impl FnMut(&[String]) -> bool,
+) -> Result<usize> {
+    let prefix = checked_prefix(vocab, draw)?;
+    let temperature = draw.temperature;
     let mut done = 0;
     let mut block = NAMES_PER_CHUNK;
     while done < draw.count {
@@ -147,17 +167,16 @@ pub fn for_each_block(
 /// [`for_each_block`] with a torch generator: the notebook's sampling cell, one generator for all
 /// names, `torch.multinomial(probs, 1)` for each character, on this thread (each draw depends
 /// on the one before). Blocks grow as [`for_each_block`]'s.
-#[allow(clippy::too_many_arguments)]
 fn torch_blocks(
     params: ParamsRef<'_, f32>,
     bnmean: &[f32],
     bnvar: &[f32],
     vocab: &Vocab,
     draw: &Draw<'_>,
-    prefix: &[u8],
     kernel: NormalKernel,
     mut emit: impl FnMut(&[String]) -> bool,
 ) -> Result<usize> {
+    let prefix = &checked_prefix(vocab, draw)?[..];
     let mut g = TorchGenerator::manual_seed(draw.seed, kernel);
     let mut buf = InferBuffers::new(params.dims(), 1);
     let mut inf = buf.inference(params, bnmean, bnvar)?;

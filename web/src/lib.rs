@@ -18,7 +18,7 @@ use cli::batch::{fill_batch, pcg_init};
 use cli::checkpoint::{fingerprint, lr_at, Checkpoint, RunState};
 use cli::data::{parse_words, Vocab};
 use cli::dataset::{Dataset, Provenance};
-use cli::draw::{for_each_block, Draw};
+use cli::draw::{pcg_blocks, Draw};
 use cli::eval::{calibrate_and_evaluate_by, Contexts};
 use cli::gradcheck_table;
 use makemore_core::checkpoint::Schedule;
@@ -283,7 +283,7 @@ impl Session {
         };
         let mut out = Vec::new();
         let p = ParamsRef::from_flat(m.dims, &m.params)?;
-        for_each_block(p, bnmean, bnvar, &m.vocab, &draw, |names| {
+        pcg_blocks(p, bnmean, bnvar, &m.vocab, &draw, |names| {
             for name in names {
                 let from = prov.as_ref().map_or("new", |p| p.of(name));
                 out.push(obj([("name", name.as_str().into()), ("from", from.into())]));
