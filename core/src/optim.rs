@@ -184,6 +184,18 @@ fn powi(b: f64, mut t: u64) -> f64 {
 }
 
 /// `t` >= 1 and `lr` finite and >= 0.
+/// `grads` holds `n` values (the parameters' flat layout).
+fn check_grads(n: usize, grads: &[f32]) -> Result<(), Error> {
+    if grads.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "grads (the parameters' flat layout)",
+            expected: n,
+            got: grads.len(),
+        });
+    }
+    Ok(())
+}
+
 fn check_update(t: u64, lr: f32) -> Result<(), Error> {
     if t == 0 {
         return Err(Error::InvalidArgument(
@@ -266,13 +278,7 @@ impl Kernels {
         lr: f32,
     ) -> Result<(), Error> {
         let n = params.dims().num_params();
-        if grads.len() != n {
-            return Err(Error::LengthMismatch {
-                what: "grads (the parameters' flat layout)",
-                expected: n,
-                got: grads.len(),
-            });
-        }
+        check_grads(n, grads)?;
         if state.len() != opt.state_len(n) {
             return Err(Error::LengthMismatch {
                 what: "optimiser state (AdamW: m then v; SGD: empty)",
@@ -282,14 +288,7 @@ impl Kernels {
         }
         check_update(t, lr)?;
         match opt {
-            Optimizer::Sgd => {
-                let mut off = 0;
-                for p in params.tensors_mut() {
-                    let len = p.len();
-                    self.sgd_raw(p, &grads[off..][..len], lr);
-                    off += len;
-                }
-            }
+            Optimizer::Sgd => self.sgd_tensors(params, grads, lr),
             Optimizer::AdamW(adamw) => {
                 let c = adamw.step(lr, t)?;
                 let (m, v) = state.split_at_mut(n);
@@ -303,6 +302,31 @@ impl Kernels {
             }
         }
         Ok(())
+    }
+
+    /// [`Kernels::update`] with [`Optimizer::Sgd`] (no state), for callers that train with SGD
+    /// only: the web page's wasm then has no AdamW. The same bits and errors.
+    pub fn update_sgd(
+        &self,
+        params: &mut ParamsMut<'_, f32>,
+        grads: &[f32],
+        t: u64,
+        lr: f32,
+    ) -> Result<(), Error> {
+        check_grads(params.dims().num_params(), grads)?;
+        check_update(t, lr)?;
+        self.sgd_tensors(params, grads, lr);
+        Ok(())
+    }
+
+    /// The `sgd` kernel on each tensor of `params` and its part of `grads` (checked lengths).
+    fn sgd_tensors(&self, params: &mut ParamsMut<'_, f32>, grads: &[f32], lr: f32) {
+        let mut off = 0;
+        for p in params.tensors_mut() {
+            let len = p.len();
+            self.sgd_raw(p, &grads[off..][..len], lr);
+            off += len;
+        }
     }
 
     /// PyTorch's `clip_grad_norm_` over the whole gradient: `total = sqrt(sum g^2)` over every

@@ -505,6 +505,25 @@ fn sgd_update_is_the_steps_sgd_to_the_bit() {
                     "update(Sgd) on {} vs sgd per tensor",
                     k.isa()
                 );
+                let mut r = p0.clone();
+                let mut params = ParamsMut::from_flat(dims, &mut r).unwrap();
+                k.update_sgd(&mut params, &g, 1, lr).unwrap();
+                // the same errors as update, nothing written
+                for (glen, t, lr) in [
+                    (g.len() - 1, 1, lr),
+                    (g.len(), 0, lr),
+                    (g.len(), 1, f32::NAN),
+                ] {
+                    let want = k.update(&Optimizer::Sgd, &mut params, &g[..glen], &mut [], t, lr);
+                    let got = k.update_sgd(&mut params, &g[..glen], t, lr);
+                    assert_eq!(got, want);
+                    assert!(got.is_err());
+                }
+                assert!(
+                    same_bits(&p, &r),
+                    "update_sgd on {} vs update(Sgd), then refused updates",
+                    k.isa()
+                );
             }
         }
     }

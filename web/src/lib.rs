@@ -196,14 +196,9 @@ impl Session {
             let p = ParamsRef::from_flat(dims, &m.params)?;
             let loss = k.gradient(&InTurn, &p, &mut step, &xb, &yb)?;
             let mut p = ParamsMut::from_flat(dims, &mut m.params)?;
-            k.update(
-                &run.optimizer,
-                &mut p,
-                step.grads(),
-                &mut m.opt_state,
-                s + 1,
-                lr,
-            )?;
+            // SGD: the page's runs have no other optimiser (init, and load_checkpoint keeps
+            // the run of an SGD checkpoint only)
+            k.update_sgd(&mut p, step.grads(), s + 1, lr)?;
             if !loss.is_finite() {
                 bail!("the loss became {loss} at step {s}; training stopped. Try a smaller learning rate");
             }
