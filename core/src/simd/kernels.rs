@@ -428,7 +428,7 @@ fn one_strip<S: Simd, const R: usize>(
 
 /// How many of `n` rows go in blocks of 4 and then of 2 (the rest one by one): blocks of 4
 /// unless rows of `m` are [`narrow`] and 4 rows of a four-vector strip would not fit the
-/// registers; then (and for 2 or 3 rows left) blocks of 2, where `S::TWO_ROW_BLOCKS`.
+/// registers; then (and for 2 or 3 rows left) blocks of 2, unless `S::FEW_SHAPES`.
 #[inline(always)]
 fn fours_and_twos<S: Simd>(n: usize, m: usize) -> (usize, usize) {
     let fours = if narrow::<S>(m) && !four_fit::<S, 4>() {
@@ -436,7 +436,7 @@ fn fours_and_twos<S: Simd>(n: usize, m: usize) -> (usize, usize) {
     } else {
         n / 4 * 4
     };
-    if S::TWO_ROW_BLOCKS {
+    if !S::FEW_SHAPES {
         (fours, fours + (n - fours) / 2 * 2)
     } else {
         (fours, fours)
@@ -467,7 +467,7 @@ fn gemm_nn<S: Simd>(
         let rows = [&a[i * k..][..k], &a[(i + 1) * k..][..k]];
         move |kk: usize| -> [f32; 2] { [rows[0][kk], rows[1][kk]] }
     };
-    if S::TWO_ROW_BLOCKS {
+    if !S::FEW_SHAPES {
         row_blocks::<S, 2, _>(s, tanh_bw, out, m, n4..n2, bias, k, b, block2);
     }
     let block1 = |i: usize| {
@@ -531,7 +531,7 @@ pub fn matmul_tn<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], k: usize,
             [col[0], col[1]]
         }
     };
-    if S::TWO_ROW_BLOCKS {
+    if !S::FEW_SHAPES {
         row_blocks::<S, 2, _>(s, false, out, m, n4..n2, &[], n, b, block2);
     }
     let block1 = |r: usize| move |i: usize| -> [f32; 1] { [a[i * k + r]] };
@@ -594,7 +594,7 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
                         out[(i + r) * p + j..][..3].copy_from_slice(d_r);
                     }
                 }
-                (4, _) => {
+                (4, _) if !S::FEW_SHAPES => {
                     let d = dot_block::<S, 4, 1>(
                         s,
                         [a_row(i), a_row(i + 1), a_row(i + 2), a_row(i + 3)],
@@ -604,13 +604,17 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
                         out[(i + r) * p + j] = d_r[0];
                     }
                 }
-                (_, 3) => {
+                (_, 3) if !S::FEW_SHAPES => {
                     let d =
                         dot_block::<S, 1, 3>(s, [a_row(i)], [b_row(j), b_row(j + 1), b_row(j + 2)]);
                     out[i * p + j..][..3].copy_from_slice(&d[0]);
                 }
                 _ => {
-                    out[i * p + j] = dot_block::<S, 1, 1>(s, [a_row(i)], [b_row(j)])[0][0];
+                    for r in i..i + rows {
+                        for q in j..j + cols {
+                            out[r * p + q] = dot_block::<S, 1, 1>(s, [a_row(r)], [b_row(q)])[0][0];
+                        }
+                    }
                 }
             }
             i += rows;
@@ -665,6 +669,14 @@ pub fn embed_table_forward<S: Simd>(
     let context = x.len() / rows.max(1);
     for (row, xr) in hprebn.chunks_exact_mut(hidden).zip(x.chunks_exact(context)) {
         let entry = |t: usize| &table[(t * vocab + xr[t] as usize) * hidden..][..hidden];
+        if S::FEW_SHAPES {
+            // one entry per pass, in position order: the same sums
+            add_rows(s, row, Some(b1), [entry(0)]);
+            for t in 1..context {
+                add_rows(s, row, None, [entry(t)]);
+            }
+            continue;
+        }
         // passes of up to three entries (three is the notebook's context): one load and store
         // of the row per pass, the additions in position order
         match context {
@@ -963,7 +975,7 @@ pub fn cross_entropy_sum<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) 
     let n = yb.len();
     let mut loss_sum = 0.0f32;
     let mut i = 0;
-    while i + 4 <= n {
+    while !S::FEW_SHAPES && i + 4 <= n {
         for l in cross_entropy_rows::<S, 4>(s, &mut logits_to_probs[i * v..], v, &yb[i..]) {
             loss_sum += l;
         }

@@ -238,9 +238,11 @@ pub(crate) trait Simd: Copy {
     /// The most vectors in one register-blocked strip of a product (see `kernels::row_blocks`):
     /// 3, or 2 where four rows of three would spill.
     const STRIP_VECTORS: usize = 3;
-    /// Whether the products take leftover rows two at a time (else one by one: fewer strip
-    /// shapes, so less code, where the code is downloaded).
-    const TWO_ROW_BLOCKS: bool = true;
+    /// Fewer block shapes, so less code, where the code is downloaded: the products take
+    /// leftover rows one by one (not two at a time), `matmul_nt` blocks of 4 x 3 or single dot
+    /// products, the cross-entropy one row at a time, the embedding tables one entry per pass.
+    /// The same bits either way.
+    const FEW_SHAPES: bool = false;
 
     fn splat(self, x: f32) -> Self::V;
     /// The first `LANES` values of `x`. Panics if `x` is shorter.

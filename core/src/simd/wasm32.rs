@@ -56,9 +56,8 @@ impl Simd for Simd128 {
     /// value needs a register of its own: four rows of three vectors (twelve accumulators)
     /// spill, four rows of two do not.
     const STRIP_VECTORS: usize = 2;
-    /// The page downloads this code: one row-block height fewer, for the two or three rows
-    /// left over at most.
-    const TWO_ROW_BLOCKS: bool = false;
+    /// The page downloads this code.
+    const FEW_SHAPES: bool = true;
 
     #[inline(always)]
     fn splat(self, x: f32) -> v128 {
