@@ -183,7 +183,6 @@ fn powi(b: f64, mut t: u64) -> f64 {
     result
 }
 
-/// `t` >= 1 and `lr` finite and >= 0.
 /// `grads` holds `n` values (the parameters' flat layout).
 fn check_grads(n: usize, grads: &[f32]) -> Result<(), Error> {
     if grads.len() != n {
@@ -196,6 +195,7 @@ fn check_grads(n: usize, grads: &[f32]) -> Result<(), Error> {
     Ok(())
 }
 
+/// `t` >= 1 and `lr` finite and >= 0.
 fn check_update(t: u64, lr: f32) -> Result<(), Error> {
     if t == 0 {
         return Err(Error::InvalidArgument(
