@@ -151,7 +151,7 @@ impl Kernels {
 
     /// `h_to_dhpreact = (1 - h**2) * (dout @ wt)` in place over h (n, m): the input gradient of
     /// `logits = h @ W2 + b2` fused with the tanh backward. `dout` (n, k), `wt` = W2.T (k, m),
-    /// k >= 1, m >= 1. Sums over k in order, FMA on the vector paths.
+    /// 1 <= k <= 256 (k is the vocabulary), m >= 1. Sums over k in order, FMA on the vector paths.
     pub fn linear_tanh_backward(
         &self,
         h_to_dhpreact: &mut [f32],
@@ -160,8 +160,8 @@ impl Kernels {
         m: usize,
     ) -> Result<(), Error> {
         let k = rows("wt (k, m) with m >= 1", wt.len(), m)?;
-        if k == 0 {
-            return Err(Error::InvalidArgument("wt (k, m) with k >= 1"));
+        if k == 0 || k > 256 {
+            return Err(Error::InvalidArgument("wt (k, m) with 1 <= k <= 256"));
         }
         let n = rows("h (n, m)", h_to_dhpreact.len(), m)?;
         len(

@@ -238,6 +238,8 @@ fn strip<S: Simd, const R: usize, const Q: usize, const FULL: bool>(
     a: impl Fn(usize) -> [f32; R],
 ) {
     let l = S::LANES;
+    // a constant when FULL (then `width == Q * l`), so the loads below need no bounds checks
+    let width = if FULL { Q * l } else { width };
     let last = width - (Q - 1) * l;
     let mut acc = [[s.splat(0.0); Q]; R];
     if ks.start > 0 {
@@ -347,7 +349,36 @@ fn row_blocks<S: Simd, const R: usize, A>(
             (m - col).min(S::STRIP_VECTORS * l)
         }
     };
-    if b.len() > out.len() {
+    if S::PACK_PANELS {
+        // Each block's values of `a` for a chunk of the shared axis copied into one panel, a
+        // step's R values side by side: the strip reads them with one pointer and one bounds
+        // check instead of R. Blocks outer (a chunk of `b` is at most K_CHUNK rows); the tanh
+        // backward's axis is at most K_CHUNK long (checked), so its chains are never cut.
+        debug_assert!(!tanh_bw || k <= K_CHUNK);
+        let mut panel = [[0f32; R]; K_CHUNK];
+        let mut i = rows.start;
+        while i + R <= rows.end {
+            let a = block(i);
+            let mut k0 = 0;
+            while k0 < k {
+                let ks = k0..k.min(k0 + K_CHUNK);
+                for (p, kk) in panel.iter_mut().zip(ks.clone()) {
+                    *p = a(kk);
+                }
+                let panel = &panel;
+                let packed = move |kk: usize| panel[kk - k0];
+                let mut col = 0;
+                while col < m {
+                    let width = width_at(col);
+                    let o = &mut out[i * m..];
+                    one_strip::<S, R>(s, tanh_bw, o, m, col, width, bias, ks.clone(), b, packed);
+                    col += width;
+                }
+                k0 = ks.end;
+            }
+            i += R;
+        }
+    } else if b.len() > out.len() {
         // the tanh backward needs h in `out` until the end: its chains are never cut
         let chunk = if tanh_bw { k.max(1) } else { K_CHUNK };
         let mut col = 0;
@@ -392,7 +423,8 @@ fn row_blocks<S: Simd, const R: usize, A>(
     }
 }
 
-/// Steps of the shared axis per pass over a strip of a large `b` in [`row_blocks`].
+/// Steps of the shared axis per pass over a strip of a large `b`, or per panel, in
+/// [`row_blocks`]: at least the vocabulary's largest size (the tanh backward's axis).
 const K_CHUNK: usize = 256;
 
 /// [`strip`] with the vectors of a strip `width` wide (at most four, as [`row_blocks`] cuts).

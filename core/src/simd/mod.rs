@@ -243,6 +243,10 @@ pub(crate) trait Simd: Copy {
     /// products, the cross-entropy one row at a time, the embedding tables one entry per pass.
     /// The same bits either way.
     const FEW_SHAPES: bool = false;
+    /// The products copy each block's values of the left operand into a panel first (see
+    /// `kernels::row_blocks`): where the engine's code for R separate rows costs more than
+    /// the copy. The same bits either way.
+    const PACK_PANELS: bool = false;
 
     fn splat(self, x: f32) -> Self::V;
     /// The first `LANES` values of `x`. Panics if `x` is shorter.

@@ -58,6 +58,7 @@ impl Simd for Simd128 {
     const STRIP_VECTORS: usize = 2;
     /// The page downloads this code.
     const FEW_SHAPES: bool = true;
+    const PACK_PANELS: bool = true;
 
     #[inline(always)]
     fn splat(self, x: f32) -> v128 {
