@@ -76,17 +76,62 @@ fn columns<S: Simd>(m: usize) -> impl Iterator<Item = (usize, usize)> {
 // (`core/tests/math.rs` sweeps each vector path). NaN, the infinities, ±0 and the subnormals of
 // tanh give exactly the scalar values.
 
+/// The constants of [`exp_v`] and [`tanh_v`] as vectors, made once per kernel call and passed
+/// down: V8 builds a vector constant anew at each use (three instructions), so on wasm32 they
+/// are made opaque ([`Simd::opaque`]) and stay in registers or on the stack; elsewhere they are
+/// the same constants as before.
+#[derive(Clone, Copy)]
+pub(crate) struct ExpConsts<V> {
+    one: V,
+    two: V,
+    exp_max: V,
+    exp_min: V,
+    tanh_max: V,
+    log2e: V,
+    shift: V,
+    neg_ln2_hi: V,
+    neg_ln2_lo: V,
+    /// The Cephes polynomial's coefficients, highest degree first; the last is 1/2.
+    p: [V; 6],
+}
+
+impl<V: Copy> ExpConsts<V> {
+    #[inline(always)]
+    pub(crate) fn new<S: Simd<V = V>>(s: S) -> Self {
+        let c = |x: f32| s.opaque(s.splat(x));
+        Self {
+            one: c(1.0),
+            two: c(2.0),
+            exp_max: c(89.0),
+            exp_min: c(-104.0),
+            tanh_max: c(9.5),
+            log2e: c(core::f32::consts::LOG2_E),
+            shift: c(12_582_912.0), // 1.5 * 2^23: (t + SHIFT) - SHIFT rounds t to an integer
+            neg_ln2_hi: c(-f32::from_bits(0x3f31_8000)), // 0.693359375: k * LN2_HI is exact
+            neg_ln2_lo: c(-f32::from_bits(0xb95e_8083)), // ln2 - LN2_HI
+            p: [
+                c(f32::from_bits(0x3950_6967)),
+                c(f32::from_bits(0x3ab7_43ce)),
+                c(f32::from_bits(0x3c08_8908)),
+                c(f32::from_bits(0x3d2a_a9c1)),
+                c(f32::from_bits(0x3e2a_aaaa)),
+                c(0.5),
+            ],
+        }
+    }
+}
+
 /// `e^x` lane by lane: [`crate::math::exp_f32`]'s algorithm with FMA; within 2 ulp.
 #[inline(always)]
-pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn exp_v<S: Simd>(s: S, k: &ExpConsts<S::V>, x: S::V) -> S::V {
     // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
-    let x = s.select(s.gt(x, s.splat(89.0)), s.splat(89.0), x);
-    let x = s.select(s.lt(x, s.splat(-104.0)), s.splat(-104.0), x);
-    let (q, kf) = expm1_reduced_v(s, x);
-    let e = s.add(q, s.splat(1.0));
+    let x = s.select(s.gt(x, k.exp_max), k.exp_max, x);
+    let x = s.select(s.lt(x, k.exp_min), k.exp_min, x);
+    let (q, kf) = expm1_reduced_v(s, k, x);
+    let e = s.add(q, k.one);
     // k1 = k >> 1 (floor division) and k - k1, as exact integral floats: two exact factors, so
     // a subnormal result is rounded once
-    let k1 = s.floor(s.mul(kf, s.splat(0.5)));
+    let k1 = s.floor(s.mul(kf, k.p[5]));
     let k2 = s.sub(kf, k1);
     s.mul(s.mul(e, s.pow2i(k1)), s.pow2i(k2))
 }
@@ -95,27 +140,17 @@ pub(crate) fn exp_v<S: Simd>(s: S, x: S::V) -> S::V {
 /// FMA (`k = round(x log2 e)` in one rounding, `r` by two fused Cody–Waite steps, the Cephes
 /// polynomial by fused Horner steps).
 #[inline(always)]
-fn expm1_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375: k * LN2_HI is exact
-    const LN2_LO: f32 = f32::from_bits(0xb95e_8083); // ln2 - LN2_HI
-    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23: (t + SHIFT) - SHIFT rounds t to an integer
-    const P0: f32 = f32::from_bits(0x3950_6967);
-    const P1: f32 = f32::from_bits(0x3ab7_43ce);
-    const P2: f32 = f32::from_bits(0x3c08_8908);
-    const P3: f32 = f32::from_bits(0x3d2a_a9c1);
-    const P4: f32 = f32::from_bits(0x3e2a_aaaa);
-    const P5: f32 = 0.5;
-    let kf = s.sub(s.fma(x, s.splat(LOG2E), s.splat(SHIFT)), s.splat(SHIFT));
+fn expm1_reduced_v<S: Simd>(s: S, k: &ExpConsts<S::V>, x: S::V) -> (S::V, S::V) {
+    let kf = s.sub(s.fma(x, k.log2e, k.shift), k.shift);
     // r = (x - k LN2_HI) - k LN2_LO; the first step is exact
-    let r = s.fma(kf, s.splat(-LN2_HI), x);
-    let r = s.fma(kf, s.splat(-LN2_LO), r);
+    let r = s.fma(kf, k.neg_ln2_hi, x);
+    let r = s.fma(kf, k.neg_ln2_lo, r);
     let z = s.mul(r, r);
-    let p = s.fma(s.splat(P0), r, s.splat(P1));
-    let p = s.fma(p, r, s.splat(P2));
-    let p = s.fma(p, r, s.splat(P3));
-    let p = s.fma(p, r, s.splat(P4));
-    let p = s.fma(p, r, s.splat(P5));
+    let p = s.fma(k.p[0], r, k.p[1]);
+    let p = s.fma(p, r, k.p[2]);
+    let p = s.fma(p, r, k.p[3]);
+    let p = s.fma(p, r, k.p[4]);
+    let p = s.fma(p, r, k.p[5]);
     // e^r - 1 = r + r^2 p
     (s.fma(p, z, r), kf)
 }
@@ -125,30 +160,32 @@ fn expm1_reduced_v<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
 /// 2^k q + (2^k - 1)` in one fused rounding, with [`expm1_reduced_v`]'s `q = e^r - 1`; for
 /// `k = 0` (`a` < 0.35) that is `q` itself, so small `a` keeps its relative accuracy.
 #[inline(always)]
-pub(crate) fn tanh_v<S: Simd>(s: S, x: S::V) -> S::V {
+pub(crate) fn tanh_v<S: Simd>(s: S, k: &ExpConsts<S::V>, x: S::V) -> S::V {
     let a = s.abs(x);
-    let ac = s.select(s.gt(a, s.splat(9.5)), s.splat(9.5), a);
-    let (q, kf) = expm1_reduced_v(s, s.add(ac, ac));
+    let ac = s.select(s.gt(a, k.tanh_max), k.tanh_max, a);
+    let (q, kf) = expm1_reduced_v(s, k, s.add(ac, ac));
     let p2 = s.pow2i(kf);
-    let em1 = s.fma(p2, q, s.sub(p2, s.splat(1.0)));
-    let t = s.div(em1, s.add(em1, s.splat(2.0)));
+    let em1 = s.fma(p2, q, s.sub(p2, k.one));
+    let t = s.div(em1, s.add(em1, k.two));
     s.or_sign(t, x)
 }
 
 #[inline(always)]
 pub fn exp<S: Simd>(s: S, out: &mut [f32], x: &[f32]) {
+    let ek = ExpConsts::new(s);
     let x = &x[..out.len()];
     for (c, w) in columns::<S>(out.len()) {
-        let v = exp_v(s, ld(s, &x[c..][..w]));
+        let v = exp_v(s, &ek, ld(s, &x[c..][..w]));
         st(s, &mut out[c..][..w], v);
     }
 }
 
 #[inline(always)]
 pub fn tanh<S: Simd>(s: S, out: &mut [f32], x: &[f32]) {
+    let ek = ExpConsts::new(s);
     let x = &x[..out.len()];
     for (c, w) in columns::<S>(out.len()) {
-        let v = tanh_v(s, ld(s, &x[c..][..w]));
+        let v = tanh_v(s, &ek, ld(s, &x[c..][..w]));
         st(s, &mut out[c..][..w], v);
     }
 }
@@ -609,13 +646,25 @@ pub fn matmul_nt<S: Simd>(s: S, out: &mut [f32], a: &[f32], b: &[f32], m: usize)
     let b_row = |j: usize| &b[j * m..][..m];
     // blocks of 3 rows of b outer, of 4 rows of a inner: a block of b (3 rows of m) is read
     // from memory once and then from cache for all of a
+    // (4 x 2 where 4 x 3 would spill: 12 accumulators, 3 rows of b and 1 of a in 16 registers)
+    let wide = if S::STRIP_VECTORS < 3 { 2 } else { 3 };
     let mut j = 0;
     while j < p {
-        let cols = if j + 3 <= p { 3 } else { 1 };
+        let cols = if j + wide <= p { wide } else { 1 };
         let mut i = 0;
         while i < n {
             let rows = if i + 4 <= n { 4 } else { 1 };
             match (rows, cols) {
+                (4, 2) => {
+                    let d = dot_block::<S, 4, 2>(
+                        s,
+                        [a_row(i), a_row(i + 1), a_row(i + 2), a_row(i + 3)],
+                        [b_row(j), b_row(j + 1)],
+                    );
+                    for (r, d_r) in d.iter().enumerate() {
+                        out[(i + r) * p + j..][..2].copy_from_slice(d_r);
+                    }
+                }
                 (4, 3) => {
                     let d = dot_block::<S, 4, 3>(
                         s,
@@ -794,6 +843,7 @@ pub fn batchnorm_scale_shift_tanh<S: Simd>(
     bngain: &[f32],
     bnbias: &[f32],
 ) {
+    let ek = ExpConsts::new(s);
     let hidden = bngain.len();
     for (c, w) in columns::<S>(hidden) {
         let inv = ld(s, &bnvar_inv[c..][..w]);
@@ -805,7 +855,7 @@ pub fn batchnorm_scale_shift_tanh<S: Simd>(
         {
             let raw = s.mul(ld(s, &raw_row[c..][..w]), inv);
             st(s, &mut raw_row[c..][..w], raw);
-            let v = tanh_v(s, s.add(s.mul(g, raw), b));
+            let v = tanh_v(s, &ek, s.add(s.mul(g, raw), b));
             st(s, &mut h_row[c..][..w], v);
         }
     }
@@ -932,6 +982,7 @@ pub fn batchnorm_tanh_inference<S: Simd>(
     bngain: &[f32],
     bnbias: &[f32],
 ) {
+    let ek = ExpConsts::new(s);
     let hidden = bngain.len();
     for (c, w) in columns::<S>(hidden) {
         let g = ld(s, &bngain[c..][..w]);
@@ -940,7 +991,7 @@ pub fn batchnorm_tanh_inference<S: Simd>(
         let b = ld(s, &bnbias[c..][..w]);
         for row in hprebn_to_h.chunks_exact_mut(hidden) {
             let x = ld(s, &row[c..][..w]);
-            let v = tanh_v(s, s.add(s.mul(s.mul(g, s.sub(x, mean)), inv), b));
+            let v = tanh_v(s, &ek, s.add(s.mul(s.mul(g, s.sub(x, mean)), inv), b));
             st(s, &mut row[c..][..w], v);
         }
     }
@@ -953,6 +1004,7 @@ pub fn batchnorm_tanh_inference<S: Simd>(
 #[inline(always)]
 fn cross_entropy_rows<S: Simd, const R: usize>(
     s: S,
+    ek: &ExpConsts<S::V>,
     rows: &mut [f32],
     v: usize,
     yb: &[u8],
@@ -982,7 +1034,7 @@ fn cross_entropy_rows<S: Simd, const R: usize>(
     for (c, w) in columns::<S>(v) {
         for r in 0..R {
             let x = &mut rows[r * v + c..][..w];
-            let p = exp_v(s, s.sub(ld(s, x), max_v[r]));
+            let p = exp_v(s, ek, s.sub(ld(s, x), max_v[r]));
             st(s, x, p);
             sum[r] = s.add(sum[r], s.keep_first(p, w));
         }
@@ -1003,18 +1055,19 @@ fn cross_entropy_rows<S: Simd, const R: usize>(
 
 #[inline(always)]
 pub fn cross_entropy_sum<S: Simd>(s: S, logits_to_probs: &mut [f32], yb: &[u8]) -> f32 {
+    let ek = ExpConsts::new(s);
     let v = logits_to_probs.len() / yb.len();
     let n = yb.len();
     let mut loss_sum = 0.0f32;
     let mut i = 0;
     while !S::FEW_SHAPES && i + 4 <= n {
-        for l in cross_entropy_rows::<S, 4>(s, &mut logits_to_probs[i * v..], v, &yb[i..]) {
+        for l in cross_entropy_rows::<S, 4>(s, &ek, &mut logits_to_probs[i * v..], v, &yb[i..]) {
             loss_sum += l;
         }
         i += 4;
     }
     while i < n {
-        let [l] = cross_entropy_rows::<S, 1>(s, &mut logits_to_probs[i * v..], v, &yb[i..]);
+        let [l] = cross_entropy_rows::<S, 1>(s, &ek, &mut logits_to_probs[i * v..], v, &yb[i..]);
         loss_sum += l;
         i += 1;
     }

@@ -249,6 +249,12 @@ pub(crate) trait Simd: Copy {
     const PACK_PANELS: bool = false;
 
     fn splat(self, x: f32) -> Self::V;
+    /// `v`, hidden from the optimiser where a constant is better kept than rebuilt at each use
+    /// (see `kernels::ExpConsts`).
+    #[inline(always)]
+    fn opaque(self, v: Self::V) -> Self::V {
+        v
+    }
     /// The first `LANES` values of `x`. Panics if `x` is shorter.
     fn load(self, x: &[f32]) -> Self::V;
     /// Writes the first `LANES` values of `out`. Panics if `out` is shorter.

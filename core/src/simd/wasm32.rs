@@ -136,6 +136,11 @@ impl Simd for Simd128 {
     fn keep_first(self, v: v128, n: usize) -> v128 {
         v128_and(v, first_lanes(n))
     }
+    /// V8 rebuilds a `v128.const` at each use (a 64-bit immediate and two shuffles).
+    #[inline(always)]
+    fn opaque(self, v: v128) -> v128 {
+        core::hint::black_box(v)
+    }
     #[inline(always)]
     fn add(self, a: v128, b: v128) -> v128 {
         f32x4_add(a, b)
