@@ -281,6 +281,7 @@ function showProgress(p) {
     seconds: p.seconds,
     compute_seconds: p.compute_seconds,
     windows: p.windows,
+    windows_from: p.windows_from,
   };
   $('step').textContent = `${p.step} / ${p.steps}`;
   $('sps').textContent = `${Math.round(p.sps)}`;
@@ -289,7 +290,7 @@ function showProgress(p) {
   $('train-time').textContent = p.done
     ? `${p.seconds.toFixed(2)} s, ${Math.round(p.sps)} steps/s overall`
     : `${p.seconds.toFixed(1)} s`;
-  drawCurve(p.windows, p.steps, run?.params.decayStep);
+  drawCurve(p.windows, p.steps, run?.params.decayStep, p.windows_from);
 }
 
 async function trainingStopped({ reason, error }) {
@@ -327,8 +328,8 @@ const stepLabel = (s) => (s >= 1e6 ? `${s / 1e6}M` : s >= 1e3 ? `${s / 1e3}k` : 
 
 /** Draws log10 of each window's mean loss at the window's end step, as the CLI's loss.svg. */
 let lastCurve = [];
-function drawCurve(windows = [], steps = null, decayStep = null) {
-  lastCurve = [windows, steps, decayStep];
+function drawCurve(windows = [], steps = null, decayStep = null, windowsFrom = 0) {
+  lastCurve = [windows, steps, decayStep, windowsFrom];
   const svg = $('loss-curve');
   // The drawing's width follows the element's (within 420..800 units), so that the text stays
   // legible on a phone instead of shrinking with the whole picture.
@@ -337,7 +338,7 @@ function drawCurve(windows = [], steps = null, decayStep = null) {
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   const pw = W - L - R, ph = H - T - B;
   const xMax = steps || Number($('steps').value) || 1;
-  const points = windows.map((mean, i) => [(i + 1) * WINDOW, Math.log10(mean)]).filter(([, y]) => Number.isFinite(y));
+  const points = windows.map((mean, i) => [windowsFrom + (i + 1) * WINDOW, Math.log10(mean)]).filter(([, y]) => Number.isFinite(y));
   let yLo = 0, yHi = 1;
   if (points.length) {
     yLo = Math.min(...points.map((p) => p[1]));
@@ -484,16 +485,29 @@ on('checkpoint-file', 'change', async (event) => {
   if (!file) return;
   const bytes = await file.arrayBuffer();
   await busy(`Loading ${file.name}…`, async () => {
-    const info = await request('loadCheckpoint', { bytes }, [bytes]);
+    const info = await request('loadCheckpoint', { bytes, isa: $('isa').value }, [bytes]);
     resetModel();
     model = { calibrated: info.calibrated };
     results.model = info;
+    const r = info.run;
+    const resumable = r !== null && r.step < r.steps;
+    if (resumable) {
+      // The run is paused at its step: its inputs in the form, and Train resumes it.
+      $('seed').value = r.seed;
+      $('steps').value = r.steps;
+      $('lr').value = r.lr;
+      $('decay-step').value = r.decay_step;
+      run = { params: trainParams(), status: 'paused' };
+      $('step').textContent = `${r.step} / ${r.steps}`;
+      showLrNow();
+    }
     $('model-info').textContent =
       `${file.name}: ${info.params} parameters (hidden ${info.hidden}, embedding ${info.embedding}, ` +
       `context ${info.context}, vocabulary of ${info.vocab.length} symbols), ` +
-      `${info.step === null ? 'no training state' : `step ${info.step}`}, ` +
-      `batchnorm ${info.calibrated ? 'calibrated' : 'not calibrated (Evaluate calibrates it)'}.`;
-    setStatus('Checkpoint loaded.');
+      `${r === null ? 'no training state the page can train on' : `step ${r.step} of ${r.steps}`}, ` +
+      `batchnorm ${info.calibrated ? 'calibrated' : 'not calibrated (Evaluate calibrates it)'}.` +
+      (resumable ? ` Resume trains it on to step ${r.steps} on ${info.isa}.` : '');
+    setStatus(resumable ? 'Checkpoint loaded: paused.' : 'Checkpoint loaded.');
   });
 });
 

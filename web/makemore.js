@@ -72,7 +72,8 @@ export async function load(url = 'makemore.wasm') {
     gradcheck: (seed, fdSamples) => json('mm_gradcheck', [seed, fdSamples]),
     /** The checkpoint's safetensors bytes. */
     save: () => call('mm_save'),
-    loadCheckpoint: (bytes) => json('mm_load_checkpoint', [], bytes),
+    /** isa: as init's, for the loaded model's training, evaluation and sampling. */
+    loadCheckpoint: (bytes, isa) => json('mm_load_checkpoint', [isa], bytes),
     /** No status: 1 if this build runs the isa, else 0. */
     isaAvailable: (isa) => x.mm_isa_available(isa) === 1,
   };

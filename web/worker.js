@@ -24,7 +24,8 @@ const yieldToEventLoop = () =>
     channel.port2.postMessage(null);
   });
 
-// The current run: null until mm_init (and after new words or a loaded checkpoint).
+// The current run: null until mm_init or a loaded checkpoint that can train on (and after new
+// words or a checkpoint that cannot).
 let run = null;
 
 function startLoop() {
@@ -109,9 +110,12 @@ const ops = {
   sample: (mm, { count, seed, temperature, topK }) => mm.sample(count, seed, temperature, topK),
   gradcheck: (mm, { seed, fdSamples }) => mm.gradcheck(seed, fdSamples),
   save: (mm) => mm.save(),
-  loadCheckpoint(mm, { bytes }) {
-    const info = mm.loadCheckpoint(new Uint8Array(bytes));
-    run = null; // a loaded model is evaluated and sampled, not resumed
+  loadCheckpoint(mm, { bytes, isa }) {
+    if (!(isa in ISA)) throw new Error(`unknown instruction set ${isa}`);
+    const info = mm.loadCheckpoint(new Uint8Array(bytes), ISA[isa]);
+    // A run saved before its last step is paused there: 'resume' trains it on.
+    const step = info.run?.step;
+    run = step < info.run?.steps ? { running: false, chunk: 250, step, start: step, seconds: 0, computeSeconds: 0 } : null;
     return info;
   },
 };

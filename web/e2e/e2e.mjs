@@ -175,10 +175,10 @@ const results = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.m
 
 /**
  * Sets the training inputs, clicks Train, waits for 'trained' (which the page reaches after
- * evaluating). With pause, pauses once after the first progress, checks that the step holds, and
- * resumes with #pause.
+ * evaluating). With pause, pauses once after the first progress, checks that the step holds, runs
+ * whilePaused(step) if given, and resumes with #pause.
  */
-async function train(page, problems, { isa, steps, pause = false }, timeout) {
+async function train(page, problems, { isa, steps, pause = false, whilePaused = null }, timeout) {
   const available = await page.$eval(`#isa option[value="${isa}"]`, (o) => !o.disabled);
   check(available, `the page's makemore.wasm has no ${isa} path (mm_isa_available says 0)`);
   await page.selectOption('#isa', isa);
@@ -194,6 +194,7 @@ async function train(page, problems, { isa, steps, pause = false }, timeout) {
     const later = (await results(page)).progress.step;
     check(at === later && at < steps, `paused at step ${at}, but ${later} half a second later (of ${steps})`);
     check((await page.textContent('#train')) === 'Resume', '#train does not offer to resume the paused run');
+    if (whilePaused) await whilePaused(at);
     await page.click('#pause');
     log(`${isa}: paused at step ${at} and resumed`);
   }
@@ -203,6 +204,15 @@ async function train(page, problems, { isa, steps, pause = false }, timeout) {
   const r = await results(page);
   check(r.losses !== null, `${isa}: no losses after training`);
   return r;
+}
+
+/** Clicks #save and writes the download to file. */
+async function save(page, problems, file) {
+  await page.evaluate(() => (window.makemore.lastSave = null));
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30000 }), page.click('#save')]);
+  check(download.suggestedFilename() === 'makemore.safetensors', `the download is named ${download.suggestedFilename()}`);
+  await download.saveAs(file);
+  await until(page, problems, 'the save', () => window.makemore.lastSave !== null && document.body.dataset.state !== 'busy');
 }
 
 async function clickAndWait(page, problems, button, key, what, timeout = 60000) {
@@ -260,8 +270,14 @@ async function main() {
   await until(page, problems, 'the page to load names.txt', isState, 'ready', 30000);
   log(`page ready: ${await page.textContent('#data-info')}`);
 
-  // d. scalar, 3000 steps (paused and resumed on the way): the CLI's bits
-  const scalar = await train(page, problems, { isa: 'scalar', steps: SHORT, pause: true }, 120000);
+  // d. scalar, 3000 steps (paused, saved and resumed on the way): the CLI's bits
+  const pausedAt = path.join(tmp, 'paused.safetensors');
+  let pausedStep = null;
+  const savePaused = async (step) => {
+    await save(page, problems, pausedAt);
+    pausedStep = step;
+  };
+  const scalar = await train(page, problems, { isa: 'scalar', steps: SHORT, pause: true, whilePaused: savePaused }, 120000);
   const losses = await clickAndWait(page, problems, '#evaluate', 'losses', 'Evaluate');
   const windows = scalar.progress.windows;
   check(windows.length === nativeCurve.length, `page has ${windows.length} loss windows, native ${nativeCurve.length}`);
@@ -295,11 +311,8 @@ async function main() {
   check((await page.getAttribute('#gradcheck-table', 'data-ok')) === 'true', `the gradient check fails: ${JSON.stringify(grad.rows.filter((r) => !r.ok))}`);
   log(`gradient check: 26 rows pass, loss at init ${grad.loss}`);
 
-  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30000 }), page.click('#save')]);
-  check(download.suggestedFilename() === 'makemore.safetensors', `the download is named ${download.suggestedFilename()}`);
   const saved = path.join(tmp, 'web.safetensors');
-  await download.saveAs(saved);
-  await until(page, problems, 'the save', () => window.makemore.lastSave !== null && document.body.dataset.state !== 'busy');
+  await save(page, problems, saved);
   // The page evaluated on the scalar path, so the CLI does too (its default is the CPU's best).
   const evalOut = run(makemore, ['eval', '--checkpoint', saved, '--input', names, '--json', '--isa', 'scalar'], { quiet: true });
   const cliLosses = JSON.parse(evalOut.stdout);
@@ -318,6 +331,30 @@ async function main() {
     check(loaded[split] === native[`${split}_loss`], `the CLI's checkpoint in the page: ${split} ${loaded[split]}, native ${native[`${split}_loss`]}`);
   }
   log('the page evaluates the CLI\'s checkpoint to its metrics.json losses');
+
+  // ... and the page's own checkpoint of the paused run trains on to the same bits
+  await page.selectOption('#isa', 'scalar');
+  await page.evaluate(() => (window.makemore.model = null));
+  await page.setInputFiles('#checkpoint-file', pausedAt);
+  await until(page, problems, 'the paused checkpoint to load', () => window.makemore.model && document.body.dataset.state === 'paused');
+  const loadedStep = (await results(page)).model.run?.step;
+  check(loadedStep === pausedStep, `the loaded checkpoint's run is at step ${loadedStep}, saved at ${pausedStep}`);
+  check((await page.textContent('#train')) === 'Resume', `#train says ${await page.textContent('#train')} for a loaded paused run, not Resume`);
+  await page.evaluate(() => (window.makemore.losses = null));
+  await page.click('#train');
+  await until(page, problems, 'the loaded run to finish',
+    (n) => document.body.dataset.state === 'trained' && window.makemore.losses !== null && window.makemore.progress?.step === n, SHORT, 120000);
+  const resumed = await results(page);
+  const from = resumed.progress.windows_from;
+  check(from === Math.ceil(pausedStep / 1000) * 1000, `the resumed run's windows start at ${from}, paused at ${pausedStep}`);
+  resumed.progress.windows.forEach((mean, i) => {
+    check(mean === windows[from / 1000 + i], `resumed window ${i + 1} (from ${from}): ${mean}, the whole run's ${windows[from / 1000 + i]}`);
+  });
+  check(resumed.progress.windows.length === (SHORT - from) / 1000, `the resumed run has ${resumed.progress.windows.length} windows from step ${from}`);
+  for (const split of ['train', 'val', 'test']) {
+    check(resumed.losses[split] === native[`${split}_loss`], `the resumed run's ${split} loss ${resumed.losses[split]}, native ${native[`${split}_loss`]}`);
+  }
+  log(`the checkpoint saved while paused at step ${pausedStep} loads paused, resumes to step ${SHORT} and ends at the native losses`);
 
   // f. simd128 against scalar
   const simd = await train(page, problems, { isa: 'simd128', steps: SHORT }, 120000);

@@ -67,8 +67,11 @@ pub struct Model {
     /// Calibrated batchnorm statistics (mean, variance), once evaluated or loaded.
     pub bn: Option<(Vec<f32>, Vec<f32>)>,
     pub vocab: Vocab,
-    /// The mean loss of each complete window of [`WINDOW`] steps.
+    /// The mean loss of each complete window of [`WINDOW`] steps from `windows_from` on.
     pub windows: Vec<f64>,
+    /// The step the first window starts at: 0, or for a loaded run the first multiple of
+    /// [`WINDOW`] at or after its step, so that the windows are `makemore train`'s loss.csv rows.
+    pub windows_from: u64,
     /// The sum and count of the window being filled.
     open: (f64, u64),
     /// The last minibatch loss.
@@ -158,6 +161,7 @@ impl Session {
             bn: None,
             vocab: ds.vocab.clone(),
             windows: Vec::new(),
+            windows_from: 0,
             open: (0.0, 0),
             loss: f32::NAN,
         };
@@ -208,11 +212,13 @@ impl Session {
             run.step += 1;
             m.loss = loss;
             m.bn = None;
-            m.open.0 += f64::from(loss);
-            m.open.1 += 1;
-            if m.open.1 == WINDOW {
-                m.windows.push(m.open.0 / WINDOW as f64);
-                m.open = (0.0, 0);
+            if s >= m.windows_from {
+                m.open.0 += f64::from(loss);
+                m.open.1 += 1;
+                if m.open.1 == WINDOW {
+                    m.windows.push(m.open.0 / WINDOW as f64);
+                    m.open = (0.0, 0);
+                }
             }
         }
         Ok(obj([
@@ -221,6 +227,7 @@ impl Session {
             ("loss", m.loss.into()),
             ("lr", lr_at(run, run.step).into()),
             ("windows", m.windows.clone().into()),
+            ("windows_from", m.windows_from.into()),
             ("done", (run.step >= run.steps).into()),
         ]))
     }
@@ -339,8 +346,10 @@ impl Session {
 
     /// A checkpoint of `makemore train`, or PyTorch's nine tensors (the vocabulary then comes
     /// from the word list). It can be evaluated and sampled; training continues only on a
-    /// makemore checkpoint of a PCG run with the notebook's step schedule, SGD and batch 32.
-    pub fn load_checkpoint(&mut self, bytes: &[u8]) -> Result<Json> {
+    /// makemore checkpoint of a PCG run with the notebook's step schedule, SGD and batch 32
+    /// (`"run"` in the result; null otherwise), on `isa`.
+    pub fn load_checkpoint(&mut self, bytes: &[u8], isa: Isa) -> Result<Json> {
+        let kernels = Kernels::new(isa)?;
         let ck = Checkpoint::from_bytes(bytes, "the checkpoint".as_ref())?;
         let vocab = match (&ck.vocab, &self.ds) {
             (Some(v), _) => v.clone(),
@@ -354,15 +363,22 @@ impl Session {
                 vocab.len()
             );
         }
-        let kernels = match &self.model {
-            Some(m) => m.kernels,
-            None => Kernels::scalar(),
-        };
         let run = ck.run.filter(|r| {
             r.schedule == Schedule::Step
                 && r.optimizer == Optimizer::Sgd
                 && r.batch_size == BATCH
                 && r.generator == Generator::Pcg
+                // the page's examples have a context of 3
+                && ck.dims.context == 3
+        });
+        let run_info = run.as_ref().map_or(Json::Null, |r| {
+            obj([
+                ("step", r.step.into()),
+                ("steps", r.steps.into()),
+                ("seed", r.seed.into()),
+                ("lr", r.lr.into()),
+                ("decay_step", r.lr_decay_step.into()),
+            ])
         });
         let info = obj([
             ("params", ck.dims.num_params().into()),
@@ -371,18 +387,21 @@ impl Session {
             ("context", ck.dims.context.into()),
             ("vocab", vocab.symbols().iter().collect::<String>().into()),
             ("step", run.as_ref().map(|r| r.step).into()),
+            ("run", run_info),
+            ("isa", isa.name().into()),
             ("calibrated", ck.bn.is_some().into()),
         ]);
+        let windows_from = run.as_ref().map_or(0, |r| r.step.div_ceil(WINDOW) * WINDOW);
         self.model = Some(Model {
             dims: ck.dims,
             params: ck.params,
             kernels,
-            // the page's examples have a context of 3
-            run: run.filter(|_| ck.dims.context == 3),
+            run,
             opt_state: ck.opt_state,
             bn: ck.bn,
             vocab,
             windows: Vec::new(),
+            windows_from,
             open: (0.0, 0),
             loss: f32::NAN,
         });
@@ -519,6 +538,6 @@ pub extern "C" fn mm_save() -> i32 {
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn mm_load_checkpoint(ptr: u32, len: u32) -> i32 {
-    call_json(|s| s.load_checkpoint(&input(ptr, len)?))
+pub extern "C" fn mm_load_checkpoint(ptr: u32, len: u32, isa: u32) -> i32 {
+    call_json(|s| s.load_checkpoint(&input(ptr, len)?, isa_of(isa)?))
 }

@@ -77,7 +77,7 @@ fn a_run_saves_a_checkpoint_the_cli_evaluates_to_the_same_losses() {
     let names_before = s.sample(20, 7, 1.0, 0).unwrap().to_string();
     let mut t = Session::default();
     t.load_words(&names()).unwrap();
-    t.load_checkpoint(&bytes).unwrap();
+    t.load_checkpoint(&bytes, Isa::Scalar).unwrap();
     assert_eq!(t.sample(20, 7, 1.0, 0).unwrap().to_string(), names_before);
     assert!(names_before.contains("\"from\":\"new\"") || names_before.contains("in train"));
 }
@@ -86,15 +86,24 @@ fn a_run_saves_a_checkpoint_the_cli_evaluates_to_the_same_losses() {
 fn a_loaded_checkpoint_trains_on_as_the_run_does() {
     let mut s = Session::default();
     s.load_words(&names()).unwrap();
-    s.init(TRAIN_SEED, Isa::Scalar, 400, 0.1, 300).unwrap();
-    s.train(200).unwrap();
+    s.init(TRAIN_SEED, Isa::Scalar, 3000, 0.1, 2500).unwrap();
+    s.train(1500).unwrap();
     let bytes = s.save().unwrap();
     let mut t = Session::default();
     t.load_words(&names()).unwrap();
-    t.load_checkpoint(&bytes).unwrap();
-    let (a, b) = (s.train(200).unwrap(), t.train(200).unwrap());
+    let info = t.load_checkpoint(&bytes, Isa::Scalar).unwrap();
+    let run = field(&info, "run");
+    assert_eq!(field(run, "step"), &Json::Int(1500));
+    assert_eq!(field(run, "steps"), &Json::Int(3000));
+    assert_eq!(field(run, "decay_step"), &Json::Int(2500));
+    let (a, b) = (s.train(1500).unwrap(), t.train(1500).unwrap());
     assert_eq!(field(&a, "loss"), field(&b, "loss"));
     assert_eq!(field(&b, "done"), &Json::Bool(true));
+    // the loaded run's windows start at the next whole window, as loss.csv's rows do
+    assert_eq!(field(&b, "windows_from"), &Json::Int(2000));
+    let (sw, tw) = (s.model.as_ref().unwrap(), t.model.as_ref().unwrap());
+    assert_eq!((sw.windows.len(), tw.windows.len()), (3, 1));
+    assert_eq!(sw.windows[2].to_bits(), tw.windows[0].to_bits());
     assert_eq!(s.model.unwrap().params, t.model.unwrap().params);
 }
 
@@ -121,7 +130,8 @@ fn calls_out_of_order_or_on_bad_input_are_errors() {
     assert!(msg(s.init(1, Isa::Scalar, 10, f32::NAN, 5)).contains("learning rate"));
     s.init(1, Isa::Scalar, 10, 0.1, 5).unwrap();
     assert!(msg(s.sample(3, 1, 1.0, 0)).contains("not calibrated"));
-    assert!(msg(s.load_checkpoint(b"not a checkpoint")).contains("not a valid makemore checkpoint"));
+    assert!(msg(s.load_checkpoint(b"not a checkpoint", Isa::Scalar))
+        .contains("not a valid makemore checkpoint"));
     // a failed load leaves the model as it was
     s.train(10).unwrap();
 }
