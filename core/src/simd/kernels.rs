@@ -125,8 +125,7 @@ impl<V: Copy> ExpConsts<V> {
 #[inline(always)]
 pub(crate) fn exp_v<S: Simd>(s: S, k: &ExpConsts<S::V>, x: S::V) -> S::V {
     // x = if x > 89 { 89 } else { x }; x = if x < -104 { -104 } else { x }   (NaN passes)
-    let x = s.select(s.gt(x, k.exp_max), k.exp_max, x);
-    let x = s.select(s.lt(x, k.exp_min), k.exp_min, x);
+    let x = s.clamp_below(s.clamp_above(x, k.exp_max), k.exp_min);
     let (q, kf) = expm1_reduced_v(s, k, x);
     let e = s.add(q, k.one);
     // k1 = k >> 1 (floor division) and k - k1, as exact integral floats: two exact factors, so
@@ -162,7 +161,7 @@ fn expm1_reduced_v<S: Simd>(s: S, k: &ExpConsts<S::V>, x: S::V) -> (S::V, S::V) 
 #[inline(always)]
 pub(crate) fn tanh_v<S: Simd>(s: S, k: &ExpConsts<S::V>, x: S::V) -> S::V {
     let a = s.abs(x);
-    let ac = s.select(s.gt(a, k.tanh_max), k.tanh_max, a);
+    let ac = s.clamp_above(a, k.tanh_max);
     let (q, kf) = expm1_reduced_v(s, k, s.add(ac, ac));
     let p2 = s.pow2i(kf);
     let em1 = s.fma(p2, q, s.sub(p2, k.one));

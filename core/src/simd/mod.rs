@@ -285,6 +285,16 @@ pub(crate) trait Simd: Copy {
     fn lt(self, a: Self::V, b: Self::V) -> Self::M;
     /// `m ? t : f` per lane.
     fn select(self, m: Self::M, t: Self::V, f: Self::V) -> Self::V;
+    /// `x > c ? c : x` per lane (NaN stays NaN).
+    #[inline(always)]
+    fn clamp_above(self, x: Self::V, c: Self::V) -> Self::V {
+        self.select(self.gt(x, c), c, x)
+    }
+    /// `x < c ? c : x` per lane (NaN stays NaN).
+    #[inline(always)]
+    fn clamp_below(self, x: Self::V, c: Self::V) -> Self::V {
+        self.select(self.lt(x, c), c, x)
+    }
     /// Clears the sign bit (`|a|`, NaN stays NaN).
     fn abs(self, a: Self::V) -> Self::V;
     /// `t` with the sign bit of `x` or-ed in (scalar: `from_bits(t.to_bits() | sign(x))`).

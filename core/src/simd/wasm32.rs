@@ -184,6 +184,15 @@ impl Simd for Simd128 {
     fn select(self, m: v128, t: v128, f: v128) -> v128 {
         v128_bitselect(t, f, m)
     }
+    /// `pmin`: one `minps` in V8 (`f32x4.min`, which propagates NaN, takes several).
+    #[inline(always)]
+    fn clamp_above(self, x: v128, c: v128) -> v128 {
+        f32x4_pmin(x, c)
+    }
+    #[inline(always)]
+    fn clamp_below(self, x: v128, c: v128) -> v128 {
+        f32x4_pmax(x, c)
+    }
     #[inline(always)]
     fn abs(self, a: v128) -> v128 {
         f32x4_abs(a)
@@ -198,7 +207,12 @@ impl Simd for Simd128 {
     }
     #[inline(always)]
     fn pow2i(self, k: v128) -> v128 {
-        i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(k), i32x4_splat(127)), 23)
+        // k + 1.5 * 2^23 holds the integer k in its low mantissa bits (|k| < 2^22): its bits
+        // less those of 1.5 * 2^23 are k, two operations where V8 spends several on the
+        // saturating conversion
+        const SHIFT: f32 = 12_582_912.0;
+        let k = i32x4_sub(f32x4_add(k, f32x4_splat(SHIFT)), f32x4_splat(SHIFT));
+        i32x4_shl(i32x4_add(k, i32x4_splat(127)), 23)
     }
     /// `(v0 + v2) + (v1 + v3)`: the upper half added to the lower, then the two lanes.
     #[inline(always)]
