@@ -14,7 +14,11 @@ pub fn gradcheck(a: &GradcheckArgs) -> Result<ExitCode> {
     let report = check(&ds, a.rng.into(), a.seed, a.fd_samples)
         .map_err(|e| anyhow::anyhow!("{}: {e:#}", a.input.display()))?;
     crate::print_str(&report.notebook_text());
-    crate::print_str(&report.table_text());
+    if a.explain {
+        crate::print_str(&report.explained_text());
+    } else {
+        crate::print_str(&report.table_text());
+    }
     let failed = report.failed();
     if failed.is_empty() {
         println!("all 26 tensors agree");

@@ -235,6 +235,41 @@ impl Report {
         s
     }
 
+    /// The table as the lecture reads: per row, the tensor, the forward line that made it and
+    /// the notebook's lines for its gradient ([`EXPLAIN`]), then the row's comparisons.
+    pub fn explained_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "loss at init (f64): {:.4}", self.loss);
+        for (r, (name, forward, backward)) in self.rows.iter().zip(EXPLAIN) {
+            let t = &r.table;
+            debug_assert_eq!(t.name, name);
+            let _ = writeln!(s, "\n{name}    forward: {forward}");
+            for line in backward {
+                let _ = writeln!(s, "    {line}");
+            }
+            let a = t.atomic_f32_vs_f64;
+            let _ = write!(
+                s,
+                "  atomic f32 vs f64: approximate {}, maxdiff {:.3e}",
+                a.approximate, a.maxdiff
+            );
+            if let Some(c) = t.fused_vs_atomic_f32 {
+                let _ = write!(
+                    s,
+                    "; fused f32 vs atomic f32: exact {}, approximate {}, maxdiff {:.3e}",
+                    c.exact, c.approximate, c.maxdiff
+                );
+            }
+            let verdict = if r.ok() { "pass" } else { "FAIL" };
+            let _ = writeln!(
+                s,
+                "; f64 vs finite differences: {:.3e}: {verdict}",
+                r.fd_rel_err
+            );
+        }
+        s
+    }
+
     /// The table `makemore gradcheck` prints: the f64 loss at init, then one line per tensor.
     pub fn table_text(&self) -> String {
         let mut s = String::new();
@@ -264,6 +299,75 @@ impl Report {
         s
     }
 }
+
+/// For `makemore gradcheck --explain`, per row in the table's order: the tensor, the forward line
+/// of the notebook that makes it, and the notebook's (Exercise 1's) lines for its gradient; for
+/// the two rows whose fused kernels the table also checks, the fused expression (Exercises 2
+/// and 3).
+pub const EXPLAIN: [(&str, &str, &[&str]); 26] = [
+    ("logprobs", "loss = -logprobs[range(n), Yb].mean()", &[
+        "dlogprobs = torch.zeros_like(logprobs)",
+        "dlogprobs[range(n), Yb] = -1.0/n",
+    ]),
+    ("probs", "logprobs = probs.log()", &["dprobs = (1.0 / probs) * dlogprobs"]),
+    ("counts_sum_inv", "probs = counts * counts_sum_inv", &[
+        "dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)",
+    ]),
+    ("counts", "probs = counts * counts_sum_inv; counts_sum = counts.sum(1, keepdims=True)", &[
+        "dcounts = counts_sum_inv * dprobs",
+        "dcounts += torch.ones_like(counts) * dcounts_sum",
+    ]),
+    ("counts_sum", "counts_sum_inv = counts_sum**-1", &[
+        "dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv",
+    ]),
+    ("norm_logits", "counts = norm_logits.exp()", &["dnorm_logits = counts * dcounts"]),
+    ("logit_maxes", "norm_logits = logits - logit_maxes", &[
+        "dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)",
+    ]),
+    ("logits", "norm_logits = logits - logit_maxes; logit_maxes = logits.max(1, keepdim=True).values", &[
+        "dlogits = dnorm_logits.clone()",
+        "dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes",
+        "fused (Exercise 2): dlogits = F.softmax(logits, 1); dlogits[range(n), Yb] -= 1; dlogits /= n",
+    ]),
+    ("h", "logits = h @ W2 + b2", &["dh = dlogits @ W2.T"]),
+    ("W2", "logits = h @ W2 + b2", &["dW2 = h.T @ dlogits"]),
+    ("b2", "logits = h @ W2 + b2", &["db2 = dlogits.sum(0)"]),
+    ("hpreact", "h = torch.tanh(hpreact)", &["dhpreact = (1.0 - h**2) * dh"]),
+    ("bngain", "hpreact = bngain * bnraw + bnbias", &[
+        "dbngain = (bnraw * dhpreact).sum(0, keepdim=True)",
+    ]),
+    ("bnraw", "hpreact = bngain * bnraw + bnbias", &["dbnraw = bngain * dhpreact"]),
+    ("bnbias", "hpreact = bngain * bnraw + bnbias", &[
+        "dbnbias = dhpreact.sum(0, keepdim=True)",
+    ]),
+    ("bndiff", "bnraw = bndiff * bnvar_inv; bndiff2 = bndiff**2", &[
+        "dbndiff = bnvar_inv * dbnraw",
+        "dbndiff += (2*bndiff) * dbndiff2",
+    ]),
+    ("bnvar_inv", "bnraw = bndiff * bnvar_inv", &[
+        "dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True)",
+    ]),
+    ("bnvar", "bnvar_inv = (bnvar + 1e-5)**-0.5", &[
+        "dbnvar = (-0.5*(bnvar + 1e-5)**-1.5) * dbnvar_inv",
+    ]),
+    ("bndiff2", "bnvar = 1/(n-1)*(bndiff2).sum(0, keepdim=True)", &[
+        "dbndiff2 = (1.0/(n-1)) * torch.ones_like(bndiff2) * dbnvar",
+    ]),
+    ("hprebn", "bndiff = hprebn - bnmeani; bnmeani = 1/n*hprebn.sum(0, keepdim=True)", &[
+        "dhprebn = dbndiff.clone()",
+        "dhprebn += (1.0/n) * torch.ones_like(hprebn) * dbnmeani",
+        "fused (Exercise 3): dhprebn = bngain*bnvar_inv/n * (n*dhpreact - dhpreact.sum(0) - n/(n-1)*bnraw*(dhpreact*bnraw).sum(0))",
+    ]),
+    ("bnmeani", "bndiff = hprebn - bnmeani", &["dbnmeani = (-dbndiff).sum(0)"]),
+    ("embcat", "hprebn = embcat @ W1 + b1", &["dembcat = dhprebn @ W1.T"]),
+    ("W1", "hprebn = embcat @ W1 + b1", &["dW1 = embcat.T @ dhprebn"]),
+    ("b1", "hprebn = embcat @ W1 + b1", &["db1 = dhprebn.sum(0, keepdim=True)"]),
+    ("emb", "embcat = emb.view(emb.shape[0], -1)", &["demb = dembcat.view(emb.shape)"]),
+    ("C", "emb = C[Xb]", &[
+        "dC = torch.zeros_like(C)",
+        "for k in range(Xb.shape[0]): for j in range(Xb.shape[1]): dC[Xb[k, j]] += demb[k, j]",
+    ]),
+];
 
 /// The labels the notebook's `cmp` calls print for the 26 rows (some with a `d`), in its order.
 const NOTEBOOK_LABELS: [&str; 26] = [

@@ -277,6 +277,10 @@ pub struct GradcheckArgs {
     /// Coordinates per tensor checked by finite differences.
     #[arg(long, default_value_t = 32)]
     pub fd_samples: usize,
+    /// Print each row with the notebook's forward line and its lines for the gradient, so the
+    /// table reads like the lecture.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 fn main() -> ExitCode {

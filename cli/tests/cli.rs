@@ -403,6 +403,37 @@ fn gradcheck_agrees() {
 }
 
 #[test]
+fn gradcheck_explain_prints_each_rows_notebook_lines_beside_its_comparison() {
+    let names = names_path();
+    let run = makemore(&["gradcheck", "--input", s(&names), "--explain"]).ok();
+    // after the loss line, one block per row: "name    forward: ...", the gradient's lines,
+    // then the comparisons ending in pass
+    let blocks: Vec<&str> = run.stdout.split("\n\n").skip(1).collect();
+    assert_eq!(blocks.len(), 26, "{}", run.dump());
+    for (block, (name, forward, backward)) in blocks.iter().zip(cli::gradcheck_table::EXPLAIN) {
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines[0], format!("{name}    forward: {forward}"), "{block}");
+        for (i, line) in backward.iter().enumerate() {
+            assert_eq!(lines[1 + i].trim(), *line, "{block}");
+        }
+        let last = lines[1 + backward.len()];
+        assert!(
+            last.contains("atomic f32 vs f64") && last.ends_with(": pass"),
+            "{block}"
+        );
+    }
+    // the fused rows name their exercise
+    for name in ["logits", "hprebn"] {
+        let block = blocks.iter().find(|b| b.starts_with(name)).unwrap();
+        assert!(
+            block.contains("fused (Exercise") && block.contains("fused f32 vs atomic f32"),
+            "{block}"
+        );
+    }
+    assert!(run.stdout.lines().any(|l| l == "all 26 tensors agree"));
+}
+
+#[test]
 fn pytorch_layout_checkpoint_evaluates_and_samples() {
     let names = names_path();
     let dir = tempfile::tempdir().unwrap();
