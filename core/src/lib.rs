@@ -32,6 +32,7 @@ pub mod optim;
 pub mod rng;
 pub mod safetensors;
 pub mod simd;
+pub mod stats;
 pub mod step;
 pub mod train;
 

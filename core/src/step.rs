@@ -293,6 +293,28 @@ impl<'a> Step<'a> {
     pub fn bn_stats(&self) -> (&[f32], &[f32]) {
         (self.bnmeani, self.bnvar_inv)
     }
+
+    /// For [`crate::stats`], after a step: `f(total, scratch, bnraw)` on each shard in order,
+    /// with its `bnraw` (rows, H), which the backward leaves as the forward made it, H values of
+    /// scratch (the shard's column sum) and H values shared by all the calls (the first shard's
+    /// `dbngain`, zeroed first), which it returns. Both are free once the step is done.
+    pub(crate) fn for_each_bnraw(
+        &mut self,
+        mut f: impl FnMut(&mut [f32], &mut [f32], &[f32]),
+    ) -> &[f32] {
+        let (dims, n, rows) = (self.dims, self.n, self.rows);
+        let l = Layout::new(&dims, rows);
+        let (first, rest) = self.shards.split_at_mut(l.len);
+        let s0 = Shard::split(&dims, &l, rows.min(n), first);
+        let total = s0.dbngain;
+        total.fill(0.0);
+        f(total, s0.colsum, s0.bnraw);
+        for (i, chunk) in rest.chunks_exact_mut(l.len).enumerate() {
+            let s = Shard::split(&dims, &l, rows.min(n - (i + 1) * rows), chunk);
+            f(total, s.colsum, s.bnraw);
+        }
+        total
+    }
 }
 
 /// `out[j] = 0 + the shards' `chunk[offset + j]` summed in shard order.

@@ -463,6 +463,77 @@ proptest! {
         }
     }
 
+    /// The statistics kernels against f64 sums of the same values: `moments`' mean within
+    /// `2 n u mean|x|` and its m2 within `2 n u` of the sum of squared deviations (plus the mean's
+    /// error squared, n times); `bn_tanh_stats`' four sums likewise (h from the path's tanh,
+    /// within 2 ulp) and its per-unit counts of `|h| > 0.97` exact away from the threshold.
+    /// Scalar and every vector path.
+    #[test]
+    fn statistics_kernels_are_within_the_sum_bound(
+        len in prop_oneof![width(), 0usize..3], rows_n in rows(1, 11), hidden in width(),
+        seed: u64, scale in prop_oneof![Just(1.0f32), Just(3.0), Just(0.01)],
+    ) {
+        let mut rng = common_rng(seed);
+        let x: Vec<f32> = (0..len).map(|_| scale * rng.f32() + 0.5).collect();
+        let n = x.len() as f64;
+        let mean64 = x.iter().map(|&v| v as f64).sum::<f64>() / n.max(1.0);
+        let m2_64: f64 = x.iter().map(|&v| (v as f64 - mean64).powi(2)).sum();
+        let abs: f64 = x.iter().map(|&v| (v as f64).abs()).sum();
+        let bnraw: Vec<f32> = (0..rows_n * hidden).map(|_| 2.0 * rng.f32()).collect();
+        let gain: Vec<f32> = (0..hidden).map(|_| scale * (1.0 + rng.f32())).collect();
+        let bias: Vec<f32> = (0..hidden).map(|_| 0.3 * rng.f32()).collect();
+        // the f64 reference from the step's f32 hpreact
+        let hp: Vec<f32> = bnraw.iter().enumerate().map(|(i, &r)| gain[i % hidden] * r + bias[i % hidden]).collect();
+        let h64: Vec<f64> = hp.iter().map(|&v| (v as f64).tanh()).collect();
+        let count = hp.len() as f64;
+        let hp_mean = hp.iter().map(|&v| v as f64).sum::<f64>() / count;
+        let h_mean = h64.iter().sum::<f64>() / count;
+        for k in std::iter::once(SCALAR).chain(vector_paths()) {
+            let isa = k.isa();
+            let [mean, m2] = k.moments(&x);
+            if len > 0 {
+                let b = 2.0 * n * U * abs / n + 1e-37;
+                prop_assert!((mean as f64 - mean64).abs() <= b, "moments mean on {isa}: {mean} vs {mean64}");
+                let b2 = 4.0 * n * U * m2_64 + n * b * b + 1e-37;
+                prop_assert!((m2 as f64 - m2_64).abs() <= b2, "moments m2 on {isa}: {m2} vs {m2_64}");
+            } else {
+                prop_assert_eq!([mean, m2], [0.0, 0.0]);
+            }
+            for center in [[0.0f32, 0.0], [hp_mean as f32, h_mean as f32]] {
+                let mut sat = nan_vec(hidden);
+                let got = k.bn_tanh_stats(&mut sat, &bnraw, &gain, &bias, center).unwrap();
+                let d0: Vec<f64> = hp.iter().map(|&v| v as f64 - center[0] as f64).collect();
+                let d1: Vec<f64> = h64.iter().map(|&v| v - center[1] as f64).collect();
+                let want = [
+                    d0.iter().sum::<f64>(),
+                    d1.iter().sum::<f64>(),
+                    d0.iter().map(|d| d * d).sum(),
+                    d1.iter().map(|d| d * d).sum(),
+                ];
+                let abs_of = |d: &[f64]| d.iter().map(|x| x.abs()).sum::<f64>();
+                // per term: the subtraction's rounding, h's 2 ulp (h < 1), then the sum's
+                let bounds = [
+                    2.0 * count * U * abs_of(&d0) + count * U * hp.iter().map(|v| v.abs() as f64).sum::<f64>() / count,
+                    2.0 * count * U * abs_of(&d1) + 4.0 * count * U,
+                    4.0 * count * U * want[2] + 4.0 * U * abs_of(&d0) * hp.iter().map(|v| v.abs() as f64).fold(0.0, f64::max),
+                    4.0 * count * U * want[3] + 8.0 * U * abs_of(&d1),
+                ];
+                for i in 0..4 {
+                    prop_assert!((got[i] as f64 - want[i]).abs() <= bounds[i] + 1e-30,
+                        "bn_tanh_stats sum {i} on {isa} (center {center:?}): {} vs {} (bound {})", got[i], want[i], bounds[i]);
+                }
+                for j in 0..hidden {
+                    let col = (0..rows_n).map(|r| h64[r * hidden + j]);
+                    if col.clone().any(|h| (h.abs() - 0.97).abs() < 1e-6) {
+                        continue; // within the tanh's error of the threshold
+                    }
+                    let want_j = col.filter(|h| h.abs() > 0.97).count() as f32;
+                    prop_assert_eq!(sat[j], want_j, "saturated rows of unit {} on {}", j, isa);
+                }
+            }
+        }
+    }
+
     /// The optimiser kernels: `adamw` (parameters and both moments, chained over a few updates
     /// so the moments are not zero) and `scale` give the scalar bits; `sum_squares` is within
     /// `2 n u sum x^2` of scalar (FMA and lane-wise partial sums) and gives the same bits twice.

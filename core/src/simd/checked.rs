@@ -442,6 +442,40 @@ impl Kernels {
         self.sum_squares_raw(x)
     }
 
+    /// `[mean, m2]` of `x`: its mean and the sum of its squared deviations from that mean (two
+    /// passes; `[0, 0]` for an empty slice). Scalar sums in order; a vector path in `4 * lanes`
+    /// running sums (the squares with FMA), so the paths differ by rounding: each sum within
+    /// the standard `n u sum |term|`, u = 2^-24.
+    pub fn moments(&self, x: &[f32]) -> [f32; 2] {
+        self.moments_raw(x)
+    }
+
+    /// The activations of a batch seen from its batchnorm output, as the part-3 statistics
+    /// need them: with `hpreact = bngain * bnraw + bnbias` (a multiply then an add, as the step
+    /// computes it) and `h = tanh(hpreact)` (the path's tanh, so the step's own `h`), returns
+    /// `[sum (hpreact - c0), sum (h - c1), sum (hpreact - c0)^2, sum (h - c1)^2]` over all of
+    /// `bnraw` (rows, H) for `center = [c0, c1]`, and writes per unit j the count of rows where
+    /// `|h| > `[`crate::stats::SATURATED`] into `saturated[j]`. `bngain`, `bnbias`, `saturated`
+    /// (H), H >= 1. The sums differ between paths by rounding (vector paths sum per lane, the
+    /// squares with FMA), the counts by the tanh's at most 2 ulp.
+    pub fn bn_tanh_stats(
+        &self,
+        saturated: &mut [f32],
+        bnraw: &[f32],
+        bngain: &[f32],
+        bnbias: &[f32],
+        center: [f32; 2],
+    ) -> Result<[f32; 4], Error> {
+        let hidden = bngain.len();
+        if hidden == 0 {
+            return Err(Error::InvalidArgument("bngain (H) with H >= 1"));
+        }
+        len("bnbias (H)", hidden, bnbias.len())?;
+        len("saturated (H)", hidden, saturated.len())?;
+        rows("bnraw (rows, H)", bnraw.len(), hidden)?;
+        Ok(self.bn_tanh_stats_raw(saturated, bnraw, bngain, bnbias, center))
+    }
+
     /// `x = x * a` elementwise. The same bits as scalar.
     pub fn scale(&self, x: &mut [f32], a: f32) {
         self.scale_raw(x, a);

@@ -1168,6 +1168,82 @@ pub fn sum_squares<S: Simd>(s: S, x: &[f32]) -> f32 {
 }
 
 #[inline(always)]
+pub fn moments<S: Simd>(s: S, x: &[f32]) -> [f32; 2] {
+    if x.is_empty() {
+        return [0.0, 0.0];
+    }
+    let l = S::LANES;
+    let mut acc = [s.splat(0.0); 4];
+    let mut blocks = x.chunks_exact(4 * l);
+    for b in &mut blocks {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = s.add(*a, s.load(&b[j * l..]));
+        }
+    }
+    for (c, w) in columns::<S>(blocks.remainder().len()) {
+        acc[0] = s.add(acc[0], ld(s, &blocks.remainder()[c..][..w]));
+    }
+    let sum = s.reduce_add(s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3])));
+    let mean = sum / x.len() as f32;
+    let m = s.splat(mean);
+    let mut acc = [s.splat(0.0); 4];
+    let mut blocks = x.chunks_exact(4 * l);
+    for b in &mut blocks {
+        for (j, a) in acc.iter_mut().enumerate() {
+            let d = s.sub(s.load(&b[j * l..]), m);
+            *a = s.fma(d, d, *a);
+        }
+    }
+    for (c, w) in columns::<S>(blocks.remainder().len()) {
+        let d = s.keep_first(s.sub(ld(s, &blocks.remainder()[c..][..w]), m), w);
+        acc[0] = s.fma(d, d, acc[0]);
+    }
+    let m2 = s.reduce_add(s.add(s.add(acc[0], acc[1]), s.add(acc[2], acc[3])));
+    [mean, m2]
+}
+
+#[inline(always)]
+pub fn bn_tanh_stats<S: Simd>(
+    s: S,
+    saturated: &mut [f32],
+    bnraw: &[f32],
+    bngain: &[f32],
+    bnbias: &[f32],
+    center: [f32; 2],
+) -> [f32; 4] {
+    let ek = ExpConsts::new(s);
+    let hidden = bngain.len();
+    let (c0, c1) = (s.splat(center[0]), s.splat(center[1]));
+    let (one, zero, limit) = (s.splat(1.0), s.splat(0.0), s.splat(crate::stats::SATURATED));
+    let mut acc = [zero; 4];
+    for (c, w) in columns::<S>(hidden) {
+        let g = ld(s, &bngain[c..][..w]);
+        let b = ld(s, &bnbias[c..][..w]);
+        let mut count = zero;
+        for row in bnraw.chunks_exact(hidden) {
+            // the step's own hpreact (a multiply then an add) and h
+            let hpreact = s.add(s.mul(g, ld(s, &row[c..][..w])), b);
+            let h = tanh_v(s, &ek, hpreact);
+            let d0 = s.keep_first(s.sub(hpreact, c0), w);
+            let d1 = s.keep_first(s.sub(h, c1), w);
+            acc[0] = s.add(acc[0], d0);
+            acc[1] = s.add(acc[1], d1);
+            acc[2] = s.fma(d0, d0, acc[2]);
+            acc[3] = s.fma(d1, d1, acc[3]);
+            // lanes past w hold tanh(0) = 0: never saturated
+            count = s.add(count, s.select(s.gt(s.abs(h), limit), one, zero));
+        }
+        st(s, &mut saturated[c..][..w], count);
+    }
+    [
+        s.reduce_add(acc[0]),
+        s.reduce_add(acc[1]),
+        s.reduce_add(acc[2]),
+        s.reduce_add(acc[3]),
+    ]
+}
+
+#[inline(always)]
 pub fn scale<S: Simd>(s: S, x: &mut [f32], a: f32) {
     let a = s.splat(a);
     for (c, w) in columns::<S>(x.len()) {

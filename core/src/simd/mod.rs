@@ -96,6 +96,8 @@ macro_rules! kernel_list {
             fn all_finite / all_finite_raw(x: &[f32]) -> bool;
             fn batchnorm_tanh_inference / batchnorm_tanh_inference_raw(hprebn_to_h: &mut [f32], bnmean: &[f32], bnvar_inv: &[f32], bngain: &[f32], bnbias: &[f32]);
             fn fma_peak / fma_peak_raw(acc: &mut [f32], iters: usize);
+            fn moments / moments_raw(x: &[f32]) -> [f32; 2];
+            fn bn_tanh_stats / bn_tanh_stats_raw(saturated: &mut [f32], bnraw: &[f32], bngain: &[f32], bnbias: &[f32], center: [f32; 2]) -> [f32; 4];
         }
     };
 }

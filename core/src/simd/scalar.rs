@@ -208,6 +208,50 @@ pub fn sum_squares(x: &[f32]) -> f32 {
     sum
 }
 
+pub fn moments(x: &[f32]) -> [f32; 2] {
+    if x.is_empty() {
+        return [0.0, 0.0];
+    }
+    let mut sum = 0.0f32;
+    for &x in x {
+        sum += x;
+    }
+    let mean = sum / x.len() as f32;
+    let mut m2 = 0.0f32;
+    for &x in x {
+        let d = x - mean;
+        m2 += d * d;
+    }
+    [mean, m2]
+}
+
+pub fn bn_tanh_stats(
+    saturated: &mut [f32],
+    bnraw: &[f32],
+    bngain: &[f32],
+    bnbias: &[f32],
+    center: [f32; 2],
+) -> [f32; 4] {
+    let hidden = bngain.len();
+    saturated.fill(0.0);
+    let mut acc = [0.0f32; 4];
+    for row in bnraw.chunks_exact(hidden) {
+        for j in 0..hidden {
+            let hpreact = bngain[j] * row[j] + bnbias[j];
+            let h = tanh_f32(hpreact);
+            let (d0, d1) = (hpreact - center[0], h - center[1]);
+            acc[0] += d0;
+            acc[1] += d1;
+            acc[2] += d0 * d0;
+            acc[3] += d1 * d1;
+            if h.abs() > crate::stats::SATURATED {
+                saturated[j] += 1.0;
+            }
+        }
+    }
+    acc
+}
+
 pub fn scale(x: &mut [f32], a: f32) {
     for x in x {
         *x *= a;
