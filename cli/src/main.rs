@@ -19,6 +19,7 @@ mod evaluate;
 mod gradcheck;
 mod plot;
 mod sample;
+mod stats;
 mod train;
 
 // The modules that read untrusted bytes live in the library (fuzzed there).
@@ -167,6 +168,11 @@ pub struct TrainArgs {
     /// loss.csv and loss.svg, and keep the best as OUT/best.safetensors (0: never).
     #[arg(long, default_value_t = 0)]
     pub eval_every: u64,
+    /// Every N steps, measure makemore part 3's statistics on the step (activations, gradients,
+    /// grad:data and update:data ratios), print a health line and any warning, and keep them in
+    /// OUT/stats.json (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub stats_every: u64,
     /// Print the training loss every N steps (0: never).
     #[arg(long, default_value_t = 10_000)]
     pub log_every: u64,

@@ -330,6 +330,9 @@ pub struct Trainer<'a> {
     saved_step: Option<u64>,
     /// The checkpoint files this session wrote and the step each holds now.
     written: Vec<(PathBuf, u64)>,
+    /// The `--stats-every` records, as `stats.json` holds them (a resumed run's earlier ones
+    /// first).
+    stats: Vec<serde_json::Value>,
     steps_this_run: u64,
     train_seconds: f64,
 }
@@ -515,6 +518,20 @@ impl<'a> Trainer<'a> {
             ds.nonempty("val", &a.input)
                 .context("--eval-every needs a val split to evaluate")?;
         }
+        // a resumed run continues its records up to the checkpoint's step; a new run's
+        // stats.json is its own (an earlier run's goes)
+        let stats = if a.resume {
+            crate::stats::read_before(&a.out, run.step)?
+        } else {
+            let old = a.out.join(crate::stats::STATS_FILE);
+            match fs::remove_file(&old) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e)
+                        .with_context(|| format!("removing the earlier run's {}", old.display()));
+                }
+                _ => Vec::new(),
+            }
+        };
         if ds.train.len() < run.batch_size {
             println!(
                 "note: the training split has {} examples, fewer than the batch size {}: each batch repeats examples",
@@ -544,6 +561,7 @@ impl<'a> Trainer<'a> {
             history,
             checkpoint,
             written: Vec::new(),
+            stats,
             steps_this_run: 0,
             train_seconds: 0.0,
         }))
@@ -589,6 +607,17 @@ impl<'a> Trainer<'a> {
             };
             if let Some(max) = self.run.grad_clip {
                 k.clip_grad_norm(step.grads_mut(), max)?;
+            }
+            if self.args.stats_every > 0 && s.is_multiple_of(self.args.stats_every) {
+                // on the gradient the update applies, before it moves the parameters
+                let p = ParamsRef::from_flat(dims, &self.params)?;
+                let stats = k.step_stats(&p, &mut step, lr)?;
+                let record = crate::stats::Record { step: s, lr, stats };
+                log(record.health_line());
+                for w in record.warnings() {
+                    log(w);
+                }
+                self.stats.push(record.to_json());
             }
             let mut p = ParamsMut::from_flat(dims, &mut self.params)?;
             k.update(
@@ -859,8 +888,13 @@ impl<'a> Trainer<'a> {
             )?;
         }
         println!(
-            "wrote {}, metrics.json, loss.csv, loss.svg",
-            self.checkpoint.display()
+            "wrote {}, metrics.json, loss.csv, loss.svg{}",
+            self.checkpoint.display(),
+            if self.stats.is_empty() {
+                ""
+            } else {
+                ", stats.json"
+            }
         );
         Ok(())
     }
@@ -904,6 +938,10 @@ impl<'a> Trainer<'a> {
         }
         let seconds = format!("{}\n", self.total_seconds());
         crate::checkpoint::write_atomic(&self.args.out.join(SECONDS_FILE), seconds.as_bytes())?;
+        if !self.stats.is_empty() {
+            crate::stats::write(&self.args.out, self.args.stats_every, &self.stats)
+                .context("writing stats.json")?;
+        }
         self.saved_step = Some(self.run.step);
         self.record_written(self.checkpoint.clone());
         Ok(())

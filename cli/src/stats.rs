@@ -1,0 +1,178 @@
+//! `makemore train --stats-every N`: makemore part 3's statistics of every Nth step
+//! ([`makemore_core::stats`], measured on the step's own buffers before its update), kept in
+//! `<out>/stats.json` with each checkpoint, a health line per record on the console, and a
+//! warning when a known failure shows.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use makemore_core::stats::{Moments, StepStats, SATURATED};
+use makemore_core::PARAM_NAMES;
+use serde_json::{json, Value};
+
+/// The file in `--out`.
+pub const STATS_FILE: &str = "stats.json";
+/// More of `h` saturated than this is a warning (the lecture's picture of a bad init).
+pub const MAX_SATURATED: f64 = 0.30;
+/// An update:data ratio (log10) outside this range is a warning: the lecture puts a healthy
+/// one near -3.
+pub const UPDATE_RANGE: (f64, f64) = (-5.0, -1.0);
+/// The tensors whose update:data ratio is judged: the weight matrices, as the lecture plots
+/// them. A bias's data can be all zeros (ratio infinite), and b1's gradient is rounding noise
+/// (batchnorm removes b1), so theirs say nothing.
+pub const JUDGED: [&str; 3] = ["C", "W1", "W2"];
+
+/// One record: the step it was measured on (before that step's update) and its learning rate.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub step: u64,
+    pub lr: f32,
+    pub stats: StepStats,
+}
+
+/// A finite number, else null (JSON has no infinities).
+fn num(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn moments(m: Moments) -> Value {
+    json!({"mean": num(m.mean), "std": num(m.std)})
+}
+
+impl Record {
+    pub fn to_json(&self) -> Value {
+        let a = &self.stats.activations;
+        let tensors: serde_json::Map<String, Value> = PARAM_NAMES
+            .iter()
+            .zip(&self.stats.tensors)
+            .map(|(name, t)| {
+                let v = json!({
+                    "grad": moments(t.grad),
+                    "data": moments(t.data),
+                    "grad_to_data": num(t.grad_to_data),
+                    "update_to_data": num(t.update_to_data),
+                });
+                (name.to_string(), v)
+            })
+            .collect();
+        json!({
+            "step": self.step,
+            // the shortest text of the f32 (0.1, not 0.10000000149011612)
+            "lr": num(self.lr.to_string().parse().unwrap_or(f64::NAN)),
+            "hprebn": moments(a.hprebn),
+            "hpreact": moments(a.hpreact),
+            "h": moments(a.h),
+            "saturated": num(a.saturated),
+            "dead_units": a.dead_units,
+            "tensors": tensors,
+        })
+    }
+
+    /// The judged tensor whose update:data ratio is farthest from -3, and the ratio.
+    fn worst_update(&self) -> Option<(&'static str, f64)> {
+        PARAM_NAMES
+            .iter()
+            .zip(&self.stats.tensors)
+            .filter(|(name, t)| JUDGED.contains(name) && t.update_to_data.is_finite())
+            .map(|(name, t)| (*name, t.update_to_data))
+            .max_by(|a, b| (a.1 + 3.0).abs().total_cmp(&(b.1 + 3.0).abs()))
+    }
+
+    /// `stats   1000: h saturated 3.1%, 0 dead units; update:data farthest from -3: W1 -2.41`
+    pub fn health_line(&self) -> String {
+        let a = &self.stats.activations;
+        let worst = match self.worst_update() {
+            Some((name, u)) => format!("{name} {u:.2}"),
+            None => "-".into(),
+        };
+        format!(
+            "stats {:7}: h saturated {:.1}%, {} dead units; update:data (log10) farthest from -3: {worst}",
+            self.step,
+            100.0 * a.saturated,
+            a.dead_units
+        )
+    }
+
+    /// A line per known failure the record shows.
+    pub fn warnings(&self) -> Vec<String> {
+        let (a, s) = (&self.stats.activations, self.step);
+        let mut w = Vec::new();
+        if a.saturated > MAX_SATURATED {
+            w.push(format!(
+                "warning: step {s}: {:.1}% of h is saturated (|h| > {SATURATED}; over {:.0}%): those units pass almost no gradient; a smaller --lr (or a smaller init) helps",
+                100.0 * a.saturated,
+                100.0 * MAX_SATURATED
+            ));
+        }
+        if a.dead_units > 0 {
+            w.push(format!(
+                "warning: step {s}: {} hidden units are saturated on every row of the batch (dead: no gradient passes them)",
+                a.dead_units
+            ));
+        }
+        for (name, t) in PARAM_NAMES.iter().zip(&self.stats.tensors) {
+            let u = t.update_to_data;
+            if !JUDGED.contains(name) || !u.is_finite() {
+                continue;
+            }
+            if u > UPDATE_RANGE.1 {
+                w.push(format!(
+                    "warning: step {s}: {name}'s update:data ratio is 10^{u:.2}, over 10^{}: each step changes it by a large part of itself; a smaller --lr helps",
+                    UPDATE_RANGE.1
+                ));
+            } else if u < UPDATE_RANGE.0 {
+                w.push(format!(
+                    "warning: step {s}: {name}'s update:data ratio is 10^{u:.2}, under 10^{}: it barely learns; a larger --lr helps",
+                    UPDATE_RANGE.0
+                ));
+            }
+        }
+        w
+    }
+}
+
+/// Reads the records of `<out>/stats.json` measured before step `before` (a resumed run
+/// continues them); none if there is no file. Errors: a file that is not this program's.
+pub fn read_before(out: &Path, before: u64) -> Result<Vec<Value>> {
+    let path = out.join(STATS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bad = || {
+        format!(
+            "{} is not a stats file of makemore train; move it away to resume with --stats-every",
+            path.display()
+        )
+    };
+    let v: Value = serde_json::from_str(&text).with_context(bad)?;
+    let Some(records) = v.get("records").and_then(Value::as_array) else {
+        bail!("{}", bad());
+    };
+    let mut kept = Vec::new();
+    for r in records {
+        let Some(step) = r.get("step").and_then(Value::as_u64) else {
+            bail!("{}", bad());
+        };
+        if step < before {
+            kept.push(r.clone());
+        }
+    }
+    Ok(kept)
+}
+
+/// Writes `<out>/stats.json` (atomically): the thresholds and every record in step order.
+pub fn write(out: &Path, every: u64, records: &[Value]) -> Result<()> {
+    let doc = json!({
+        "every": every,
+        "saturated_above": num(f64::from(SATURATED)),
+        "tensors": PARAM_NAMES,
+        "update_to_data_judged": JUDGED,
+        "records": records,
+    });
+    crate::checkpoint::write_atomic(
+        &out.join(STATS_FILE),
+        serde_json::to_string_pretty(&doc)?.as_bytes(),
+    )
+}
