@@ -149,3 +149,46 @@ fn step_stats_see_a_saturating_gain() {
         }
     });
 }
+
+/// W2 initialised to zeros (a classic mistake part 3 warns about): its data std is 0, so its
+/// update:data ratio is infinite at the first step; after one SGD step W2 = -lr * g0, so the next
+/// ratio is log10(std(lr * g1) / std(lr * g0)), about 0: far above the lecture's -3.
+#[test]
+#[cfg_attr(miri, ignore = "Exercise-4 models: too slow under Miri")]
+fn a_zero_w2_shows_the_expected_update_to_data_ratio() {
+    with_big_stack(|| {
+        let mut params: Box<P> = notebook_params(7);
+        params.view_mut().tensors_mut()[3].fill(0.0);
+        let dims = Dims::EXERCISE4;
+        let (lr, w2) = (0.1f32, 3);
+        let k = Kernels::new(Isa::Scalar).unwrap();
+        let mut scratch = vec![0f32; Step::flat_len(&dims, N).unwrap()];
+        let mut step = Step::from_flat(dims, N, &mut scratch).unwrap();
+        let mut grads_std = Vec::new();
+        let mut ratios = Vec::new();
+        for seed in 0..2 {
+            let (xb, yb) = random_batch::<N, 27, 3>(seed);
+            let mut p = params.view_mut();
+            k.gradient(&InTurn, &p.as_ref(), &mut step, xb.as_flattened(), &yb)
+                .unwrap();
+            let st = k.step_stats(&p.as_ref(), &mut step, lr).unwrap();
+            grads_std.push(st.tensors[w2].grad.std);
+            ratios.push(st.tensors[w2].update_to_data);
+            let g = makemore_core::ParamsRef::from_flat(dims, step.grads()).unwrap();
+            for (p, g) in p.tensors_mut().into_iter().zip(g.tensors()) {
+                k.sgd(p, g, lr).unwrap();
+            }
+        }
+        assert_eq!(
+            ratios[0],
+            f64::INFINITY,
+            "W2's data std is 0 at the first step"
+        );
+        let want = (grads_std[1] / grads_std[0]).log10();
+        assert!(
+            (ratios[1] - want).abs() < 1e-6 && ratios[1] > -1.0,
+            "the second step's ratio {}, expected {want}",
+            ratios[1]
+        );
+    });
+}
