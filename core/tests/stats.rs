@@ -35,33 +35,36 @@ fn close(what: &str, got: Moments, want: Moments, rel: f64) {
     );
 }
 
-/// Returns the tape's saturated share and dead units.
-fn check(seed: u64, gain: f32) -> (f64, usize) {
+/// Returns the tape's saturated share and dead units. `NB` rows: 32 (one shard), or from 128
+/// on several shards, whose sums and per-unit counts the statistics combine.
+fn check<const NB: usize>(seed: u64, gain: f32) -> (f64, usize) {
     let mut params: Box<P> = notebook_params(seed);
     {
         let mut v = params.view_mut();
         let [.., bngain, _] = v.tensors_mut();
         bngain.iter_mut().for_each(|g| *g *= gain);
     }
-    let (xb, yb) = random_batch::<N, 27, 3>(seed);
-    let mut tape = Box::new(AtomicTape::<f32, N, 27, 3, 10, 30, H>::ZERO);
+    let (xb, yb) = random_batch::<NB, 27, 3>(seed);
+    let mut tape = Box::new(AtomicTape::<f32, NB, 27, 3, 10, 30, H>::ZERO);
     tape.forward(&params, &xb, &yb).unwrap();
-    let mut grads = Box::new(AtomicGrads::<f32, N, 27, 3, 10, 30, H>::ZERO);
+    let mut grads = Box::new(AtomicGrads::<f32, NB, 27, 3, 10, 30, H>::ZERO);
     grads.backward(&tape, &params, &xb, &yb).unwrap();
 
-    let flat = |a: &[[f32; H]; N]| a.as_flattened().to_vec();
+    let flat = |a: &[[f32; H]; NB]| a.as_flattened().to_vec();
     let (hprebn, hpreact, h) = (flat(&tape.hprebn), flat(&tape.hpreact), flat(&tape.h));
     let saturated = h.iter().filter(|v| v.abs() > SATURATED).count();
     let dead = (0..H)
-        .filter(|&j| (0..N).all(|i| h[i * H + j].abs() > SATURATED))
+        .filter(|&j| (0..NB).all(|i| h[i * H + j].abs() > SATURATED))
         .count();
     let lr = 0.1f32;
 
     let dims = Dims::EXERCISE4;
     for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
         let k = Kernels::new(isa).unwrap();
-        let mut scratch = vec![0f32; Step::flat_len(&dims, N).unwrap()];
-        let mut step = Step::from_flat(dims, N, &mut scratch).unwrap();
+        let mut scratch = vec![0f32; Step::flat_len(&dims, NB).unwrap()];
+        let mut step = Step::from_flat(dims, NB, &mut scratch).unwrap();
+        let shards = if NB >= 128 { NB.div_ceil(64) } else { 1 };
+        assert_eq!(step.shards(), shards);
         let p = params.view();
         k.gradient(&InTurn, &p, &mut step, xb.as_flattened(), &yb)
             .unwrap();
@@ -83,7 +86,7 @@ fn check(seed: u64, gain: f32) -> (f64, usize) {
         close(&what("h"), a.h, moments(h.iter().copied()), 1e-4);
         // h's last bits differ between the paths' tanh and the tape's: a value at the threshold
         // may fall either side
-        let count = (N * H) as f64;
+        let count = (NB * H) as f64;
         assert!(
             (a.saturated * count - saturated as f64).abs() <= 2.0,
             "{}: saturated {}, directly {saturated} of {count}",
@@ -118,7 +121,7 @@ fn check(seed: u64, gain: f32) -> (f64, usize) {
             }
         }
     }
-    (saturated as f64 / (N * H) as f64, dead)
+    (saturated as f64 / (NB * H) as f64, dead)
 }
 
 #[test]
@@ -126,7 +129,7 @@ fn check(seed: u64, gain: f32) -> (f64, usize) {
 fn step_stats_match_the_atomic_tape_at_the_notebooks_init() {
     with_big_stack(|| {
         for seed in 0..3 {
-            let (saturated, dead) = check(seed, 1.0);
+            let (saturated, dead) = check::<N>(seed, 1.0);
             assert!(
                 saturated < 0.2 && dead == 0,
                 "seed {seed}: {saturated} {dead}"
@@ -137,10 +140,21 @@ fn step_stats_match_the_atomic_tape_at_the_notebooks_init() {
 
 #[test]
 #[cfg_attr(miri, ignore = "Exercise-4 models: too slow under Miri")]
+fn step_stats_combine_the_shards_of_a_large_batch() {
+    with_big_stack(|| {
+        // 200 rows: shards of 64, 64, 64 and 8
+        let (saturated, dead) = check::<200>(3, 1000.0);
+        assert!(saturated > 0.5 && dead > 0, "{saturated} {dead}");
+        check::<200>(4, 1.0);
+    });
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Exercise-4 models: too slow under Miri")]
 fn step_stats_see_a_saturating_gain() {
     with_big_stack(|| {
         for seed in 0..2 {
-            let (saturated, dead) = check(seed, 30.0);
+            let (saturated, dead) = check::<N>(seed, 30.0);
             // the case is what its name says: most of h saturated, some units on every row
             assert!(
                 saturated > 0.5 && dead > 0,
