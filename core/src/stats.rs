@@ -169,4 +169,39 @@ impl Kernels {
             tensors,
         })
     }
+
+    /// The step's `h` (n, H) into `h`, for its histogram: `tanh(bngain * bnraw + bnbias)` from
+    /// the `bnraw` the step left, on this path (the step's own values, as
+    /// [`Kernels::bn_tanh_stats`] sees them). Call after [`Kernels::gradient`], before the
+    /// update. Errors: dims of `params` and `step` differ, `h` not n * H long.
+    pub fn step_h(
+        &self,
+        params: &ParamsRef<'_, f32>,
+        step: &mut Step<'_>,
+        h: &mut [f32],
+    ) -> Result<(), Error> {
+        let dims = step.dims();
+        if params.dims() != dims {
+            return Err(Error::DimsMismatch);
+        }
+        if h.len() != step.n() * dims.hidden {
+            return Err(Error::LengthMismatch {
+                what: "h (n, H)",
+                expected: step.n() * dims.hidden,
+                got: h.len(),
+            });
+        }
+        let [.., bngain, bnbias] = params.tensors();
+        let mut rows = h.chunks_exact_mut(dims.hidden);
+        step.for_each_bnraw(|_, hpreact, bnraw| {
+            for (raw, h) in bnraw.chunks_exact(dims.hidden).zip(&mut rows) {
+                // the step's hpreact (a multiply then an add), then the path's tanh
+                for (((p, &r), &g), &b) in hpreact.iter_mut().zip(raw).zip(bngain).zip(bnbias) {
+                    *p = g * r + b;
+                }
+                self.tanh_raw(h, hpreact);
+            }
+        });
+        Ok(())
+    }
 }

@@ -94,6 +94,20 @@ fn check<const NB: usize>(seed: u64, gain: f32) -> (f64, usize) {
             a.saturated * count
         );
         assert_eq!(a.dead_units, dead, "{}", what("dead units"));
+        // h itself, for its histogram: the fused step's h against the tape's
+        let mut step_h = vec![f32::NAN; NB * H];
+        k.step_h(&p, &mut step, &mut step_h).unwrap();
+        let worst = step_h
+            .iter()
+            .zip(&h)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        // the gain scales bnraw's last-bit differences between the two paths
+        assert!(
+            worst <= 1e-5 * gain.max(1.0),
+            "{}: |step_h - tape h| up to {worst}",
+            what("h")
+        );
 
         let data = params.view().tensors();
         let g = grads.dparams.view().tensors();
