@@ -1,13 +1,17 @@
-//! The training loss curve as data and as a picture: a `step,log10_loss` CSV and a
-//! standalone SVG line plot.
-//!
-//! The SVG is written by hand (no plotting dependency): plain SVG 1.1, 800×450, white
-//! background, sans-serif text, no scripts and no external resources, so any browser (or
-//! `rsvg-convert`) opens it as is.
+//! The run's pictures and the loss curve's data: `loss.csv`, and `loss.svg`, `stats.svg` and
+//! `stats.png` drawn with plotters. Text is DejaVu Sans, embedded (the `dejavu` crate), so the
+//! PNG needs no font on the machine; the SVGs name it and any browser opens them as they are.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
 
 /// One point of the loss curve: the step at the end of a window and log10 of the mean
 /// training loss over that window.
@@ -55,450 +59,411 @@ pub fn write_csv(path: &Path, points: &[CurvePoint], val: &[CurvePoint]) -> io::
     out.flush()
 }
 
-/// [`render_svg`] written to `path`.
-pub fn write_svg(
+/// The font plotters draws text with, registered once.
+fn font() -> &'static str {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // DejaVu Sans parses: the crate ships it
+        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+    "sans-serif"
+}
+
+const TRAIN_COLOR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const VAL_COLOR: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+const MARKER_COLOR: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+/// One colour per series of a panel, in order.
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+];
+
+/// Any plotters error as an anyhow one.
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing: {e:?}")
+}
+
+/// `lo..hi` padded by 5% on each side (a flat range by 1 around it; `0..1` if empty).
+fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo > hi {
+        0.0..1.0
+    } else if hi > lo {
+        let pad = 0.05 * (hi - lo);
+        lo - pad..hi + pad
+    } else {
+        lo - 1.0..hi + 1.0
+    }
+}
+
+/// The finite points of a series, cut into runs at the non-finite ones (a gap in the line).
+fn runs(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for &(x, y) in points {
+        if y.is_finite() {
+            out.last_mut().unwrap().push((x, y));
+        } else if !out.last().unwrap().is_empty() {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
+}
+
+/// One named series of a line panel.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A panel of lines: `series` over `x` (their range if `None`), a dashed horizontal line at
+/// `hline`, a dashed vertical one with a label at `marker`; "no data" when nothing is finite.
+struct LinePanel<'a> {
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x: Option<Range<f64>>,
+    /// The x axis is steps (ticks as 200k).
+    steps: bool,
+    series: &'a [Series<'a>],
+    colors: &'a [RGBColor],
+    hline: Option<(f64, &'a str)>,
+    marker: Option<(f64, &'a str)>,
+}
+
+impl LinePanel<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let f = font();
+        let all = || self.series.iter().flat_map(|s| s.points.iter());
+        let x = self.x.clone().unwrap_or_else(|| padded(all().map(|p| p.0)));
+        let mut ys: Vec<f64> = all().map(|p| p.1).collect();
+        if all().any(|p| p.1.is_finite()) {
+            ys.extend(self.hline.map(|h| h.0));
+        }
+        let y = padded(ys.into_iter());
+        let mut chart = ChartBuilder::on(area)
+            .caption(self.title, (f, 17))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x.clone(), y.clone())
+            .map_err(err)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(self.x_desc)
+            .y_desc(self.y_desc)
+            .light_line_style(RGBColor(0xee, 0xee, 0xee))
+            .label_style((f, 12))
+            .y_label_formatter(&|v| short(*v));
+        if self.steps {
+            mesh.x_label_formatter(&|v| step_label(*v));
+        } else {
+            mesh.x_label_formatter(&|v| short(*v));
+        }
+        mesh.draw().map_err(err)?;
+        if !all().any(|p| p.1.is_finite()) {
+            let at = ((x.start + x.end) / 2.0, (y.start + y.end) / 2.0);
+            let style = TextStyle::from((f, 16)).color(&RGBColor(0x88, 0x88, 0x88));
+            chart
+                .draw_series([Text::new("no data", at, style)])
+                .map_err(err)?;
+            return Ok(());
+        }
+        if let Some((level, label)) = self.hline {
+            let style = ShapeStyle::from(BLACK.mix(0.6)).stroke_width(1);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(x.start, level), (x.end, level)],
+                    6,
+                    4,
+                    style,
+                ))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(a, b)| PathElement::new([(a, b), (a + 16, b)], style));
+        }
+        if let Some((step, label)) = self.marker {
+            if x.contains(&step) {
+                let style = ShapeStyle::from(MARKER_COLOR).stroke_width(1);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(step, y.start), (step, y.end)],
+                        6,
+                        4,
+                        style,
+                    ))
+                    .map_err(err)?;
+                let text = TextStyle::from((f, 12)).color(&MARKER_COLOR);
+                let at = (
+                    step + 0.01 * (x.end - x.start),
+                    y.end - 0.06 * (y.end - y.start),
+                );
+                chart
+                    .draw_series([Text::new(label.to_string(), at, text)])
+                    .map_err(err)?;
+            }
+        }
+        for (s, &color) in self.series.iter().zip(self.colors.iter().cycle()) {
+            let style = ShapeStyle::from(color).stroke_width(2);
+            let mut first = true;
+            for run in runs(&s.points) {
+                let drawn = if run.len() == 1 {
+                    chart.draw_series([Circle::new(run[0], 3, style.filled())])
+                } else {
+                    chart.draw_series(LineSeries::new(run, style))
+                }
+                .map_err(err)?;
+                if first {
+                    drawn
+                        .label(s.name)
+                        .legend(move |(a, b)| PathElement::new([(a, b), (a + 16, b)], style));
+                    first = false;
+                }
+            }
+        }
+        if self.series.len() > 1 || self.hline.is_some() {
+            chart
+                .configure_series_labels()
+                .label_font((f, 12))
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(0xbb, 0xbb, 0xbb))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// A tick label of a value: at most 3 significant digits, in scientific notation when small.
+fn short(v: f64) -> String {
+    // a tick at 0 can come out as rounding noise (1.4e-17)
+    if v.abs() < 1e-12 {
+        "0".into()
+    } else if v.abs() < 1e-2 {
+        format!("{v:.1e}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A step as a tick label: 200000 as 200k, 1500000 as 1.5M.
+fn step_label(v: f64) -> String {
+    let a = v.abs();
+    let trim =
+        |x: f64, suffix: &str| format!("{}{suffix}", format!("{x:.1}").trim_end_matches(".0"));
+    if a >= 1e6 {
+        trim(v / 1e6, "M")
+    } else if a >= 1e4 {
+        trim(v / 1e3, "k")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// `loss.svg`: log10 of the mean training loss per window over the step, the val loss as a
+/// second series, and `marker` (e.g. the learning-rate decay) as a dashed vertical line.
+pub fn write_loss_svg(
     path: &Path,
     title: &str,
     points: &[CurvePoint],
     val: &[CurvePoint],
     marker: Option<(u64, &str)>,
-) -> io::Result<()> {
-    std::fs::write(path, render_svg(title, points, val, marker))
-}
-
-const WIDTH: f64 = 800.0;
-const HEIGHT: f64 = 450.0;
-/// Room left of the plot area for the y tick labels and the y axis label.
-const LEFT: f64 = 72.0;
-const RIGHT: f64 = 28.0;
-/// Room above the plot area for the title.
-const TOP: f64 = 48.0;
-/// Room below the plot area for the x tick labels and the x axis label.
-const BOTTOM: f64 = 58.0;
-const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
-const PLOT_H: f64 = HEIGHT - TOP - BOTTOM;
-/// Upper bound on the number of ticks per axis.
-const MAX_TICKS: usize = 8;
-
-const TEXT_COLOR: &str = "#333333";
-const GRID_COLOR: &str = "#e3e3e3";
-const LINE_COLOR: &str = "#1f77b4";
-const MARKER_COLOR: &str = "#d62728";
-const VAL_COLOR: &str = "#ff7f0e";
-
-/// The legend of a plot with a validation series: two coloured lines and their names.
-fn push_legend(svg: &mut String) {
-    let x = LEFT + PLOT_W - 150.0;
-    for (i, (color, name)) in [(LINE_COLOR, "train (window mean)"), (VAL_COLOR, "val")]
-        .into_iter()
-        .enumerate()
-    {
-        let y = TOP + 16.0 + 18.0 * i as f64;
-        svg.push_str(&format!(
-            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" \
-             stroke-width=\"2\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" \
-             fill=\"{TEXT_COLOR}\">{name}</text>\n",
-            x + 20.0,
-            x + 26.0,
-            y + 4.0
-        ));
-    }
-}
-
-/// Renders the loss curve as a standalone SVG document.
-///
-/// The x axis is the step (tick labels with `k`/`M` suffixes) and spans whole ticks; the y
-/// axis is log10 of the loss, over the data's range padded by 5%. Both have round ticks from
-/// [`nice_ticks`] and light grid lines. Points with a non-finite loss are skipped and split
-/// the curve into separate polylines (a gap); a run of a single point is drawn as a dot. `marker` draws a dashed vertical line with a label at that step
-/// (e.g. the learning-rate decay) if the step lies on the x axis. With no finite point the
-/// plot area just says "no data".
-///
-/// `val`, if not empty, is a second series (the validation loss) drawn in another colour with a
-/// legend; the axes fit both.
-pub fn render_svg(
-    title: &str,
-    points: &[CurvePoint],
-    val: &[CurvePoint],
-    marker: Option<(u64, &str)>,
-) -> String {
-    let mut svg = String::new();
-    svg.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    svg.push_str(&format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{WIDTH}\" \
-         height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\">\n"
-    ));
-    let title = escape_xml(title);
-    svg.push_str(&format!("<title>{title}</title>\n"));
-    svg.push_str(&format!(
-        "<rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{HEIGHT}\" fill=\"white\"/>\n"
-    ));
-    svg.push_str(&format!(
-        "<text x=\"{}\" y=\"30\" text-anchor=\"middle\" font-size=\"17\" fill=\"{TEXT_COLOR}\">\
-         {title}</text>\n",
-        WIDTH / 2.0
-    ));
-
-    let all: Vec<CurvePoint> = points.iter().chain(val).copied().collect();
-    match Plot::fit(&all) {
-        Some(plot) => {
-            plot.push_grid_and_ticks(&mut svg);
-            plot.push_curve(&mut svg, points, LINE_COLOR);
-            if !val.is_empty() {
-                plot.push_curve(&mut svg, val, VAL_COLOR);
-                push_legend(&mut svg);
-            }
-            if let Some((step, label)) = marker {
-                plot.push_marker(&mut svg, step, label);
-            }
-        }
-        None => svg.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"16\" \
-             fill=\"#888888\">no data</text>\n",
-            LEFT + PLOT_W / 2.0,
-            TOP + PLOT_H / 2.0
-        )),
-    }
-    push_frame_and_axis_labels(&mut svg);
-    svg.push_str("</svg>\n");
-    svg
-}
-
-/// The axes of a plot of some data, mapping (step, log10 loss) to SVG coordinates.
-struct Plot {
-    x_axis: Axis,
-    y_axis: Axis,
-}
-
-impl Plot {
-    /// Axes for the points with a finite loss; `None` if there are none.
-    ///
-    /// x runs from the last round tick at or below the first step to the first one at or above
-    /// the last step (0 to 200k for a run of 200000 steps). y runs over the losses padded by 5%
-    /// on each side, so the curve does not touch the frame, and shows the round ticks inside.
-    fn fit(points: &[CurvePoint]) -> Option<Plot> {
-        let mut step_min = f64::INFINITY;
-        let mut step_max = f64::NEG_INFINITY;
-        let mut loss_min = f64::INFINITY;
-        let mut loss_max = f64::NEG_INFINITY;
-        for point in points.iter().filter(|p| p.log10_loss.is_finite()) {
-            step_min = step_min.min(point.step as f64);
-            step_max = step_max.max(point.step as f64);
-            loss_min = loss_min.min(point.log10_loss);
-            loss_max = loss_max.max(point.log10_loss);
-        }
-        if step_min > step_max {
-            return None;
-        }
-        let x_axis = Axis::spanning(&nice_ticks(step_min, step_max, MAX_TICKS));
-        let y_axis = if loss_max > loss_min {
-            let pad = 0.05 * (loss_max - loss_min);
-            let ticks = nice_ticks(loss_min - pad, loss_max + pad, MAX_TICKS);
-            Axis {
-                min: loss_min - pad,
-                max: loss_max + pad,
-                step: ticks[1] - ticks[0],
-            }
+) -> Result<()> {
+    let to_xy = |c: &[CurvePoint]| c.iter().map(|p| (p.step as f64, p.log10_loss)).collect();
+    let mut series = vec![Series {
+        name: if val.is_empty() {
+            "train"
         } else {
-            Axis::spanning(&nice_ticks(loss_min, loss_max, MAX_TICKS))
-        };
-        Some(Plot { x_axis, y_axis })
+            "train (window mean)"
+        },
+        points: to_xy(points),
+    }];
+    if !val.is_empty() {
+        series.push(Series {
+            name: "val",
+            points: to_xy(val),
+        });
     }
-
-    /// SVG x coordinate of a step.
-    fn px(&self, step: f64) -> f64 {
-        LEFT + self.x_axis.fraction(step) * PLOT_W
-    }
-
-    /// SVG y coordinate of a log10 loss.
-    fn py(&self, loss: f64) -> f64 {
-        TOP + PLOT_H - self.y_axis.fraction(loss) * PLOT_H
-    }
-
-    /// Grid lines, tick marks (outside the frame) and tick labels of both axes.
-    fn push_grid_and_ticks(&self, svg: &mut String) {
-        let x_ticks = self.x_axis.ticks_inside();
-        let y_ticks = self.y_axis.ticks_inside();
-        let bottom = TOP + PLOT_H;
-        let right = LEFT + PLOT_W;
-
-        svg.push_str(&format!("<g stroke=\"{GRID_COLOR}\" stroke-width=\"1\">\n"));
-        for &tick in &x_ticks {
-            let x = self.px(tick);
-            svg.push_str(&format!(
-                "<line x1=\"{x:.1}\" y1=\"{TOP:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"/>\n"
-            ));
-        }
-        for &tick in &y_ticks {
-            let y = self.py(tick);
-            svg.push_str(&format!(
-                "<line x1=\"{LEFT:.1}\" y1=\"{y:.1}\" x2=\"{right:.1}\" y2=\"{y:.1}\"/>\n"
-            ));
-        }
-        svg.push_str("</g>\n");
-
-        svg.push_str(&format!("<g stroke=\"{TEXT_COLOR}\" stroke-width=\"1\">\n"));
-        for &tick in &x_ticks {
-            let x = self.px(tick);
-            svg.push_str(&format!(
-                "<line x1=\"{x:.1}\" y1=\"{bottom:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\"/>\n",
-                bottom + 5.0
-            ));
-        }
-        for &tick in &y_ticks {
-            let y = self.py(tick);
-            svg.push_str(&format!(
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{LEFT:.1}\" y2=\"{y:.1}\"/>\n",
-                LEFT - 5.0
-            ));
-        }
-        svg.push_str("</g>\n");
-
-        svg.push_str(&format!("<g font-size=\"12\" fill=\"{TEXT_COLOR}\">\n"));
-        for &tick in &x_ticks {
-            svg.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
-                self.px(tick),
-                bottom + 20.0,
-                format_step_tick(tick, self.x_axis.step)
-            ));
-        }
-        for &tick in &y_ticks {
-            svg.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-                LEFT - 9.0,
-                self.py(tick) + 4.0,
-                format_fixed(tick, decimals_for(self.y_axis.step))
-            ));
-        }
-        svg.push_str("</g>\n");
-    }
-
-    /// The curve: one polyline per run of points with a finite loss, a dot for a run of one.
-    fn push_curve(&self, svg: &mut String, points: &[CurvePoint], color: &str) {
-        let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
-        let mut run: Vec<(f64, f64)> = Vec::new();
-        for point in points {
-            if point.log10_loss.is_finite() {
-                run.push((self.px(point.step as f64), self.py(point.log10_loss)));
-            } else if !run.is_empty() {
-                runs.push(std::mem::take(&mut run));
-            }
-        }
-        if !run.is_empty() {
-            runs.push(run);
-        }
-
-        svg.push_str(&format!(
-            "<g fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" \
-             stroke-linejoin=\"round\" stroke-linecap=\"round\">\n"
-        ));
-        for run in &runs {
-            if let [(x, y)] = run[..] {
-                svg.push_str(&format!(
-                    "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"{color}\" \
-                     stroke=\"none\"/>\n"
-                ));
-            } else {
-                let coords: Vec<String> =
-                    run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                svg.push_str(&format!("<polyline points=\"{}\"/>\n", coords.join(" ")));
-            }
-        }
-        svg.push_str("</g>\n");
-    }
-
-    /// A dashed vertical line at `step` labelled at its top, the label on the side with more
-    /// room; nothing if `step` is off the x axis.
-    fn push_marker(&self, svg: &mut String, step: u64, label: &str) {
-        let step = step as f64;
-        if step < self.x_axis.min || step > self.x_axis.max {
-            return;
-        }
-        let x = self.px(step);
-        svg.push_str(&format!(
-            "<line x1=\"{x:.1}\" y1=\"{TOP:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" \
-             stroke=\"{MARKER_COLOR}\" stroke-width=\"1.2\" stroke-dasharray=\"6 4\"/>\n",
-            TOP + PLOT_H
-        ));
-        let (label_x, anchor) = if x > LEFT + 0.75 * PLOT_W {
-            (x - 6.0, "end")
-        } else {
-            (x + 6.0, "start")
-        };
-        svg.push_str(&format!(
-            "<text x=\"{label_x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\" font-size=\"12\" \
-             fill=\"{MARKER_COLOR}\">{}</text>\n",
-            TOP + 16.0,
-            escape_xml(label)
-        ));
-    }
+    let x_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.0, f64::max)
+        .max(marker.map_or(0.0, |m| m.0 as f64));
+    let panel = LinePanel {
+        title,
+        x_desc: "step",
+        y_desc: "log10 loss",
+        x: Some(0.0..x_max.max(1.0)),
+        steps: true,
+        series: &series,
+        colors: &[TRAIN_COLOR, VAL_COLOR],
+        hline: None,
+        marker: marker.map(|(s, l)| (s as f64, l)),
+    };
+    let root = SVGBackend::new(path, (800, 450)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    panel.draw(&root)?;
+    root.present().map_err(err)
 }
 
-/// The plot-area frame and the axis titles "step" and "log10(loss)".
-fn push_frame_and_axis_labels(svg: &mut String) {
-    svg.push_str(&format!(
-        "<rect x=\"{LEFT:.1}\" y=\"{TOP:.1}\" width=\"{PLOT_W:.1}\" height=\"{PLOT_H:.1}\" \
-         fill=\"none\" stroke=\"{TEXT_COLOR}\" stroke-width=\"1\"/>\n"
-    ));
-    svg.push_str(&format!(
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"14\" \
-         fill=\"{TEXT_COLOR}\">step</text>\n",
-        LEFT + PLOT_W / 2.0,
-        HEIGHT - 14.0
-    ));
-    let (x, y) = (20.0, TOP + PLOT_H / 2.0);
-    svg.push_str(&format!(
-        "<text x=\"{x:.1}\" y=\"{y:.1}\" transform=\"rotate(-90 {x:.1} {y:.1})\" \
-         text-anchor=\"middle\" font-size=\"14\" fill=\"{TEXT_COLOR}\">log10(loss)</text>\n"
-    ));
+/// A histogram: `counts` of equal bins over `lo..hi`.
+pub struct Histogram {
+    pub lo: f64,
+    pub hi: f64,
+    pub counts: Vec<u64>,
 }
 
-/// The value range of one axis and its tick spacing.
-struct Axis {
-    min: f64,
-    max: f64,
-    /// Distance between neighbouring ticks.
-    step: f64,
-}
-
-impl Axis {
-    /// The axis from the first to the last of `ticks` (as from [`nice_ticks`]).
-    fn spanning(ticks: &[f64]) -> Axis {
-        let min = ticks[0];
-        let max = ticks[ticks.len() - 1];
-        let step = (max - min) / (ticks.len() - 1) as f64;
-        Axis { min, max, step }
+impl Histogram {
+    /// `bins` equal bins over `lo..hi` (values outside in the end bins) of `values`.
+    pub fn of(values: &[f32], lo: f64, hi: f64, bins: usize) -> Histogram {
+        let mut counts = vec![0u64; bins];
+        let width = (hi - lo) / bins as f64;
+        for &v in values.iter().filter(|v| v.is_finite()) {
+            let b = ((f64::from(v) - lo) / width).floor();
+            counts[(b.max(0.0) as usize).min(bins - 1)] += 1;
+        }
+        Histogram { lo, hi, counts }
     }
 
-    /// The multiples of `step` within `min..=max`.
-    fn ticks_inside(&self) -> Vec<f64> {
-        let slack = 1e-9 * self.step;
-        nice_ticks(self.min, self.max, MAX_TICKS)
-            .into_iter()
-            .filter(|&tick| self.min - slack <= tick && tick <= self.max + slack)
+    /// (bin centre, share of the values) per bin, as part 3 plots them.
+    fn density(&self) -> Vec<(f64, f64)> {
+        let total = self.counts.iter().sum::<u64>().max(1) as f64;
+        let width = (self.hi - self.lo) / self.counts.len() as f64;
+        (self.counts.iter().enumerate())
+            .map(|(i, &c)| (self.lo + (i as f64 + 0.5) * width, c as f64 / total))
             .collect()
     }
-
-    /// Where `value` lies along the axis: 0 at the first tick, 1 at the last.
-    fn fraction(&self, value: f64) -> f64 {
-        (value - self.min) / (self.max - self.min)
-    }
 }
 
-/// Round tick positions for an axis that must show `min..=max`.
-///
-/// The spacing is 1, 2 or 5 times a power of ten: the smallest such spacing for which the
-/// ticks — from the largest multiple of the spacing at or below `min` to the smallest
-/// multiple at or above `max` — number at most `max_ticks` (values below 2 count as 2). So the
-/// first tick is `<= min`, the last `>= max`, and an axis drawn from the first to the last
-/// tick holds the whole range. For example `nice_ticks(1000.0, 200000.0, 8)` is
-/// `[0, 50000, 100000, 150000, 200000]` and `nice_ticks(0.31, 0.51, 8)` is
-/// `[0.3, 0.35, 0.4, 0.45, 0.5, 0.55]`.
-///
-/// `min` and `max` may come in either order. An empty range (`min == max`) is first widened
-/// by 10% of the value (by 1 around zero); non-finite input gives `[0, 1]`. There are always
-/// at least two ticks.
-pub fn nice_ticks(min: f64, max: f64, max_ticks: usize) -> Vec<f64> {
-    let max_ticks = max_ticks.max(2);
-    if !min.is_finite() || !max.is_finite() {
-        return vec![0.0, 1.0];
-    }
-    let (mut lo, mut hi) = if min <= max { (min, max) } else { (max, min) };
-    if lo == hi {
-        let widen = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
-        lo -= widen;
-        hi += widen;
-    }
-    let range = hi - lo;
-    if !range.is_finite() {
-        return vec![lo, hi];
-    }
+/// What `stats.svg` and `stats.png` show.
+pub struct StatsPicture<'a> {
+    /// (step, share of h saturated, dead units) per record.
+    pub saturation: Vec<(f64, f64, f64)>,
+    /// Per judged tensor, (step, log10 update:data) per record.
+    pub update_to_data: Vec<Series<'a>>,
+    pub end: Option<EndHistograms<'a>>,
+}
 
-    // Start one decade below the spacing that would give `max_ticks` ticks and go up until
-    // the ticks fit.
-    let mut exponent = (range / max_ticks as f64).log10().floor() as i32 - 1;
-    loop {
-        let power = 10f64.powi(exponent.abs());
-        for multiple in [1.0, 2.0, 5.0] {
-            let spacing = if exponent >= 0 {
-                multiple * power
-            } else {
-                multiple / power
-            };
-            // The 1e-9 keeps a bound that is a multiple up to rounding from adding a tick.
-            let first = (lo / spacing + 1e-9).floor();
-            let last = (hi / spacing - 1e-9).ceil().max(first + 1.0);
-            let count = (last - first) as usize + 1;
-            if count <= max_ticks {
-                // k × multiple is an exact integer, so dividing by the power of ten gives the
-                // closest double to the decimal tick (0.35, not 0.35000000000000003).
-                return (0..count)
-                    .map(|i| {
-                        let units = (first + i as f64) * multiple;
-                        let tick = if exponent >= 0 {
-                            units * power
-                        } else {
-                            units / power
-                        };
-                        tick + 0.0 // no -0
+/// The last record's step, its h histogram, and its gradient histograms per judged tensor.
+pub type EndHistograms<'a> = (u64, Histogram, Vec<(&'a str, Histogram)>);
+
+impl StatsPicture<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let panels = root.split_evenly((2, 2));
+        let (h_title, h_series, g_title, g_series);
+        match &self.end {
+            Some((step, h, grads)) => {
+                h_title = format!("distribution of h at step {step}");
+                h_series = vec![Series {
+                    name: "h",
+                    points: h.density(),
+                }];
+                g_title = format!("gradients at step {step}, per weight");
+                g_series = grads
+                    .iter()
+                    .map(|(name, g)| Series {
+                        name,
+                        points: g.density(),
                     })
                     .collect();
             }
+            None => {
+                h_title = "h at the run's last record (not reached yet)".into();
+                h_series = Vec::new();
+                g_title = "gradients at the run's last record (not reached yet)".into();
+                g_series = Vec::new();
+            }
         }
-        exponent += 1;
-    }
-}
-
-/// Decimal places that show multiples of `spacing` (1, 2 or 5 × 10^k) exactly.
-fn decimals_for(spacing: f64) -> usize {
-    if spacing >= 1.0 {
-        0
-    } else {
-        (-spacing.log10() - 1e-9).ceil() as usize
-    }
-}
-
-/// `value` with `decimals` decimal places, never "-0.00".
-fn format_fixed(value: f64, decimals: usize) -> String {
-    let text = format!("{value:.decimals$}");
-    if text.starts_with('-') && text[1..].chars().all(|c| c == '0' || c == '.') {
-        text[1..].to_string()
-    } else {
-        text
-    }
-}
-
-/// A step tick label: 0, 500, 1.5k, 50k, 1.2M (`spacing` is the distance between ticks).
-fn format_step_tick(value: f64, spacing: f64) -> String {
-    let (scale, suffix) = if value.abs() >= 1e6 {
-        (1e6, "M")
-    } else if value.abs() >= 1e3 {
-        (1e3, "k")
-    } else {
-        (1.0, "")
-    };
-    let mut text = format_fixed(value / scale, decimals_for(spacing / scale));
-    if text.contains('.') {
-        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    text + suffix
-}
-
-/// Escapes `&`, `<`, `>`, `"` and `'` for XML text and attribute values.
-fn escape_xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
+        LinePanel {
+            title: &h_title,
+            x_desc: "h",
+            y_desc: "share of values",
+            x: Some(-1.0..1.0),
+            steps: false,
+            series: &h_series,
+            colors: &COLORS,
+            hline: None,
+            marker: None,
         }
+        .draw(&panels[0])?;
+        LinePanel {
+            title: &g_title,
+            x_desc: "gradient",
+            y_desc: "share of values",
+            x: None,
+            steps: false,
+            series: &g_series,
+            colors: &COLORS,
+            hline: None,
+            marker: None,
+        }
+        .draw(&panels[1])?;
+        LinePanel {
+            title: "update:data ratio, log10(std(lr * grad) / std(data))",
+            x_desc: "step",
+            y_desc: "log10 ratio",
+            x: None,
+            steps: true,
+            series: &self.update_to_data,
+            colors: &COLORS,
+            hline: Some((-3.0, "-3, the lecture's reference")),
+            marker: None,
+        }
+        .draw(&panels[2])?;
+        let saturation = [
+            Series {
+                name: "% of h saturated (|h| > 0.97)",
+                points: self
+                    .saturation
+                    .iter()
+                    .map(|&(s, p, _)| (s, 100.0 * p))
+                    .collect(),
+            },
+            Series {
+                name: "dead units",
+                points: self.saturation.iter().map(|&(s, _, d)| (s, d)).collect(),
+            },
+        ];
+        LinePanel {
+            title: "saturation of the tanh layer",
+            x_desc: "step",
+            y_desc: "% of h, units",
+            x: None,
+            steps: true,
+            series: &saturation,
+            colors: &[COLORS[3], COLORS[4]],
+            hline: None,
+            marker: None,
+        }
+        .draw(&panels[3])?;
+        root.present().map_err(err)
     }
-    out
+
+    /// `stats.svg` and `stats.png` (the same four panels) in `out`.
+    pub fn write(&self, out: &Path) -> Result<()> {
+        const SIZE: (u32, u32) = (1200, 900);
+        self.draw(SVGBackend::new(&out.join("stats.svg"), SIZE).into_drawing_area())?;
+        self.draw(BitMapBackend::new(&out.join("stats.png"), SIZE).into_drawing_area())
+    }
 }
 
 #[cfg(test)]
@@ -525,229 +490,16 @@ mod tests {
             .collect()
     }
 
-    /// Checks that every opened tag is closed, in order (a tiny XML well-formedness check:
-    /// no comments or CDATA; attribute values never contain `>` since they are escaped).
-    fn assert_tags_balanced(svg: &str) {
-        let mut stack: Vec<String> = Vec::new();
-        let mut rest = svg;
-        while let Some(start) = rest.find('<') {
-            let end = start + rest[start..].find('>').expect("unterminated tag");
-            let tag = &rest[start + 1..end];
-            rest = &rest[end + 1..];
-            if tag.starts_with('?') {
-                assert!(tag.ends_with('?'), "bad declaration <{tag}>");
-            } else if let Some(name) = tag.strip_prefix('/') {
-                let open = stack
-                    .pop()
-                    .unwrap_or_else(|| panic!("</{name}> never opened"));
-                assert_eq!(open, name.trim(), "</{name}> closes <{open}>");
-            } else if !tag.ends_with('/') {
-                let name = tag.split_whitespace().next().expect("empty tag");
-                stack.push(name.to_string());
-            }
-        }
-        assert!(stack.is_empty(), "unclosed tags: {stack:?}");
-        assert!(!rest.contains('>'), "stray '>' after the last tag");
-    }
-
-    fn polylines(svg: &str) -> Vec<&str> {
-        svg.match_indices("<polyline points=\"")
-            .map(|(at, open)| {
-                let body = &svg[at + open.len()..];
-                &body[..body.find('"').unwrap()]
-            })
+    /// The text of each `<text>` element, trimmed (plotters puts it on a line of its own).
+    fn texts(svg: &str) -> Vec<&str> {
+        svg.split("<text")
+            .skip(1)
+            .map(|t| t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].trim())
             .collect()
     }
 
-    fn temp_path(name: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("makemore-plot-{}-{name}", std::process::id()))
-    }
-
-    #[test]
-    fn nice_ticks_are_round_and_cover_the_range() {
-        let cases = [
-            (1000.0, 200000.0),
-            (0.3118, 0.5093),
-            (-3.7, 12.2),
-            (0.0, 1.0),
-            (123.0, 124.0),
-            (1e-7, 3e-7),
-            (-2.0, -1.5),
-            (5.0, 5.0),
-            (0.0, 0.0),
-        ];
-        for (min, max) in cases {
-            let ticks = nice_ticks(min, max, 8);
-            assert!(
-                ticks.len() >= 2 && ticks.len() <= 8,
-                "{min}..{max}: {ticks:?}"
-            );
-            assert!(
-                ticks[0] <= min && *ticks.last().unwrap() >= max,
-                "{min}..{max}: {ticks:?}"
-            );
-            let spacing = ticks[1] - ticks[0];
-            let mantissa = spacing / 10f64.powf(spacing.log10().floor());
-            assert!(
-                [1.0, 2.0, 5.0, 10.0]
-                    .iter()
-                    .any(|m| (mantissa - m).abs() < 1e-6),
-                "{min}..{max}: spacing {spacing}"
-            );
-            for pair in ticks.windows(2) {
-                assert!(((pair[1] - pair[0]) - spacing).abs() < 1e-9 * spacing);
-            }
-            for tick in &ticks {
-                let units = tick / spacing;
-                assert!(
-                    (units - units.round()).abs() < 1e-6,
-                    "{tick} not a multiple of {spacing}"
-                );
-            }
-        }
-        assert_eq!(
-            nice_ticks(1000.0, 200000.0, 8),
-            [0.0, 50000.0, 100000.0, 150000.0, 200000.0]
-        );
-        assert_eq!(nice_ticks(0.31, 0.51, 8), [0.3, 0.35, 0.4, 0.45, 0.5, 0.55]);
-        assert_eq!(nice_ticks(0.0, 1.0, 6), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
-        assert_eq!(nice_ticks(2.0, 1.0, 3), [1.0, 1.5, 2.0]);
-        assert_eq!(nice_ticks(f64::NAN, 1.0, 8), [0.0, 1.0]);
-    }
-
-    #[test]
-    fn tick_labels() {
-        assert_eq!(format_step_tick(0.0, 50000.0), "0");
-        assert_eq!(format_step_tick(50000.0, 50000.0), "50k");
-        assert_eq!(format_step_tick(1500.0, 500.0), "1.5k");
-        assert_eq!(format_step_tick(500.0, 500.0), "500");
-        assert_eq!(format_step_tick(1_200_000.0, 200_000.0), "1.2M");
-        assert_eq!(format_step_tick(2_000_000.0, 500_000.0), "2M");
-        assert_eq!(format_fixed(0.35, decimals_for(0.05)), "0.35");
-        assert_eq!(format_fixed(0.4, decimals_for(0.05)), "0.40");
-        assert_eq!(format_fixed(-0.0001, 2), "0.00");
-        assert_eq!(format_fixed(-0.5, decimals_for(0.1)), "-0.5");
-    }
-
-    #[test]
-    fn svg_has_one_polyline_with_every_point() {
-        let points = realistic_curve(200);
-        let svg = render_svg("loss", &points, &[], Some((100_000, "lr 0.1 → 0.01")));
-        assert!(svg.starts_with("<?xml"));
-        assert!(svg.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-        assert!(!svg.contains("<script") && !svg.contains("href"));
-        let lines = polylines(&svg);
-        assert_eq!(lines.len(), 1);
-        let pairs: Vec<&str> = lines[0].split_whitespace().collect();
-        assert_eq!(pairs.len(), 200);
-        for pair in pairs {
-            let (x, y) = pair.split_once(',').unwrap();
-            let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
-            assert!((LEFT..=LEFT + PLOT_W).contains(&x) && (TOP..=TOP + PLOT_H).contains(&y));
-        }
-        assert!(svg.contains("stroke-dasharray"));
-        assert!(svg.contains("lr 0.1 → 0.01"));
-        assert!(svg.contains(">50k<") && svg.contains(">200k<"));
-        assert!(svg.contains(">step<") && svg.contains(">log10(loss)<"));
-        assert_tags_balanced(&svg);
-    }
-
-    #[test]
-    fn title_is_escaped() {
-        let svg = render_svg(
-            "a <b> & \"c\"",
-            &realistic_curve(10),
-            &[],
-            Some((5000, "<&>")),
-        );
-        assert!(svg.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
-        assert!(svg.contains("&lt;&amp;&gt;"));
-        assert!(!svg.contains("<b>") && !svg.contains(" & "));
-        assert_tags_balanced(&svg);
-    }
-
-    #[test]
-    fn nan_point_is_skipped() {
-        let mut points = realistic_curve(20);
-        points[7].log10_loss = f64::NAN;
-        points[15].log10_loss = f64::INFINITY;
-        let svg = render_svg("loss", &points, &[], None);
-        let lines = polylines(&svg);
-        let counts: Vec<usize> = lines.iter().map(|l| l.split_whitespace().count()).collect();
-        assert_eq!(counts, [7, 7, 4]);
-        assert!(!svg.contains("NaN") && !svg.contains("inf"));
-        assert_tags_balanced(&svg);
-
-        // A lone finite point between gaps becomes a dot.
-        points[5].log10_loss = f64::NAN;
-        let svg = render_svg("loss", &points, &[], None);
-        assert_eq!(polylines(&svg).len(), 3);
-        assert_eq!(svg.matches("<circle").count(), 1);
-    }
-
-    #[test]
-    fn empty_input_says_no_data() {
-        for points in [
-            vec![],
-            vec![CurvePoint {
-                step: 10,
-                log10_loss: f64::NAN,
-            }],
-        ] {
-            let svg = render_svg("loss", &points, &[], Some((5, "marker")));
-            assert!(svg.contains(">no data<"));
-            assert!(polylines(&svg).is_empty());
-            assert_tags_balanced(&svg);
-        }
-    }
-
-    #[test]
-    fn single_point_is_drawn() {
-        let svg = render_svg(
-            "loss",
-            &[CurvePoint {
-                step: 1000,
-                log10_loss: 0.5,
-            }],
-            &[],
-            None,
-        );
-        assert_eq!(svg.matches("<circle").count(), 1);
-        assert!(!svg.contains("NaN"));
-        assert_tags_balanced(&svg);
-    }
-
-    #[test]
-    fn degenerate_curves_render() {
-        let flat: Vec<CurvePoint> = (0..5)
-            .map(|i| CurvePoint {
-                step: i * 10,
-                log10_loss: 0.4,
-            })
-            .collect();
-        let tiny: Vec<CurvePoint> = (0..5)
-            .map(|i| CurvePoint {
-                step: 7,
-                log10_loss: 0.3 + i as f64 * 1e-17,
-            })
-            .collect();
-        let huge = [
-            CurvePoint {
-                step: 0,
-                log10_loss: -1e300,
-            },
-            CurvePoint {
-                step: u64::MAX,
-                log10_loss: 1e300,
-            },
-        ];
-        for points in [&flat[..], &tiny[..], &huge[..]] {
-            let svg = render_svg("loss", points, &[], Some((0, "start")));
-            assert_eq!(polylines(&svg).len(), 1);
-            assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
-            assert_tags_balanced(&svg);
-        }
-        assert!(nice_ticks(0.3, 0.3 + 1e-17, 8).len() >= 2);
+    fn temp_dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[test]
@@ -761,10 +513,10 @@ mod tests {
             step: 0,
             log10_loss: -1e-300,
         });
-        let path = temp_path("curve.csv");
+        let dir = temp_dir();
+        let path = dir.path().join("curve.csv");
         write_csv(&path, &points, &[]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
         let mut lines = text.lines();
         assert_eq!(lines.next(), Some("step,log10_loss"));
         let parsed: Vec<CurvePoint> = lines
@@ -799,7 +551,8 @@ mod tests {
                 log10_loss: 0.125,
             },
         ];
-        let path = temp_path("val.csv");
+        let dir = temp_dir();
+        let path = dir.path().join("val.csv");
         write_csv(&path, &train, &val).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -812,21 +565,103 @@ mod tests {
                 .any(|l| l.starts_with("200000,") && l.ends_with(",0.125")),
             "{text}"
         );
-        let svg = render_svg("loss", &train, &val, None);
-        assert_eq!(polylines(&svg).len(), 2, "{svg}");
-        assert!(svg.contains(">val</text>"), "{svg}");
+        let svg_path = dir.path().join("loss.svg");
+        write_loss_svg(
+            &svg_path,
+            "the loss",
+            &train,
+            &val,
+            Some((100_000, "lr / 10")),
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
+        let t = texts(&svg);
+        for text in [
+            "the loss",
+            "val",
+            "train (window mean)",
+            "lr / 10",
+            "step",
+            "log10 loss",
+            "200k",
+        ] {
+            assert!(t.contains(&text), "no text {text:?} in loss.svg: {t:?}");
+        }
+        // both series drawn (and their legend's lines), in their colours
+        for color in ["#1F77B4", "#FF7F0E"] {
+            assert!(
+                svg.matches(&format!("stroke=\"{color}\"")).count() >= 2,
+                "{color}"
+            );
+        }
     }
 
     #[test]
-    fn write_svg_writes_render_svg() {
-        let points = realistic_curve(30);
-        let path = temp_path("curve.svg");
-        write_svg(&path, "loss", &points, &[], Some((100_000, "decay"))).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            text,
-            render_svg("loss", &points, &[], Some((100_000, "decay")))
-        );
+    fn a_curve_without_a_finite_point_says_no_data() {
+        let dir = temp_dir();
+        let path = dir.path().join("loss.svg");
+        let nan = [CurvePoint {
+            step: 1000,
+            log10_loss: f64::NAN,
+        }];
+        write_loss_svg(&path, "loss", &nan, &[], None).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.contains("no data") && !svg.contains("NaN"), "{svg}");
+    }
+
+    #[test]
+    fn stats_pictures_have_the_four_panels_in_svg_and_png() {
+        let dir = temp_dir();
+        let steps = [0.0, 100.0, 200.0];
+        let picture = StatsPicture {
+            saturation: steps.iter().map(|&s| (s, 0.05 + s / 1e4, 0.0)).collect(),
+            update_to_data: ["C", "W1", "W2"]
+                .iter()
+                .enumerate()
+                .map(|(i, name)| Series {
+                    name,
+                    points: steps
+                        .iter()
+                        .map(|&s| (s, -3.0 + 0.2 * i as f64 - s / 1e3))
+                        .collect(),
+                })
+                .collect(),
+            end: Some((
+                200,
+                Histogram::of(&[-0.99, -0.5, 0.0, 0.2, 0.98], -1.0, 1.0, 20),
+                vec![("W1", Histogram::of(&[-1e-3, 0.0, 2e-3], -2e-3, 2e-3, 20))],
+            )),
+        };
+        picture.write(dir.path()).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("stats.svg")).unwrap();
+        let t = texts(&svg);
+        for text in [
+            "distribution of h at step 200",
+            "gradients at step 200, per weight",
+            "update:data ratio, log10(std(lr * grad) / std(data))",
+            "-3, the lecture&apos;s reference",
+            "saturation of the tanh layer",
+            "dead units",
+            "W1",
+            "W2",
+            "-2.0e-3",
+            "200",
+        ] {
+            assert!(t.contains(&text), "no text {text:?} in stats.svg: {t:?}");
+        }
+        let png = std::fs::read(dir.path().join("stats.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // the IHDR's width and height
+        assert_eq!(&png[16..24], &[0, 0, 4, 176, 0, 0, 3, 132]);
+    }
+
+    #[test]
+    fn histograms_put_outliers_in_the_end_bins() {
+        let h = Histogram::of(&[-5.0, -1.0, 0.0, 0.99, 1.0, 7.0, f32::NAN], -1.0, 1.0, 4);
+        assert_eq!(h.counts, [2, 0, 1, 3]);
     }
 }

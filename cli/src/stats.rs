@@ -1,7 +1,9 @@
 //! `makemore train --stats-every N`: makemore part 3's statistics of every Nth step
 //! ([`makemore_core::stats`], measured on the step's own buffers before its update), kept in
-//! `<out>/stats.json` with each checkpoint, a health line per record on the console, and a
-//! warning when a known failure shows.
+//! `<out>/stats.json` with each checkpoint and drawn as `stats.svg` and `stats.png` at the end
+//! (or when stopped), a health line per record on the console, and a warning when a known
+//! failure shows. The run's last record also keeps the histograms of `h` and of each judged
+//! weight's gradient.
 
 use std::path::Path;
 
@@ -9,6 +11,11 @@ use anyhow::{bail, Context, Result};
 use makemore_core::stats::{Moments, StepStats, SATURATED};
 use makemore_core::PARAM_NAMES;
 use serde_json::{json, Value};
+
+use crate::plot::{Histogram, Series, StatsPicture};
+
+/// Bins of the end's histograms.
+pub const BINS: usize = 50;
 
 /// The file in `--out`.
 pub const STATS_FILE: &str = "stats.json";
@@ -131,13 +138,39 @@ impl Record {
     }
 }
 
+/// The histograms of the run's last record (step `step`): `h` over [-1, 1], and each judged
+/// weight's gradient over +-its largest magnitude.
+pub fn end_json(step: u64, h: &[f32], grads: [&[f32]; 7]) -> Value {
+    let hist = |x: Histogram| json!({"lo": x.lo, "hi": x.hi, "counts": x.counts});
+    let mut g = serde_json::Map::new();
+    for (name, grad) in PARAM_NAMES.iter().zip(grads) {
+        if JUDGED.contains(name) {
+            let m = grad
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()))
+                .max(f32::MIN_POSITIVE);
+            let m = f64::from(m);
+            g.insert(name.to_string(), hist(Histogram::of(grad, -m, m, BINS)));
+        }
+    }
+    json!({"step": step, "h": hist(Histogram::of(h, -1.0, 1.0, BINS)), "grads": g})
+}
+
+/// What `stats.json` holds: the records and the last record's histograms.
+#[derive(Default)]
+pub struct Kept {
+    pub records: Vec<Value>,
+    pub end: Option<Value>,
+}
+
 /// Reads the records of `<out>/stats.json` measured before step `before` (a resumed run
-/// continues them); none if there is no file. Errors: a file that is not this program's.
-pub fn read_before(out: &Path, before: u64) -> Result<Vec<Value>> {
+/// continues them), and its histograms if they are from before it; none if there is no file.
+/// Errors: a file that is not this program's.
+pub fn read_before(out: &Path, before: u64) -> Result<Kept> {
     let path = out.join(STATS_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Kept::default()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let bad = || {
@@ -159,20 +192,73 @@ pub fn read_before(out: &Path, before: u64) -> Result<Vec<Value>> {
             kept.push(r.clone());
         }
     }
-    Ok(kept)
+    let end = v
+        .get("end")
+        .filter(|e| {
+            e.get("step")
+                .and_then(Value::as_u64)
+                .is_some_and(|s| s < before)
+        })
+        .cloned();
+    Ok(Kept { records: kept, end })
 }
 
-/// Writes `<out>/stats.json` (atomically): the thresholds and every record in step order.
-pub fn write(out: &Path, every: u64, records: &[Value]) -> Result<()> {
+/// Writes `<out>/stats.json` atomically: the thresholds, every record in step order and the
+/// last record's histograms (one line: a long run has thousands of records).
+pub fn write(out: &Path, every: u64, kept: &Kept) -> Result<()> {
     let doc = json!({
         "every": every,
         "saturated_above": num(f64::from(SATURATED)),
         "tensors": PARAM_NAMES,
         "update_to_data_judged": JUDGED,
-        "records": records,
+        "records": kept.records,
+        "end": kept.end,
     });
     crate::checkpoint::write_atomic(
         &out.join(STATS_FILE),
-        serde_json::to_string_pretty(&doc)?.as_bytes(),
+        serde_json::to_string(&doc)?.as_bytes(),
     )
+}
+
+/// Draws `<out>/stats.svg` and `stats.png` from what `stats.json` holds.
+pub fn draw(out: &Path, kept: &Kept) -> Result<()> {
+    picture(kept).write(out)
+}
+
+/// The four panels of `stats.svg` from what `stats.json` holds.
+fn picture(kept: &Kept) -> StatsPicture<'static> {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let step = |r: &Value| f(&r["step"]);
+    let saturation = (kept.records.iter())
+        .map(|r| (step(r), f(&r["saturated"]), f(&r["dead_units"])))
+        .collect();
+    let update_to_data = JUDGED
+        .iter()
+        .map(|name| Series {
+            name,
+            points: (kept.records.iter())
+                .map(|r| (step(r), f(&r["tensors"][name]["update_to_data"])))
+                .collect(),
+        })
+        .collect();
+    let hist = |v: &Value| Histogram {
+        lo: f(&v["lo"]),
+        hi: f(&v["hi"]),
+        counts: (v["counts"].as_array().into_iter().flatten())
+            .map(|c| c.as_u64().unwrap_or(0))
+            .collect(),
+    };
+    let end = kept.end.as_ref().map(|e| {
+        let grads = JUDGED
+            .iter()
+            .filter(|name| e["grads"].get(**name).is_some())
+            .map(|name| (*name, hist(&e["grads"][name])))
+            .collect();
+        (e["step"].as_u64().unwrap_or(0), hist(&e["h"]), grads)
+    });
+    StatsPicture {
+        saturation,
+        update_to_data,
+        end,
+    }
 }

@@ -36,7 +36,7 @@ use crate::dataset::{Dataset, Provenance};
 use crate::eval::{calibrate, calibrate_and_evaluate};
 use crate::isa::kernels;
 use crate::parallel::{pool, thread_count, Rayon};
-use crate::plot::{write_csv, write_svg, CurvePoint};
+use crate::plot::{write_csv, write_loss_svg, CurvePoint};
 use crate::TrainArgs;
 
 /// The defaults of the flags that define a run (see [`TrainArgs`]).
@@ -330,9 +330,9 @@ pub struct Trainer<'a> {
     saved_step: Option<u64>,
     /// The checkpoint files this session wrote and the step each holds now.
     written: Vec<(PathBuf, u64)>,
-    /// The `--stats-every` records, as `stats.json` holds them (a resumed run's earlier ones
-    /// first).
-    stats: Vec<serde_json::Value>,
+    /// The `--stats-every` records and the last one's histograms, as `stats.json` holds them
+    /// (a resumed run's earlier ones first).
+    stats: crate::stats::Kept,
     steps_this_run: u64,
     train_seconds: f64,
 }
@@ -523,14 +523,18 @@ impl<'a> Trainer<'a> {
         let stats = if a.resume {
             crate::stats::read_before(&a.out, run.step)?
         } else {
-            let old = a.out.join(crate::stats::STATS_FILE);
-            match fs::remove_file(&old) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e)
-                        .with_context(|| format!("removing the earlier run's {}", old.display()));
+            for file in [crate::stats::STATS_FILE, "stats.svg", "stats.png"] {
+                let old = a.out.join(file);
+                match fs::remove_file(&old) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| {
+                            format!("removing the earlier run's {}", old.display())
+                        });
+                    }
+                    _ => {}
                 }
-                _ => Vec::new(),
             }
+            crate::stats::Kept::default()
         };
         if ds.train.len() < run.batch_size {
             println!(
@@ -617,7 +621,14 @@ impl<'a> Trainer<'a> {
                 for w in record.warnings() {
                     log(w);
                 }
-                self.stats.push(record.to_json());
+                self.stats.records.push(record.to_json());
+                if s + self.args.stats_every >= steps {
+                    // the run's last record: the histograms of h and of the gradients
+                    let mut h = vec![0f32; n * dims.hidden];
+                    k.step_h(&p, &mut step, &mut h)?;
+                    let grads = ParamsRef::from_flat(dims, step.grads())?;
+                    self.stats.end = Some(crate::stats::end_json(s, &h, grads.tensors()));
+                }
             }
             let mut p = ParamsMut::from_flat(dims, &mut self.params)?;
             k.update(
@@ -675,6 +686,7 @@ impl<'a> Trainer<'a> {
                     self.save(None)?;
                 }
                 if stop.is_some() {
+                    self.draw_stats()?;
                     break;
                 }
             }
@@ -799,6 +811,7 @@ impl<'a> Trainer<'a> {
     /// `loss.svg`, then prints `--samples` names.
     pub fn finish(&mut self, eval: &Evaluation) -> Result<()> {
         self.save(Some((eval.bnmean.clone(), eval.bnvar.clone())))?;
+        self.draw_stats()?;
         let (a, ds, dims, run, h) = (self.args, &self.ds, self.dims, &self.run, &self.history);
         let schedule = match run.schedule {
             Schedule::Step => {
@@ -853,7 +866,7 @@ impl<'a> Trainer<'a> {
         let (curve, val) = (h.curve(), h.val_curve());
         write_csv(&a.out.join("loss.csv"), &curve, &val).context("writing loss.csv")?;
         let marker = matches!(run.schedule, Schedule::Step) && run.lr_decay_step < run.steps;
-        write_svg(
+        write_loss_svg(
             &a.out.join("loss.svg"),
             "training loss (mean over 1000-step windows)",
             &curve,
@@ -890,10 +903,10 @@ impl<'a> Trainer<'a> {
         println!(
             "wrote {}, metrics.json, loss.csv, loss.svg{}",
             self.checkpoint.display(),
-            if self.stats.is_empty() {
+            if self.stats.records.is_empty() {
                 ""
             } else {
-                ", stats.json"
+                ", stats.json, stats.svg, stats.png"
             }
         );
         Ok(())
@@ -938,13 +951,22 @@ impl<'a> Trainer<'a> {
         }
         let seconds = format!("{}\n", self.total_seconds());
         crate::checkpoint::write_atomic(&self.args.out.join(SECONDS_FILE), seconds.as_bytes())?;
-        if !self.stats.is_empty() {
+        if !self.stats.records.is_empty() {
             crate::stats::write(&self.args.out, self.args.stats_every, &self.stats)
                 .context("writing stats.json")?;
         }
         self.saved_step = Some(self.run.step);
         self.record_written(self.checkpoint.clone());
         Ok(())
+    }
+
+    /// `stats.svg` and `stats.png`, when the run has statistics: at its end or when stopped
+    /// (drawing them takes longer than a checkpoint, so not with each one).
+    fn draw_stats(&self) -> Result<()> {
+        if self.stats.records.is_empty() {
+            return Ok(());
+        }
+        crate::stats::draw(&self.args.out, &self.stats).context("drawing stats.svg and stats.png")
     }
 
     /// Records that `path` now holds the run at its current step (one entry per file).

@@ -83,7 +83,32 @@ fn a_broken_run_warns_and_a_healthy_one_does_not() {
             "{t}"
         );
     }
-    assert!(run.stdout.contains("stats.json"), "{}", run.dump());
+    assert!(
+        run.stdout.contains("stats.json, stats.svg, stats.png"),
+        "{}",
+        run.dump()
+    );
+    // the last record's histograms: h's of every value of the batch, each judged weight's
+    let end =
+        &serde_json::from_str::<Value>(&std::fs::read_to_string(bad.join("stats.json")).unwrap())
+            .unwrap()["end"];
+    assert_eq!(end["step"], 400);
+    let total = |h: &Value| {
+        h["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(total(&end["h"]), 32 * 200);
+    for (name, len) in [("C", 27 * 10), ("W1", 30 * 200), ("W2", 200 * 27)] {
+        assert_eq!(total(&end["grads"][name]), len, "{name}");
+    }
+    let png = std::fs::read(bad.join("stats.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    let svg = std::fs::read_to_string(bad.join("stats.svg")).unwrap();
+    assert!(svg.contains("distribution of h at step 400"));
 
     // the notebook's lr: healthy, no warning
     let run = train(&good, &args);
@@ -108,8 +133,20 @@ fn records_continue_across_a_resume_with_the_same_values() {
     let (a, b) = (records(&whole), records(&parts));
     assert_eq!(steps(&b), [0, 100, 200, 300, 400]);
     assert_eq!(a, b, "a resumed run's records are the uninterrupted run's");
+    let end = |out: &Path| {
+        let text = std::fs::read_to_string(out.join("stats.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["end"].clone()
+    };
+    assert_eq!(end(&whole)["step"], 400);
+    assert_eq!(
+        end(&whole),
+        end(&parts),
+        "the histograms of the last record"
+    );
 
-    // a new run into the directory does not keep the earlier run's records
+    // a new run into the directory does not keep the earlier run's records or pictures
     train(&parts, &["--steps", "10"]);
-    assert!(!parts.join("stats.json").exists());
+    for file in ["stats.json", "stats.svg", "stats.png"] {
+        assert!(!parts.join(file).exists(), "{file}");
+    }
 }
