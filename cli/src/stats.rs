@@ -159,8 +159,24 @@ pub fn end_json(step: u64, h: &[f32], grads: [&[f32]; 7]) -> Value {
 /// What `stats.json` holds: the records and the last record's histograms.
 #[derive(Default)]
 pub struct Kept {
-    pub records: Vec<Value>,
+    /// The records read back from an earlier session's `stats.json`.
+    pub earlier: Vec<Value>,
+    /// This session's, kept as measured and made JSON only when written (a record is then a
+    /// copy, not dozens of allocations, which keeps `--stats-every`'s cost down).
+    pub records: Vec<Record>,
     pub end: Option<Value>,
+}
+
+impl Kept {
+    pub fn is_empty(&self) -> bool {
+        self.earlier.is_empty() && self.records.is_empty()
+    }
+
+    /// Every record as `stats.json` holds it, in step order.
+    fn all(&self) -> Vec<Value> {
+        let fresh = self.records.iter().map(Record::to_json);
+        self.earlier.iter().cloned().chain(fresh).collect()
+    }
 }
 
 /// Reads the records of `<out>/stats.json` measured before step `before` (a resumed run
@@ -200,7 +216,11 @@ pub fn read_before(out: &Path, before: u64) -> Result<Kept> {
                 .is_some_and(|s| s < before)
         })
         .cloned();
-    Ok(Kept { records: kept, end })
+    Ok(Kept {
+        earlier: kept,
+        records: Vec::new(),
+        end,
+    })
 }
 
 /// Writes `<out>/stats.json` atomically: the thresholds, every record in step order and the
@@ -211,7 +231,7 @@ pub fn write(out: &Path, every: u64, kept: &Kept) -> Result<()> {
         "saturated_above": num(f64::from(SATURATED)),
         "tensors": PARAM_NAMES,
         "update_to_data_judged": JUDGED,
-        "records": kept.records,
+        "records": kept.all(),
         "end": kept.end,
     });
     crate::checkpoint::write_atomic(
@@ -227,16 +247,17 @@ pub fn draw(out: &Path, kept: &Kept) -> Result<()> {
 
 /// The four panels of `stats.svg` from what `stats.json` holds.
 fn picture(kept: &Kept) -> StatsPicture<'static> {
+    let records = kept.all();
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     let step = |r: &Value| f(&r["step"]);
-    let saturation = (kept.records.iter())
+    let saturation = (records.iter())
         .map(|r| (step(r), f(&r["saturated"]), f(&r["dead_units"])))
         .collect();
     let update_to_data = JUDGED
         .iter()
         .map(|name| Series {
             name,
-            points: (kept.records.iter())
+            points: (records.iter())
                 .map(|r| (step(r), f(&r["tensors"][name]["update_to_data"])))
                 .collect(),
         })

@@ -621,7 +621,7 @@ impl<'a> Trainer<'a> {
                 for w in record.warnings() {
                     log(w);
                 }
-                self.stats.records.push(record.to_json());
+                self.stats.records.push(record);
                 if s + self.args.stats_every >= steps {
                     // the run's last record: the histograms of h and of the gradients
                     let mut h = vec![0f32; n * dims.hidden];
@@ -903,7 +903,7 @@ impl<'a> Trainer<'a> {
         println!(
             "wrote {}, metrics.json, loss.csv, loss.svg{}",
             self.checkpoint.display(),
-            if self.stats.records.is_empty() {
+            if self.stats.is_empty() {
                 ""
             } else {
                 ", stats.json, stats.svg, stats.png"
@@ -951,7 +951,7 @@ impl<'a> Trainer<'a> {
         }
         let seconds = format!("{}\n", self.total_seconds());
         crate::checkpoint::write_atomic(&self.args.out.join(SECONDS_FILE), seconds.as_bytes())?;
-        if !self.stats.records.is_empty() {
+        if !self.stats.is_empty() {
             crate::stats::write(&self.args.out, self.args.stats_every, &self.stats)
                 .context("writing stats.json")?;
         }
@@ -963,7 +963,7 @@ impl<'a> Trainer<'a> {
     /// `stats.svg` and `stats.png`, when the run has statistics: at its end or when stopped
     /// (drawing them takes longer than a checkpoint, so not with each one).
     fn draw_stats(&self) -> Result<()> {
-        if self.stats.records.is_empty() {
+        if self.stats.is_empty() {
             return Ok(());
         }
         crate::stats::draw(&self.args.out, &self.stats).context("drawing stats.svg and stats.png")
