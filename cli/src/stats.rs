@@ -5,6 +5,7 @@
 //! failure shows. The run's last record also keeps the histograms of `h` and of each judged
 //! weight's gradient.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -37,42 +38,56 @@ pub struct Record {
     pub stats: StepStats,
 }
 
-/// A finite number, else null (JSON has no infinities).
-fn num(x: f64) -> Value {
-    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+/// A finite number as its shortest round-trip text, else null (JSON has no infinities).
+fn num_json(s: &mut String, x: f64) {
+    if x.is_finite() {
+        let _ = write!(s, "{x:?}");
+    } else {
+        s.push_str("null");
+    }
 }
 
-fn moments(m: Moments) -> Value {
-    json!({"mean": num(m.mean), "std": num(m.std)})
+fn moments_json(s: &mut String, m: Moments) {
+    s.push_str("{\"mean\":");
+    num_json(s, m.mean);
+    s.push_str(",\"std\":");
+    num_json(s, m.std);
+    s.push('}');
 }
 
 impl Record {
-    pub fn to_json(&self) -> Value {
+    /// The record as JSON text (written directly: a long run writes thousands of records):
+    /// `{"step", "lr", "hprebn", "hpreact", "h": {"mean", "std"}, "saturated", "dead_units",
+    /// "tensors": {name: {"grad", "data": {"mean", "std"}, "grad_to_data", "update_to_data"}}}`,
+    /// each number its shortest round-trip text, a non-finite one null.
+    pub fn write_json(&self, s: &mut String) {
         let a = &self.stats.activations;
-        let tensors: serde_json::Map<String, Value> = PARAM_NAMES
-            .iter()
-            .zip(&self.stats.tensors)
-            .map(|(name, t)| {
-                let v = json!({
-                    "grad": moments(t.grad),
-                    "data": moments(t.data),
-                    "grad_to_data": num(t.grad_to_data),
-                    "update_to_data": num(t.update_to_data),
-                });
-                (name.to_string(), v)
-            })
-            .collect();
-        json!({
-            "step": self.step,
-            // the shortest text of the f32 (0.1, not 0.10000000149011612)
-            "lr": num(self.lr.to_string().parse().unwrap_or(f64::NAN)),
-            "hprebn": moments(a.hprebn),
-            "hpreact": moments(a.hpreact),
-            "h": moments(a.h),
-            "saturated": num(a.saturated),
-            "dead_units": a.dead_units,
-            "tensors": tensors,
-        })
+        let _ = write!(s, "{{\"step\":{},\"lr\":", self.step);
+        if self.lr.is_finite() {
+            let _ = write!(s, "{:?}", self.lr);
+        } else {
+            s.push_str("null");
+        }
+        for (name, m) in [("hprebn", a.hprebn), ("hpreact", a.hpreact), ("h", a.h)] {
+            let _ = write!(s, ",\"{name}\":");
+            moments_json(s, m);
+        }
+        s.push_str(",\"saturated\":");
+        num_json(s, a.saturated);
+        let _ = write!(s, ",\"dead_units\":{},\"tensors\":{{", a.dead_units);
+        for (i, (name, t)) in PARAM_NAMES.iter().zip(&self.stats.tensors).enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let _ = write!(s, "{sep}\"{name}\":{{\"grad\":");
+            moments_json(s, t.grad);
+            s.push_str(",\"data\":");
+            moments_json(s, t.data);
+            s.push_str(",\"grad_to_data\":");
+            num_json(s, t.grad_to_data);
+            s.push_str(",\"update_to_data\":");
+            num_json(s, t.update_to_data);
+            s.push('}');
+        }
+        s.push_str("}}");
     }
 
     /// The judged tensor whose update:data ratio is farthest from -3, and the ratio.
@@ -172,10 +187,23 @@ impl Kept {
         self.earlier.is_empty() && self.records.is_empty()
     }
 
-    /// Every record as `stats.json` holds it, in step order.
-    fn all(&self) -> Vec<Value> {
-        let fresh = self.records.iter().map(Record::to_json);
-        self.earlier.iter().cloned().chain(fresh).collect()
+    /// Per record in step order: its step, saturated share, dead units and the judged
+    /// tensors' update:data ratios.
+    fn series(&self) -> Vec<(f64, f64, f64, [f64; 3])> {
+        let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        let earlier = self.earlier.iter().map(|r| {
+            let u = JUDGED.map(|name| f(&r["tensors"][name]["update_to_data"]));
+            (f(&r["step"]), f(&r["saturated"]), f(&r["dead_units"]), u)
+        });
+        let fresh = self.records.iter().map(|r| {
+            let a = &r.stats.activations;
+            let u = JUDGED.map(|name| {
+                let i = PARAM_NAMES.iter().position(|n| *n == name).unwrap_or(0);
+                r.stats.tensors[i].update_to_data
+            });
+            (r.step as f64, a.saturated, a.dead_units as f64, u)
+        });
+        earlier.chain(fresh).collect()
     }
 }
 
@@ -226,18 +254,35 @@ pub fn read_before(out: &Path, before: u64) -> Result<Kept> {
 /// Writes `<out>/stats.json` atomically: the thresholds, every record in step order and the
 /// last record's histograms (one line: a long run has thousands of records).
 pub fn write(out: &Path, every: u64, kept: &Kept) -> Result<()> {
-    let doc = json!({
+    let head = json!({
         "every": every,
-        "saturated_above": num(f64::from(SATURATED)),
+        "saturated_above": SATURATED,
         "tensors": PARAM_NAMES,
         "update_to_data_judged": JUDGED,
-        "records": kept.all(),
-        "end": kept.end,
-    });
-    crate::checkpoint::write_atomic(
-        &out.join(STATS_FILE),
-        serde_json::to_string(&doc)?.as_bytes(),
-    )
+    })
+    .to_string();
+    // the head's fields, then the records and the histograms
+    let mut s = String::from(head.strip_suffix('}').unwrap_or(&head));
+    s.push_str(",\"records\":[");
+    for (i, r) in kept.earlier.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&r.to_string());
+    }
+    for (i, r) in kept.records.iter().enumerate() {
+        if i > 0 || !kept.earlier.is_empty() {
+            s.push(',');
+        }
+        r.write_json(&mut s);
+    }
+    s.push_str("],\"end\":");
+    match &kept.end {
+        Some(e) => s.push_str(&e.to_string()),
+        None => s.push_str("null"),
+    }
+    s.push('}');
+    crate::checkpoint::write_atomic(&out.join(STATS_FILE), s.as_bytes())
 }
 
 /// Draws `<out>/stats.svg` and `stats.png` from what `stats.json` holds.
@@ -247,19 +292,13 @@ pub fn draw(out: &Path, kept: &Kept) -> Result<()> {
 
 /// The four panels of `stats.svg` from what `stats.json` holds.
 fn picture(kept: &Kept) -> StatsPicture<'static> {
-    let records = kept.all();
+    let series = kept.series();
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-    let step = |r: &Value| f(&r["step"]);
-    let saturation = (records.iter())
-        .map(|r| (step(r), f(&r["saturated"]), f(&r["dead_units"])))
-        .collect();
-    let update_to_data = JUDGED
-        .iter()
-        .map(|name| Series {
+    let saturation = series.iter().map(|&(s, p, d, _)| (s, p, d)).collect();
+    let update_to_data = (JUDGED.iter().enumerate())
+        .map(|(i, name)| Series {
             name,
-            points: (records.iter())
-                .map(|r| (step(r), f(&r["tensors"][name]["update_to_data"])))
-                .collect(),
+            points: series.iter().map(|&(s, _, _, u)| (s, u[i])).collect(),
         })
         .collect();
     let hist = |v: &Value| Histogram {
