@@ -352,6 +352,10 @@ impl Histogram {
     }
 }
 
+/// The files [`StatsPicture::write`] writes.
+pub const STATS_SVG: &str = "stats.svg";
+pub const STATS_PNG: &str = "stats.png";
+
 /// What `stats.svg` and `stats.png` show.
 pub struct StatsPicture<'a> {
     /// (step, share of h saturated, dead units) per record.
@@ -463,8 +467,8 @@ impl StatsPicture<'_> {
     /// `stats.svg` and `stats.png` (the same four panels) in `out`.
     pub fn write(&self, out: &Path) -> Result<()> {
         const SIZE: (u32, u32) = (1200, 900);
-        self.draw(SVGBackend::new(&out.join("stats.svg"), SIZE).into_drawing_area())?;
-        self.draw(BitMapBackend::new(&out.join("stats.png"), SIZE).into_drawing_area())
+        self.draw(SVGBackend::new(&out.join(STATS_SVG), SIZE).into_drawing_area())?;
+        self.draw(BitMapBackend::new(&out.join(STATS_PNG), SIZE).into_drawing_area())
     }
 }
 

@@ -13,7 +13,7 @@ use makemore_core::stats::{Moments, StepStats, SATURATED};
 use makemore_core::PARAM_NAMES;
 use serde_json::{json, Value};
 
-use crate::plot::{Histogram, Series, StatsPicture};
+use crate::plot::{Histogram, Series, StatsPicture, STATS_PNG, STATS_SVG};
 
 /// Bins of the end's histograms.
 pub const BINS: usize = 50;
@@ -90,13 +90,19 @@ impl Record {
         s.push_str("}}");
     }
 
-    /// The judged tensor whose update:data ratio is farthest from -3, and the ratio.
-    fn worst_update(&self) -> Option<(&'static str, f64)> {
+    /// The judged tensors' update:data ratios, in [`JUDGED`]'s order (the parameters').
+    fn judged(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
         PARAM_NAMES
             .iter()
             .zip(&self.stats.tensors)
-            .filter(|(name, t)| JUDGED.contains(name) && t.update_to_data.is_finite())
+            .filter(|(name, _)| JUDGED.contains(name))
             .map(|(name, t)| (*name, t.update_to_data))
+    }
+
+    /// The judged tensor whose update:data ratio is farthest from -3, and the ratio.
+    fn worst_update(&self) -> Option<(&'static str, f64)> {
+        self.judged()
+            .filter(|(_, u)| u.is_finite())
             .max_by(|a, b| (a.1 + 3.0).abs().total_cmp(&(b.1 + 3.0).abs()))
     }
 
@@ -132,11 +138,7 @@ impl Record {
                 a.dead_units
             ));
         }
-        for (name, t) in PARAM_NAMES.iter().zip(&self.stats.tensors) {
-            let u = t.update_to_data;
-            if !JUDGED.contains(name) || !u.is_finite() {
-                continue;
-            }
+        for (name, u) in self.judged().filter(|(_, u)| u.is_finite()) {
             if u > UPDATE_RANGE.1 {
                 w.push(format!(
                     "warning: step {s}: {name}'s update:data ratio is 10^{u:.2}, over 10^{}: each step changes it by a large part of itself; a smaller --lr helps",
@@ -197,14 +199,29 @@ impl Kept {
         });
         let fresh = self.records.iter().map(|r| {
             let a = &r.stats.activations;
-            let u = JUDGED.map(|name| {
-                let i = PARAM_NAMES.iter().position(|n| *n == name).unwrap_or(0);
-                r.stats.tensors[i].update_to_data
-            });
+            let mut u = [f64::NAN; 3];
+            for (slot, (_, v)) in u.iter_mut().zip(r.judged()) {
+                *slot = v;
+            }
             (r.step as f64, a.saturated, a.dead_units as f64, u)
         });
         earlier.chain(fresh).collect()
     }
+}
+
+/// Removes an earlier run's `stats.json` and pictures from `out` (a new run's are its own).
+pub fn remove_earlier(out: &Path) -> Result<()> {
+    for file in [STATS_FILE, STATS_SVG, STATS_PNG] {
+        let old = out.join(file);
+        match std::fs::remove_file(&old) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e)
+                    .with_context(|| format!("removing the earlier run's {}", old.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Reads the records of `<out>/stats.json` measured before step `before` (a resumed run

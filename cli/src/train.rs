@@ -523,17 +523,7 @@ impl<'a> Trainer<'a> {
         let stats = if a.resume {
             crate::stats::read_before(&a.out, run.step)?
         } else {
-            for file in [crate::stats::STATS_FILE, "stats.svg", "stats.png"] {
-                let old = a.out.join(file);
-                match fs::remove_file(&old) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(e).with_context(|| {
-                            format!("removing the earlier run's {}", old.display())
-                        });
-                    }
-                    _ => {}
-                }
-            }
+            crate::stats::remove_earlier(&a.out)?;
             crate::stats::Kept::default()
         };
         if ds.train.len() < run.batch_size {
