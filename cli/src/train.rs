@@ -719,6 +719,10 @@ impl<'a> Trainer<'a> {
         if self.run.steps != DEFAULT_STEPS {
             cmd.extend(["--steps".into(), self.run.steps.to_string()]);
         }
+        // stats.json's records go on only with the flag
+        if self.args.stats_every > 0 {
+            cmd.extend(["--stats-every".into(), self.args.stats_every.to_string()]);
+        }
         cmd.iter()
             .map(|a| shell_quote(a))
             .collect::<Vec<_>>()

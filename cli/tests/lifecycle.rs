@@ -253,10 +253,14 @@ fn a_resume_with_nothing_to_do_says_so_and_rewrites_nothing() {
 // ------------------------------------------------------------------------------------------------
 // Nothing is lost
 
-/// Starts a long tiny run into `out` and waits until it trains.
-fn start_long_run(input: &Path, out: &Path) -> (Child, std::sync::mpsc::Receiver<String>) {
+/// Starts a long tiny run into `out` (with the flags `extra`) and waits until it trains.
+fn start_long_run(
+    input: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut args = train_args(input, out, &["--steps", "100000000"]);
-    args.extend(TINY.iter().map(|x| x.to_string()));
+    args.extend(TINY.iter().chain(extra).map(|x| x.to_string()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_makemore"))
         .args(&args)
         .stdout(Stdio::piped())
@@ -299,7 +303,7 @@ fn sigint_and_sigterm_save_print_how_to_resume_and_exit_130_143() {
     let input = words(dir.path(), "w.txt");
     for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
         let out = dir.path().join(format!("out{signal}"));
-        let (mut child, rx) = start_long_run(&input, &out);
+        let (mut child, rx) = start_long_run(&input, &out, &[]);
         kill(&child, signal);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "{signal}: {status}");
@@ -329,13 +333,51 @@ fn sigint_and_sigterm_save_print_how_to_resume_and_exit_130_143() {
     }
 }
 
+/// A run with `--stats-every` stopped by SIGINT keeps its records and draws its pictures, and the
+/// resume command it prints goes on recording.
+#[cfg(unix)]
+#[test]
+fn sigint_keeps_the_stats_and_the_resume_command_continues_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = words(dir.path(), "w.txt");
+    let out = dir.path().join("out");
+    let (mut child, rx) = start_long_run(&input, &out, &["--stats-every", "100"]);
+    kill(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let said = rx.iter().collect::<Vec<String>>().join("\n");
+    let resume_line = said
+        .lines()
+        .find(|l| l.contains("train --resume --out"))
+        .unwrap_or_else(|| panic!("no resume command: {said}"));
+    assert!(resume_line.ends_with("--stats-every 100"), "{resume_line}");
+    let step = Checkpoint::load(&out.join("model.safetensors"))
+        .unwrap()
+        .run
+        .unwrap()
+        .step;
+    let stats: serde_json::Value =
+        serde_json::from_str(&String::from_utf8(read(&out.join("stats.json"))).unwrap()).unwrap();
+    let records = stats["records"].as_array().unwrap();
+    assert_eq!(
+        records.len() as u64,
+        step.div_ceil(100),
+        "one record per 100 steps up to {step}"
+    );
+    for picture in ["stats.svg", "stats.png"] {
+        assert!(
+            out.join(picture).exists(),
+            "{picture} not drawn when stopped"
+        );
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_second_run_on_the_same_out_is_refused_while_the_first_trains() {
     let dir = tempfile::tempdir().unwrap();
     let input = words(dir.path(), "w.txt");
     let out = dir.path().join("out");
-    let (mut first, _rx) = start_long_run(&input, &out);
+    let (mut first, _rx) = start_long_run(&input, &out, &[]);
     let err = tiny(&input, &out, 10, &[]).failed();
     kill(&first, "-TERM");
     let status = first.wait().unwrap();
